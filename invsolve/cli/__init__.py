@@ -1,0 +1,30 @@
+"""The ``invsolve`` command line: a thin layer over :mod:`invsolve.api`.
+
+Exit codes: 0 success, 1 a user or data error (one ``Error: ...`` line on
+stderr), 2 a usage error.  ``INVSOLVE_DEBUG=1`` shows full tracebacks.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from . import evaluate, listing, reconstruct, simulate
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="invsolve",
+    help="Imaging inverse problems: simulate measurements, reconstruct, evaluate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("simulate")(simulate.simulate)
+app.command("reconstruct")(reconstruct.reconstruct)
+app.command("evaluate")(evaluate.evaluate)
+app.command("list")(listing.list_cmd)
+app.command("info")(listing.info)
+
+
+def main() -> None:
+    app(prog_name="invsolve")

@@ -1,0 +1,122 @@
+"""``invsolve list`` and ``invsolve info``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ._common import emit_json, handle_errors, out_console
+from ._options import JsonOpt
+
+KINDS = ("operators", "noise", "methods")
+
+
+def _fields(model) -> list[dict[str, Any]]:
+    out = []
+    for name, f in model.model_fields.items():
+        default = f.get_default(call_default_factory=True)
+        out.append({"name": name, "default": default, "help": f.description or ""})
+    return out
+
+
+def registry_listing() -> dict[str, list[dict[str, Any]]]:
+    """Everything registered, with parameters and defaults (presets show their own values)."""
+    from ..methods import METHODS
+    from ..methods import load_all as load_methods
+    from ..noise import NOISE
+    from ..noise import load_all as load_noise
+    from ..operators import OPERATORS, load_all
+
+    load_all(), load_noise(), load_methods()
+    ops = []
+    for name, e in OPERATORS.items():
+        params = _fields(e.cls.Params)
+        for p in params:
+            if p["name"] in e.defaults:
+                p["default"] = e.defaults[p["name"]]
+        ops.append({"name": name, "kind": e.cls.kind, "summary": e.summary, "noise": e.noise, "params": params})
+    noise = [{"name": n, "summary": (c.__doc__ or "").strip().splitlines()[0], "params": _fields(c.Params)}
+             for n, c in NOISE.items()]
+    methods = [{"name": n, "summary": (c.__doc__ or "").strip().splitlines()[0],
+                "operators": list(c.operators) or ["any"], "params": _fields(c.Params)} for n, c in METHODS.items()]
+    return {"operators": ops, "noise": noise, "methods": methods}
+
+
+@handle_errors
+def list_cmd(
+    what: Annotated[Optional[str], typer.Argument(help="operators, noise or methods (default: all)")] = None,
+    json: JsonOpt = None,
+) -> None:
+    """List registered operators, noise models and methods with their parameters and defaults."""
+    from ..errors import ConfigError
+
+    if what is not None and what not in KINDS:
+        raise ConfigError(f"unknown list {what!r}; valid: {', '.join(KINDS)}")
+    data = registry_listing()
+    if what:
+        data = {what: data[what]}
+    if json:
+        emit_json(data)
+        return
+    from rich.table import Table
+
+    con = out_console()
+    for kind, entries in data.items():
+        t = Table(title=kind, show_lines=True)
+        t.add_column("name", style="bold")
+        t.add_column("about")
+        t.add_column("parameters (default)")
+        for e in entries:
+            about = e["summary"]
+            if "noise" in e:
+                about += f"\ndefault noise: {e['noise']}"
+            if "operators" in e:
+                about += f"\noperators: {', '.join(e['operators'])}"
+            params = "\n".join(f"{p['name']} = {p['default']!r}" for p in e["params"]) or "-"
+            t.add_row(e["name"], about, params)
+        con.print(t)
+
+
+def runtime_info() -> dict[str, Any]:
+    import platform
+
+    import h5py
+    import numpy
+    import torch
+
+    from .. import __version__
+
+    info: dict[str, Any] = {
+        "invsolve": __version__, "python": platform.python_version(), "platform": platform.platform(),
+        "torch": torch.__version__, "numpy": numpy.__version__, "h5py": h5py.__version__,
+        "torch_threads": torch.get_num_threads(), "cuda_available": torch.cuda.is_available(),
+        "torch_cuda_build": torch.version.cuda,
+        "default_device": "cuda" if torch.cuda.is_available() else "cpu",
+    }
+    if torch.cuda.is_available():
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    try:
+        import astra
+
+        info["astra"] = astra.__version__
+        info["astra_cuda_compiled"] = bool(astra.has_feature("cuda"))
+        info["astra_cuda_usable"] = bool(astra.use_cuda())
+    except Exception as exc:  # ASTRA missing or broken: report, don't fail
+        info["astra"] = f"unavailable ({exc})"
+    return info
+
+
+@handle_errors
+def info(json: JsonOpt = None) -> None:
+    """Versions, the torch device, and whether ASTRA can use CUDA."""
+    data = runtime_info()
+    if json:
+        emit_json(data)
+        return
+    from rich.table import Table
+
+    t = Table(show_header=False)
+    for k, v in data.items():
+        t.add_row(k, str(v))
+    out_console().print(t)

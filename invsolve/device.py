@@ -1,0 +1,32 @@
+"""Device selection and seeded generators."""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import DeviceError
+
+__all__ = ["resolve_device", "make_generator"]
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without CUDA fails clearly."""
+    name = str(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                "--device cuda was requested but CUDA is not available "
+                f"(torch {torch.__version__}, {'no CUDA build' if torch.version.cuda is None else 'no GPU found'}); "
+                "use --device cpu or --device auto"
+            )
+        return torch.device(name)
+    if name == "cpu":
+        return torch.device("cpu")
+    raise DeviceError(f"unknown device {name!r}; valid: auto, cpu, cuda")
+
+
+def make_generator(seed: int, device: torch.device) -> torch.Generator:
+    """A generator on ``device`` seeded with ``seed``: same seed, same device, same numbers."""
+    return torch.Generator(device=device).manual_seed(int(seed))

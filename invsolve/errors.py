@@ -1,0 +1,46 @@
+"""Exception hierarchy.
+
+Every error a user can cause (bad files, shapes, names, configs, devices) is an
+:class:`InvsolveError`; the CLI prints it as one ``Error: ...`` line and exits
+with code 1.  Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "InvsolveError",
+    "ConfigError",
+    "DataError",
+    "ShapeError",
+    "OperatorError",
+    "DeviceError",
+    "OutputExistsError",
+]
+
+
+class InvsolveError(Exception):
+    """Base class of all user-facing errors."""
+
+
+class ConfigError(InvsolveError):
+    """A configuration file, option or parameter is invalid."""
+
+
+class DataError(InvsolveError):
+    """An input file is missing, unreadable or holds invalid values."""
+
+
+class ShapeError(DataError):
+    """An array has the wrong rank or shape."""
+
+
+class OperatorError(InvsolveError):
+    """An operator, noise model or method is unknown or incompatible."""
+
+
+class DeviceError(InvsolveError):
+    """The requested device is not available."""
+
+
+class OutputExistsError(InvsolveError):
+    """The output file exists and ``overwrite`` was not given."""

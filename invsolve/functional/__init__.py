@@ -1,0 +1,1 @@
+"""Pure tensor kernels shared by operators and methods."""

@@ -1,0 +1,128 @@
+"""HDF5 results: the documented schema, atomic writes, and reading back.
+
+Layout of an invsolve file (``format = "invsolve"``, ``format_version = 1``)::
+
+    /                      attributes:
+        format, format_version, kind ("measurement" | "reconstruction"),
+        invsolve_version, created (ISO 8601 UTC), seed, device,
+        timings (JSON: seconds per stage), source (input it came from),
+        single (true when the input was one image, not a stack),
+        operator (JSON: {"name", "params", "image_shape"}),
+        noise (JSON: {"name", ...params}),
+        method (JSON, reconstructions only: {"name", ...params})
+    /measurement           float32 (N, *range_shape)  the noisy data y
+    /ground_truth          float32 (N, H, W)          the clean images (when known)
+    /reconstruction        float32 (N, H, W)          the result (reconstructions)
+    /operator_arrays/NAME  arrays the operator needs (inpainting mask, blur kernel)
+
+A ``simulate`` output is a complete input of ``reconstruct``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError, OutputExistsError
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "check_output", "write_result", "read_result", "StoredResult"]
+
+FORMAT = "invsolve"
+FORMAT_VERSION = 1
+_JSON_ATTRS = ("operator", "noise", "method", "timings")
+
+
+def check_output(path: str | Path, overwrite: bool) -> Path:
+    """Fail early when ``path`` exists and may not be overwritten, or its folder is missing."""
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise OutputExistsError(f"output {p} already exists; pass --overwrite to replace it")
+    if not p.parent.exists():
+        raise DataError(f"output folder {p.parent} does not exist; create it first")
+    return p
+
+
+def write_result(
+    path: str | Path,
+    datasets: dict[str, np.ndarray],
+    attrs: dict[str, Any],
+    groups: dict[str, dict[str, np.ndarray]] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write an invsolve HDF5 file atomically (temporary file in the same folder, then rename).
+
+    A crash or Ctrl-C during the write leaves no output file and no temporary file.
+    """
+    import h5py
+
+    p = check_output(path, overwrite)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            for k, v in attrs.items():
+                if v is None:
+                    continue
+                f.attrs[k] = json.dumps(v) if (k in _JSON_ATTRS or isinstance(v, (dict, list))) else v
+            for name, arr in datasets.items():
+                f.create_dataset(name, data=np.asarray(arr), compression="gzip", compression_opts=4)
+            for gname, members in (groups or {}).items():
+                g = f.create_group(gname)
+                for name, arr in members.items():
+                    g.create_dataset(name, data=np.asarray(arr))
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return p
+
+
+@dataclass
+class StoredResult:
+    """An invsolve file read back: datasets, attributes and decoded JSON configs."""
+
+    path: Path
+    attrs: dict[str, Any]
+    datasets: dict[str, np.ndarray]
+    groups: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def config(self, key: str) -> dict[str, Any] | None:
+        v = self.attrs.get(key)
+        return json.loads(v) if isinstance(v, str) else v
+
+
+def read_result(path: str | Path) -> StoredResult:
+    """Read an invsolve HDF5 file; refuse files of another format with a clear message."""
+    import h5py
+
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"input file not found: {p} (check the path)")
+    try:
+        f = h5py.File(p, "r")
+    except OSError as exc:
+        raise DataError(f"cannot read {p} as HDF5 ({exc})") from None
+    with f:
+        if f.attrs.get("format") != FORMAT:
+            raise DataError(
+                f"{p} is not an invsolve result (no format='invsolve' attribute); "
+                "create measurements with `invsolve simulate` or pass images with FILE.h5:/DATASET"
+            )
+        attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+        for k in _JSON_ATTRS:
+            if isinstance(attrs.get(k), str):
+                attrs[k] = json.loads(attrs[k])
+        datasets = {k: np.asarray(v[()]) for k, v in f.items() if isinstance(v, h5py.Dataset)}
+        groups = {
+            k: {n: np.asarray(d[()]) for n, d in v.items()} for k, v in f.items() if isinstance(v, h5py.Group)
+        }
+    return StoredResult(p, attrs, datasets, groups)

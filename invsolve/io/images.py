@@ -1,0 +1,130 @@
+"""Reading images and stacks: ``file.h5:/dataset``, PNG/TIFF, ``.npy``.
+
+Every reader returns float32 in the file's own scale, except integer images,
+which are mapped to [0, 1] (uint8 / 255, uint16 / 65535).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError, ShapeError
+
+__all__ = ["split_spec", "read_array", "read_images", "check_finite", "as_stack", "HDF5_SUFFIXES"]
+
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5", ".nxs")
+_SPEC = re.compile(r"^(?P<file>.*?\.(?:h5|hdf5|hdf|he5|nxs))(?::(?P<dset>.*))?$", re.IGNORECASE)
+
+
+def split_spec(spec: str) -> tuple[Path, str | None]:
+    """Split ``file.h5:/path`` into (file, dataset); other paths get dataset None."""
+    m = _SPEC.match(str(spec))
+    if m:
+        return Path(m.group("file")), (m.group("dset") or None)
+    return Path(spec), None
+
+
+def _list_datasets(f) -> list[str]:
+    import h5py
+
+    names: list[str] = []
+    f.visititems(lambda n, o: names.append("/" + n) if isinstance(o, h5py.Dataset) else None)
+    return names
+
+
+def read_hdf5(path: Path, dataset: str | None) -> np.ndarray:
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(f"cannot read {path} as HDF5 ({exc}); is it an HDF5 file?") from None
+    with f:
+        names = _list_datasets(f)
+        if dataset is None:
+            if len(names) != 1:
+                raise DataError(
+                    f"{path} holds {len(names)} datasets; name one as {path}:/PATH "
+                    f"(datasets: {', '.join(names) or 'none'})"
+                )
+            dataset = names[0]
+        if dataset not in f or not isinstance(f[dataset], h5py.Dataset):
+            raise DataError(
+                f"no dataset {dataset!r} in {path}; datasets: {', '.join(names) or 'none'}"
+            )
+        return np.asarray(f[dataset][()])
+
+
+def _to_float(arr: np.ndarray, source: str) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) / 65535.0
+    if arr.dtype == bool:
+        return arr.astype(np.float32)
+    if np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating):
+        return arr.astype(np.float32)
+    raise DataError(f"{source} has unsupported data type {arr.dtype}; expected numbers")
+
+
+def read_array(spec: str | Path) -> np.ndarray:
+    """Read an array from HDF5 (``file.h5:/path``), ``.npy``, PNG, TIFF or JPEG as float32."""
+    path, dset = split_spec(str(spec))
+    if not path.exists():
+        raise DataError(f"input file not found: {path} (check the path)")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; give an image, .npy or HDF5 file")
+    suffix = path.suffix.lower()
+    if suffix in HDF5_SUFFIXES:
+        arr = read_hdf5(path, dset)
+    elif suffix == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise DataError(f"cannot read {path} as a NumPy array: {exc}") from None
+    elif suffix in (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"):
+        from skimage import io as skio
+
+        try:
+            arr = np.asarray(skio.imread(path))
+        except Exception as exc:
+            raise DataError(f"cannot read image {path}: {exc}") from None
+        if arr.ndim == 3 and arr.shape[-1] in (3, 4) and suffix not in (".tif", ".tiff"):
+            from skimage.color import rgb2gray
+
+            arr = rgb2gray(arr[..., :3]).astype(np.float32)  # colour -> luminance in [0, 1]
+    else:
+        raise DataError(
+            f"unsupported input type {suffix or '(none)'} for {path}; use .h5:/dataset, .npy, .png or .tif"
+        )
+    return _to_float(np.asarray(arr), str(spec))
+
+
+def check_finite(arr: np.ndarray, source: str) -> None:
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise DataError(
+            f"{source} contains {int(bad.sum())} NaN or infinite values of {arr.size}; clean or fill them first"
+        )
+
+
+def as_stack(arr: np.ndarray, source: str) -> tuple[np.ndarray, bool]:
+    """Check rank and return (N, H, W) plus whether the input was a single image."""
+    if arr.ndim == 2:
+        return arr[None], True
+    if arr.ndim == 3:
+        return arr, False
+    raise ShapeError(
+        f"{source} has shape {arr.shape} ({arr.ndim}-D); expected an image (H, W) or a stack (N, H, W)"
+    )
+
+
+def read_images(spec: str | Path) -> tuple[np.ndarray, bool]:
+    """Read an image or stack, check it, return ((N, H, W) float32, single)."""
+    arr = read_array(spec)
+    stack, single = as_stack(arr, str(spec))
+    check_finite(stack, str(spec))
+    return np.ascontiguousarray(stack, dtype=np.float32), single

@@ -1,0 +1,50 @@
+"""A PNG preview for a person: panels side by side (measurement, result, ...)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+__all__ = ["write_preview"]
+
+
+def _normalise(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    lo, hi = np.percentile(a, [0.5, 99.5])
+    if hi <= lo:
+        hi = lo + 1.0
+    return np.clip((a - lo) / (hi - lo), 0, 1)
+
+
+def write_preview(path: str | Path, panels: list[np.ndarray], overwrite: bool = False, height: int | None = None) -> Path:
+    """Write 2-D ``panels`` side by side, each contrast-stretched and resized to one height."""
+    from skimage import io as skio
+    from skimage.transform import resize
+
+    p = Path(path)
+    if p.suffix.lower() != ".png":
+        raise DataError(f"--preview needs a .png file name, got {p}")
+    if p.exists() and not overwrite:
+        raise DataError(f"preview {p} already exists; pass --overwrite to replace it")
+    h = height or max(a.shape[0] for a in panels)
+    cols = []
+    for a in panels:
+        w = max(1, round(a.shape[1] * h / a.shape[0]))
+        cols.append(resize(_normalise(a), (h, w), order=1, anti_aliasing=True))
+        cols.append(np.ones((h, 4)))
+    img = (np.concatenate(cols[:-1], axis=1) * 255).round().astype(np.uint8)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".png", dir=p.parent if str(p.parent) else ".")
+    os.close(fd)
+    try:
+        skio.imsave(tmp, img, check_contrast=False)
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return p

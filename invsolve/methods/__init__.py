@@ -1,0 +1,24 @@
+"""Classical reconstruction methods: fbp, tv, bicubic, tikhonov."""
+
+from .base import METHODS, Method, Track, build_method, load_all, no_track
+
+__all__ = ["METHODS", "Method", "Track", "build_method", "load_all", "no_track", "compatible_methods", "initial_guess"]
+
+
+def compatible_methods(operator) -> list[str]:
+    load_all()
+    kind = getattr(type(operator), "kind", "")
+    return [n for n, cls in METHODS.items() if not cls.operators or kind in cls.operators]
+
+
+def initial_guess(y, operator, noise):
+    """The classical starting point for iterative methods: FBP for CT, bicubic
+    for superresolution, the adjoint applied to y otherwise (the observation
+    itself for inpainting and blur).  Shapes: (B, *range) -> (B, H, W)."""
+    load_all()
+    kind = getattr(type(operator), "kind", "")
+    if kind == "ct":
+        return METHODS.get("fbp")(METHODS.get("fbp").Params()).run(y, operator, noise)
+    if kind == "superres":
+        return METHODS.get("bicubic")(METHODS.get("bicubic").Params()).run(y, operator, noise)
+    return operator.adjoint(y)

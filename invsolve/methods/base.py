@@ -1,0 +1,89 @@
+"""Reconstruction methods: the common interface and registry."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar, Iterable, TypeVar
+
+import torch
+
+from ..config import Params, validate_params
+from ..errors import OperatorError
+from ..registry import Registry
+
+__all__ = ["Method", "METHODS", "build_method", "Track", "no_track", "load_all"]
+
+T = TypeVar("T")
+#: ``track(iterable, description)`` wraps an iteration with a progress display.
+Track = Callable[[Iterable[T], str], Iterable[T]]
+
+
+def no_track(it: Iterable[T], description: str = "") -> Iterable[T]:
+    return it
+
+
+METHODS: Registry[type["Method"]] = Registry("method")
+
+
+class Method:
+    """Base class of reconstruction methods.
+
+    Subclasses set ``Params`` and implement :meth:`run`.  ``operators`` lists
+    the operator classes a method works with (empty: any operator).
+    """
+
+    Params: ClassVar[type[Params]] = Params
+    name: ClassVar[str] = ""
+    operators: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, params: Params):
+        self.params = params
+
+    def check(self, operator) -> None:
+        """Raise :class:`OperatorError` when the method cannot handle ``operator``."""
+        kind = getattr(type(operator), "kind", "")
+        if self.operators and kind not in self.operators:
+            from . import compatible_methods
+
+            raise OperatorError(
+                f"method {self.name!r} needs a {' or '.join(self.operators)} operator, "
+                f"but the measurement uses {operator.name!r}; methods for it: "
+                f"{', '.join(compatible_methods(operator))}"
+            )
+
+    def run(
+        self,
+        y: torch.Tensor,
+        operator,
+        noise,
+        *,
+        generator: torch.Generator | None = None,
+        track: Track = no_track,
+    ) -> torch.Tensor:
+        """Reconstruct a batch.
+
+        Arguments:
+            y: Measurements, (B, *operator.range_shape).
+            operator: The forward operator.
+            noise: The noise model whose ``nll`` is the data term.
+            generator: Random generator for stochastic steps.
+            track: Progress wrapper for iterations.
+
+        Returns:
+            Images, (B, H, W).
+        """
+        raise NotImplementedError
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": self.name, **self.params.model_dump(mode="json")}
+
+
+def load_all() -> None:
+    from . import bicubic, fbp, tikhonov, tv  # noqa: F401
+
+
+def build_method(spec: dict[str, Any]) -> Method:
+    load_all()
+    spec = dict(spec)
+    name = spec.pop("name")
+    cls = METHODS.get(name)
+    return cls(validate_params(cls.Params, spec, f"parameters of method {name!r}"))

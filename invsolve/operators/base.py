@@ -1,0 +1,143 @@
+"""Linear forward operators: the common interface.
+
+An operator maps images of ``domain_shape`` (H, W) to measurements of
+``range_shape``; both ``forward`` and ``adjoint`` accept a single item or a
+batch (B, *shape) and return the same layout.  Operators are immutable: a
+parameter change builds a new operator.  ``A.T`` is the cached adjoint
+operator, and ``A.T.T is A``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..config import Params
+from ..errors import ShapeError
+from ..registry import Registry
+
+__all__ = ["Operator", "OperatorEntry", "OPERATORS", "check_batch"]
+
+
+def check_batch(t: torch.Tensor, shape: tuple[int, ...], what: str) -> tuple[torch.Tensor, bool]:
+    """Return ``t`` as a batch (B, *shape) and whether it was a single item."""
+    n = len(shape)
+    if tuple(t.shape[-n:]) != tuple(shape) or t.dim() not in (n, n + 1):
+        raise ShapeError(
+            f"{what} has shape {tuple(t.shape)}; expected {tuple(shape)} or (B, {', '.join(map(str, shape))})"
+        )
+    return (t.unsqueeze(0), True) if t.dim() == n else (t, False)
+
+
+class Operator(torch.nn.Module):
+    """Base class of linear operators.
+
+    Subclasses set ``Params`` and implement ``_forward`` and ``_adjoint`` on
+    batches (B, *domain_shape) -> (B, *range_shape) and back.
+
+    Arguments:
+        params: The validated parameter model of the operator.
+        image_shape: (H, W) of the images it acts on.
+        arrays: Optional arrays the operator needs (e.g. a mask), as stored in HDF5.
+    """
+
+    Params: ClassVar[type[Params]] = Params
+    name: str = ""
+
+    def __init__(self, params: Params, image_shape: tuple[int, int], arrays: dict | None = None):
+        super().__init__()
+        self.params = params
+        self.image_shape = (int(image_shape[0]), int(image_shape[1]))
+        self._T: _Adjoint | None = None
+
+    # -- shapes ---------------------------------------------------------------
+    @property
+    def domain_shape(self) -> tuple[int, ...]:
+        return self.image_shape
+
+    @property
+    def range_shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    # -- application ----------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D401
+        """Apply the operator to (H, W) or (B, H, W)."""
+        xb, single = check_batch(x, self.domain_shape, f"input of operator {self.name!r}")
+        y = self._forward(xb)
+        return y[0] if single else y
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """Apply the adjoint to (*range_shape) or (B, *range_shape)."""
+        yb, single = check_batch(y, self.range_shape, f"input of the adjoint of {self.name!r}")
+        x = self._adjoint(yb)
+        return x[0] if single else x
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def T(self) -> "_Adjoint":
+        if self._T is None:
+            self._T = _Adjoint(self)
+        return self._T
+
+    # -- persistence ----------------------------------------------------------
+    def spec(self) -> dict[str, Any]:
+        """JSON-serialisable description that :func:`build_operator` rebuilds from."""
+        return {
+            "name": self.name,
+            "params": self.params.model_dump(mode="json"),
+            "image_shape": list(self.image_shape),
+        }
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Arrays to persist beside the spec (masks, kernels); empty by default."""
+        return {}
+
+    def extra_repr(self) -> str:
+        return f"{self.domain_shape} -> {self.range_shape}, {self.params!r}"
+
+
+class _Adjoint(torch.nn.Module):
+    """The adjoint of an operator, as an operator-like module (``A.T``)."""
+
+    def __init__(self, op: Operator):
+        super().__init__()
+        object.__setattr__(self, "_op", op)  # not a submodule: avoid a reference cycle in .modules()
+
+    @property
+    def domain_shape(self) -> tuple[int, ...]:
+        return self._op.range_shape
+
+    @property
+    def range_shape(self) -> tuple[int, ...]:
+        return self._op.domain_shape
+
+    @property
+    def T(self) -> Operator:
+        return self._op
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self._op.adjoint(y)
+
+    def adjoint(self, x: torch.Tensor) -> torch.Tensor:
+        return self._op(x)
+
+
+@dataclass(frozen=True)
+class OperatorEntry:
+    """A registered operator name: a class plus preset defaults and a default noise."""
+
+    cls: type[Operator]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    noise: dict[str, Any] = field(default_factory=lambda: {"name": "gaussian", "sigma": 0.01})
+    summary: str = ""
+
+
+OPERATORS: Registry[OperatorEntry] = Registry("operator")
