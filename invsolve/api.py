@@ -274,7 +274,7 @@ def load_measurement(path: str | Path) -> Measurement:
         ground_truth=st.datasets.get("ground_truth"),
         single=bool(st.attrs.get("single", False)),
         source=str(st.attrs.get("source", "")),
-        seed=st.attrs.get("seed"),
+        seed=st.attrs.get("measurement_seed", st.attrs.get("seed")),
         device=str(st.attrs.get("device", "cpu")),
         timings=dict(st.attrs.get("timings") or {}),
     )

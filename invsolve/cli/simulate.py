@@ -16,6 +16,7 @@ def simulate(
     input: Annotated[Optional[str], typer.Option("--input", "-i", help="image, stack (FILE.h5:/DATASET), PNG/TIFF or .npy")] = None,
     operator: Annotated[Optional[str], typer.Option("--operator", help="operator or preset name (see `invsolve list`)")] = None,
     op_param: Annotated[Optional[list[str]], typer.Option("--op-param", "-P", help="operator parameter KEY=VALUE (repeatable)")] = None,
+    scale: Annotated[Optional[int], typer.Option("--scale", help="superres: the factor (same as -P factor=S)")] = None,
     noise: Annotated[Optional[str], typer.Option("--noise", help="noise model (default: the operator preset's)")] = None,
     noise_param: Annotated[Optional[list[str]], typer.Option("--noise-param", "-N", help="noise parameter KEY=VALUE (repeatable)")] = None,
     config: ConfigOpt = None,
@@ -38,9 +39,12 @@ def simulate(
     from ..io.images import read_images
     from ._runs import SimulateRun
 
+    op_params = parse_assignments(op_param, "--op-param")
+    if scale is not None:
+        op_params["factor"] = scale
     run = merge_config(SimulateRun, config, {
         "input": input, "output": output, "operator": operator,
-        "operator_params": parse_assignments(op_param, "--op-param"), "noise": noise,
+        "operator_params": op_params, "noise": noise,
         "noise_params": parse_assignments(noise_param, "--noise-param"), "seed": seed, "device": device,
         "overwrite": overwrite, "quiet": quiet, "json": json, "preview": preview, "batch_size": batch_size,
     }, "simulate settings")

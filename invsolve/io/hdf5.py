@@ -71,7 +71,11 @@ def write_result(
             for k, v in attrs.items():
                 if v is None:
                     continue
-                f.attrs[k] = json.dumps(v) if (k in _JSON_ATTRS or isinstance(v, (dict, list))) else v
+                if k in _JSON_ATTRS or isinstance(v, (dict, list)):
+                    v = json.dumps(v)
+                elif isinstance(v, str):
+                    v = str(v)  # plain str: h5py cannot store str subclasses (e.g. torch's version)
+                f.attrs[k] = v
             for name, arr in datasets.items():
                 f.create_dataset(name, data=np.asarray(arr), compression="gzip", compression_opts=4)
             for gname, members in (groups or {}).items():

@@ -28,6 +28,7 @@ __all__ = ["Projector2D", "parallel_geometry", "fan_geometry", "astra_cuda_usabl
 
 _cuda_usable: bool | None = None
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 _pool_lock = threading.Lock()
 
 
@@ -82,10 +83,11 @@ def fan_geometry(
 
 def _executor(workers: int) -> ThreadPoolExecutor:
     """A persistent pool with at least ``workers`` threads (threads start lazily)."""
-    global _pool
+    global _pool, _pool_size
     with _pool_lock:
-        if _pool is None or _pool._max_workers < workers:  # grow only when needed
-            old, _pool = _pool, ThreadPoolExecutor(max(workers, os.cpu_count() or 1), "invsolve-astra")
+        if _pool is None or _pool_size < workers:  # grow only when needed
+            _pool_size = max(workers, os.cpu_count() or 1)
+            old, _pool = _pool, ThreadPoolExecutor(_pool_size, "invsolve-astra")
             if old is not None:
                 old.shutdown(wait=False)
         return _pool

@@ -16,11 +16,23 @@ from .base import OPERATORS, Operator, OperatorEntry
 
 class SuperresParams(Params):
     factor: int = Field(4, ge=1, description="subsampling stride s")
-    kernel_size: int = Field(16, ge=1, description="side of the Gaussian kernel")
-    sigma: float = Field(2.0, gt=0, description="standard deviation of the kernel in HR pixels")
+    kernel_size: int = Field(16, ge=1, description="side of the Gaussian kernel (default 4 * factor)")
+    sigma: float = Field(2.0, gt=0, description="standard deviation of the kernel in HR pixels (default factor / 2)")
     boundary: Literal["periodic", "valid"] = Field(
         "periodic", description="periodic: wrap k-1 rows/cols at bottom/right (H/s outputs); valid: no padding"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scale_kernel(cls, values):
+        # the x4 preset (16x16, sigma 2) scaled to other factors unless given
+        if isinstance(values, dict) and "factor" in values:
+            try:
+                f = int(values["factor"])
+            except (TypeError, ValueError):
+                return values  # the field validation reports it
+            values = {"kernel_size": 4 * f, "sigma": f / 2.0, **values}
+        return values
 
     @model_validator(mode="after")
     def _check(self):

@@ -1,0 +1,187 @@
+"""Operator throughput: invsolve's ``ct`` against direct ASTRA calls, and thread scaling.
+
+For each image size, angle count and batch size, the forward projection and
+the adjoint of ``build_operator("ct", ...)`` are timed against a raw baseline
+that calls ``astra.experimental.direct_FP2D/BP2D`` serially over the batch on
+preallocated float32 tensors, with the same projector and geometry.  The
+ratio invsolve/raw is measured with one thread, so it shows the bridge's
+overhead; a second table gives batch-8 throughput with 1 and 2 threads.  All
+times are the minimum over ``--repeats`` runs.  ``superres`` and ``inpaint``
+are timed too when they are registered.
+
+Usage:
+    python benchmarks/operators.py            # full run, appends to benchmarks/RESULTS.md
+    python benchmarks/operators.py --quick    # 256² and 180 angles only
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+TARGET_RATIO = 1.15
+TARGET_SPEEDUP = 1.7
+
+
+def best_times(fns: dict, repeats: int) -> dict:
+    """Minimum wall time of each function; the runs are interleaved so that load drift hits all alike."""
+    for fn in fns.values():
+        fn()  # warm-up (creates ASTRA projectors, starts pool threads)
+    best = {k: float("inf") for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best
+
+
+def raw_astra(op):
+    """An ASTRA projector with the operator's geometry, and serial FP/BP loops over a batch."""
+    import astra
+    import astra.experimental
+
+    H, W = op.image_shape
+    geom = astra.create_proj_geom("parallel", op.detector_spacing, op.detector_count, op.angles_rad)
+    pid = astra.create_projector(op.params.projector, geom, astra.create_vol_geom(H, W))
+
+    def fp(x, y):
+        for i in range(x.shape[0]):
+            astra.experimental.direct_FP2D(pid, x[i], y[i])
+
+    def bp(y, x):
+        for i in range(x.shape[0]):
+            astra.experimental.direct_BP2D(pid, x[i], y[i])
+
+    return pid, fp, bp
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import astra
+
+    return (
+        f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} "
+        f"(default threads {torch.get_num_threads()}), astra-toolbox {astra.__version__}, Python {platform.python_version()}"
+    )
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="only 256x256 with 180 angles, 3 repeats")
+    ap.add_argument("--repeats", type=int, default=None, help="timed runs per case (default 5; --quick: 3)")
+    ap.add_argument("--threads", type=int, default=2, help="thread count for the scaling table (default 2)")
+    ap.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    ap.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
+    args = ap.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 5)
+    sizes = [256] if args.quick else [256, 512]
+    angle_counts = [180] if args.quick else [180, 1000]
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import astra
+
+    from invsolve.operators import OPERATORS, build_operator, load_all
+
+    load_all()
+    default_threads = torch.get_num_threads()
+    g = torch.Generator().manual_seed(0)
+    rows, scaling, failures = [], [], []
+    for n in sizes:
+        for n_angles in angle_counts:
+            op = build_operator("ct", {"angles": n_angles}, (n, n))
+            pid, raw_fp, raw_bp = raw_astra(op)
+            for batch in (1, 8):
+                x = torch.rand((batch, n, n), generator=g)
+                y = torch.empty((batch, *op.range_shape))
+                xb = torch.empty((batch, n, n))
+                torch.set_num_threads(1)
+                t = best_times(
+                    {
+                        "raw_fp": lambda: raw_fp(x, y),
+                        "fp": lambda: op(x),
+                        "raw_bp": lambda: raw_bp(y, xb),
+                        "bp": lambda: op.adjoint(y),
+                    },
+                    repeats,
+                )
+                t_raw_fp, t_fp, t_raw_bp, t_bp = t["raw_fp"], t["fp"], t["raw_bp"], t["bp"]
+                ratio = (t_fp + t_bp) / (t_raw_fp + t_raw_bp)
+                rows.append((n, n_angles, batch, t_raw_fp, t_fp, t_raw_bp, t_bp, ratio))
+                print(f"ct {n}² {n_angles} angles batch {batch}: ratio {ratio:.3f}", flush=True)
+                if ratio > TARGET_RATIO:
+                    failures.append(f"ct {n}²/{n_angles}/B{batch} ratio {ratio:.3f} > {TARGET_RATIO}")
+                if batch == 8:
+                    t1 = t_fp + t_bp
+                    torch.set_num_threads(args.threads)
+                    tn = sum(best_times({"fp": lambda: op(x), "bp": lambda: op.adjoint(y)}, repeats).values())
+                    scaling.append((f"ct {n}², {n_angles} angles", batch / t1, batch / tn, t1 / tn))
+                    if t1 / tn < TARGET_SPEEDUP:
+                        failures.append(f"ct {n}²/{n_angles} speedup {t1 / tn:.2f} < {TARGET_SPEEDUP}")
+            astra.projector.delete(pid)
+    for name in ("superres", "inpaint"):
+        if name not in OPERATORS:
+            print(f"{name}: not registered, skipped")
+            continue
+        for n in sizes:
+            op = build_operator(name, {}, (n, n))
+            x = torch.rand((8, n, n), generator=g)
+            y = op(x)
+            res = []
+            for threads in (1, args.threads):
+                torch.set_num_threads(threads)
+                res.append(sum(best_times({"fp": lambda: op(x), "bp": lambda: op.adjoint(y)}, repeats).values()))
+            scaling.append((f"{name} {n}²", 8 / res[0], 8 / res[1], res[0] / res[1]))
+    torch.set_num_threads(default_threads)
+
+    ms = lambda t: f"{t * 1e3:.1f}"  # noqa: E731
+    lines = [
+        f"### Operators, {datetime.datetime.now().isoformat(timespec='minutes')}",
+        "",
+        f"Command: `python benchmarks/operators.py{' --quick' if args.quick else ''}"
+        f"{f' --repeats {args.repeats}' if args.repeats else ''}`  ",
+        f"Machine: {machine()}  ",
+        f"Minimum over {repeats} runs; ct: parallel beam, `linear` projector, detectors covering the diagonal; "
+        "ratio = invsolve (FP + adjoint, 1 thread) / raw ASTRA direct_FP2D/BP2D looped over the batch "
+        f"(target <= {TARGET_RATIO}).",
+        "",
+        "| size | angles | batch | raw FP ms | invsolve FP ms | raw BP ms | invsolve BP ms | ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for n, a, b, rf, f, rb, bb, r in rows:
+        lines.append(f"| {n}² | {a} | {b} | {ms(rf)} | {ms(f)} | {ms(rb)} | {ms(bb)} | {r:.3f} |")
+    lines += [
+        "",
+        f"Batch-8 throughput, forward + adjoint (target: ct speedup >= {TARGET_SPEEDUP} with {args.threads} threads):",
+        "",
+        f"| operator | images/s, 1 thread | images/s, {args.threads} threads | speedup |",
+        "|---|---|---|---|",
+    ]
+    for name, r1, rn, s in scaling:
+        lines.append(f"| {name} | {r1:.1f} | {rn:.1f} | {s:.2f} |")
+    lines += ["", "Targets: " + ("all met" if not failures else "MISSED: " + "; ".join(failures)), ""]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_append:
+        with open(args.results, "a") as fh:
+            fh.write("\n" + text)
+        print(f"appended to {args.results}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,248 @@
+"""End-to-end CLI tests on the Shepp-Logan phantom and bad-input handling."""
+
+import json
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from invsolve.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def err_line(res):
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("Error: ")
+    return lines[0]
+
+
+def simulate(tmp_path, src, operator, *extra, name="m.h5"):
+    out = tmp_path / name
+    res = run("simulate", "--operator", operator, "--input", src, "--output", out, "--seed", 0, *extra)
+    assert res.exit_code == 0, res.output + res.stderr
+    return out
+
+
+def test_readme_pipeline_ct_limited_tv_beats_fbp(tmp_path, phantom_png):
+    m = simulate(tmp_path, phantom_png, "ct-limited")
+    assert run("reconstruct", m, "--method", "fbp", "--output", tmp_path / "fbp.h5").exit_code == 0
+    r = run("reconstruct", m, "--method", "tv", "--output", tmp_path / "tv.h5", "-q")
+    assert r.exit_code == 0, r.stderr
+    res = run("evaluate", tmp_path / "fbp.h5", tmp_path / "tv.h5", "--reference", phantom_png, "--json")
+    assert res.exit_code == 0, res.stderr
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [r["input"] for r in rows] == [str(tmp_path / "fbp.h5"), str(tmp_path / "tv.h5")]
+    assert all({"input", "psnr", "ssim"} <= set(r) for r in rows)
+    fbp, tv = rows
+    assert tv["psnr"] > fbp["psnr"] + 1.0
+    assert 0 < fbp["ssim"] < tv["ssim"] <= 1
+
+
+@pytest.mark.parametrize(
+    "operator,methods,floor",
+    [("ct-lowdose", ["fbp", "tv"], 20.0), ("superres", ["bicubic", "tv"], 15.0), ("inpaint", ["tv", "tikhonov"], 18.0),
+     ("blur", ["tikhonov", "tv"], 18.0)],
+)
+def test_end_to_end_operators(tmp_path, phantom_png, operator, methods, floor):
+    m = simulate(tmp_path, phantom_png, operator)
+    outs = []
+    for meth in methods:
+        out = tmp_path / f"{meth}.h5"
+        res = run("reconstruct", m, "-m", meth, "-o", out, "--json")
+        assert res.exit_code == 0, res.stderr
+        summary = json.loads(res.stdout)
+        assert summary["method"] == meth and summary["psnr"] > floor
+        outs.append(out)
+    res = run("evaluate", *outs, "--json")  # ground truth stored in the files
+    assert res.exit_code == 0 and len(res.stdout.splitlines()) == len(methods)
+
+
+def test_simulate_output_is_complete_input_of_reconstruct(tmp_path, phantom_png):
+    m = simulate(tmp_path, phantom_png, "ct", "-P", "angles=60", "-P", "geometry=fan", "--noise", "gaussian",
+                 "-N", "sigma=0.5")
+    with h5py.File(m) as f:
+        op = json.loads(f.attrs["operator"])
+        assert op["name"] == "ct" and op["params"]["angles"] == 60 and op["params"]["geometry"] == "fan"
+        assert json.loads(f.attrs["noise"]) == {"name": "gaussian", "sigma": 0.5}
+        assert f["measurement"].shape[1] == 60
+        assert f.attrs["seed"] == 0 and f.attrs["invsolve_version"]
+    out = tmp_path / "r.h5"
+    assert run("reconstruct", m, "-o", out, "-q").exit_code == 0
+    with h5py.File(out) as f:
+        assert f["reconstruction"].shape == (1, 64, 64)
+        assert json.loads(f.attrs["method"])["name"] == "fbp"
+        assert json.loads(f.attrs["operator"]) == op
+        assert "reconstruct" in json.loads(f.attrs["timings"])
+
+
+def test_same_seed_same_measurement(tmp_path, phantom_png):
+    a = simulate(tmp_path, phantom_png, "superres", name="a.h5")
+    b = simulate(tmp_path, phantom_png, "superres", name="b.h5")
+    c = simulate(tmp_path, phantom_png, "superres", "--seed", 1, name="c.h5")
+    with h5py.File(a) as fa, h5py.File(b) as fb, h5py.File(c) as fc:
+        assert np.array_equal(fa["measurement"][()], fb["measurement"][()])
+        assert not np.array_equal(fa["measurement"][()], fc["measurement"][()])
+
+
+def test_config_file_with_flags_overriding(tmp_path, phantom_png):
+    cfg = tmp_path / "sim.toml"
+    cfg.write_text(f'input = "{phantom_png}"\noperator = "ct"\nseed = 3\n[operator_params]\nangles = 30\n'
+                   '[noise_params]\nsigma = 0.2\n')
+    out = tmp_path / "m.h5"
+    res = run("simulate", "--config", cfg, "-o", out, "-P", "angles=40")
+    assert res.exit_code == 0, res.stderr
+    with h5py.File(out) as f:
+        assert f["measurement"].shape[1] == 40 and f.attrs["seed"] == 3
+        assert json.loads(f.attrs["noise"])["sigma"] == 0.2
+    ycfg = tmp_path / "rec.yaml"
+    ycfg.write_text("method: tikhonov\nmethod_params:\n  alpha: 0.05\n")
+    res = run("reconstruct", out, "--config", ycfg, "-o", tmp_path / "r.h5", "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["method"] == "tikhonov"
+
+
+def test_preview_png(tmp_path, phantom_png):
+    m = simulate(tmp_path, phantom_png, "superres", "--preview", tmp_path / "sim.png")
+    res = run("reconstruct", m, "-m", "bicubic", "-o", tmp_path / "r.h5", "--preview", tmp_path / "r.png")
+    assert res.exit_code == 0
+    from skimage import io
+
+    img = io.imread(tmp_path / "r.png")
+    assert img.shape[0] == 64 and img.shape[1] > 2 * 64  # two panels side by side
+
+
+def test_list_and_info(tmp_path):
+    res = run("list", "--json")
+    data = json.loads(res.stdout)
+    ops = {o["name"]: o for o in data["operators"]}
+    assert ops["ct-lowdose"]["noise"]["name"] == "poisson"
+    angles = {p["name"]: p["default"] for p in ops["ct-limited"]["params"]}["angles"]
+    assert angles == 800
+    assert {m["name"] for m in data["methods"]} == {"fbp", "tv", "bicubic", "tikhonov"}
+    assert {n["name"] for n in data["noise"]} == {"gaussian", "poisson", "mixed"}
+    res = run("info", "--json")
+    info = json.loads(res.stdout)
+    assert info["astra"].startswith("2.5") and info["cuda_available"] in (True, False)
+    assert run("list", "operators").exit_code == 0
+
+
+# -- bad input -----------------------------------------------------------------
+
+
+def test_missing_file(tmp_path):
+    res = run("simulate", "--operator", "ct", "-i", tmp_path / "nope.png", "-o", tmp_path / "m.h5")
+    assert res.exit_code == 1
+    assert "input file not found" in err_line(res) and "nope.png" in res.stderr
+    assert not (tmp_path / "m.h5").exists()
+
+
+def test_wrong_hdf5_dataset(tmp_path):
+    p = tmp_path / "stack.h5"
+    with h5py.File(p, "w") as f:
+        f["images"] = np.zeros((2, 16, 16), np.float32)
+    res = run("simulate", "--operator", "inpaint", "-i", f"{p}:/imgs", "-o", tmp_path / "m.h5")
+    assert res.exit_code == 1
+    assert "no dataset '/imgs'" in err_line(res) and "/images" in res.stderr
+    res = run("simulate", "--operator", "inpaint", "-i", f"{p}:/images", "-o", tmp_path / "m.h5", "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["images"] == 2
+
+
+@pytest.mark.parametrize("shape", [(16,), (1, 2, 16, 16)])
+def test_wrong_rank(tmp_path, shape):
+    p = tmp_path / "a.npy"
+    np.save(p, np.zeros(shape, np.float32))
+    res = run("simulate", "--operator", "blur", "-i", p, "-o", tmp_path / "m.h5")
+    assert res.exit_code == 1
+    assert f"{len(shape)}-D" in err_line(res) and "expected an image (H, W) or a stack (N, H, W)" in res.stderr
+
+
+def test_nan_input(tmp_path):
+    p = tmp_path / "a.npy"
+    a = np.zeros((16, 16), np.float32)
+    a[3, 4] = np.nan
+    np.save(p, a)
+    res = run("simulate", "--operator", "blur", "-i", p, "-o", tmp_path / "m.h5")
+    assert res.exit_code == 1 and "NaN" in err_line(res)
+
+
+def test_unknown_operator_and_method(tmp_path, phantom_png):
+    res = run("simulate", "--operator", "ct-limted", "-i", phantom_png, "-o", tmp_path / "m.h5")
+    assert res.exit_code == 1
+    line = err_line(res)
+    assert "unknown operator 'ct-limted'" in line and "valid: " in line and "ct-limited" in line
+    m = simulate(tmp_path, phantom_png, "superres")
+    res = run("reconstruct", m, "-m", "tvv", "-o", tmp_path / "r.h5")
+    assert res.exit_code == 1 and "valid: bicubic, fbp, tikhonov, tv" in err_line(res)
+    res = run("reconstruct", m, "-m", "fbp", "-o", tmp_path / "r.h5")
+    assert res.exit_code == 1 and "needs a ct operator" in err_line(res) and "bicubic" in res.stderr
+
+
+def test_config_with_unknown_key(tmp_path, phantom_png):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"input": str(phantom_png), "operater": "ct"}))
+    res = run("simulate", "-c", cfg, "-o", tmp_path / "m.h5")
+    assert res.exit_code == 1 and "unknown key 'operater'" in err_line(res)
+    res = run("simulate", "-i", phantom_png, "--operator", "ct", "-P", "angels=3", "-o", tmp_path / "m.h5")
+    assert res.exit_code == 1 and "unknown key 'angels'" in err_line(res) and "angles" in res.stderr
+
+
+def test_device_cuda_without_cuda(tmp_path, phantom_png):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present")
+    res = run("simulate", "--operator", "ct", "-i", phantom_png, "-o", tmp_path / "m.h5", "--device", "cuda")
+    assert res.exit_code == 1 and "CUDA is not available" in err_line(res)
+
+
+def test_existing_output_needs_overwrite(tmp_path, phantom_png):
+    m = simulate(tmp_path, phantom_png, "inpaint")
+    before = m.read_bytes()
+    res = run("simulate", "--operator", "inpaint", "-i", phantom_png, "-o", m, "--seed", 5)
+    assert res.exit_code == 1 and "--overwrite" in err_line(res)
+    assert m.read_bytes() == before
+    res = run("simulate", "--operator", "inpaint", "-i", phantom_png, "-o", m, "--seed", 5, "--overwrite")
+    assert res.exit_code == 0 and m.read_bytes() != before
+
+
+def test_usage_error_exit_2():
+    res = run("simulate", "--no-such-flag")
+    assert res.exit_code == 2
+
+
+def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
+    from invsolve.io import hdf5
+
+    out = tmp_path / "r.h5"
+
+    class Boom:
+        def __array__(self, *a, **k):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        hdf5.write_result(out, {"a": np.zeros(3), "b": Boom()}, {"kind": "x"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigint_during_reconstruct_leaves_no_output(tmp_path, phantom_png):
+    import os
+    import signal
+    import time
+
+    m = simulate(tmp_path, phantom_png, "ct-limited")
+    out = tmp_path / "tv.h5"
+    proc = subprocess.Popen([sys.executable, "-m", "invsolve", "reconstruct", str(m), "-m", "tv", "-M",
+                             "iterations=100000", "-o", str(out), "-q"], stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "interrupted" in err
+    assert sorted(os.listdir(tmp_path)) == ["m.h5", "phantom.png"]
