@@ -27,4 +27,10 @@ app.command("info")(listing.info)
 
 
 def main() -> None:
-    app(prog_name="invsolve")
+    import sys
+
+    try:
+        app(prog_name="invsolve")
+    except KeyboardInterrupt:  # e.g. Ctrl-C while heavy modules import
+        print("Error: interrupted; no output was written", file=sys.stderr)
+        sys.exit(130)

@@ -40,17 +40,17 @@ class Operator(torch.nn.Module):
 
     Arguments:
         params: The validated parameter model of the operator.
-        image_shape: (H, W) of the images it acts on.
+        image_shape: (H, W) of the images it acts on, or (d,) for vector operators.
         arrays: Optional arrays the operator needs (e.g. a mask), as stored in HDF5.
     """
 
     Params: ClassVar[type[Params]] = Params
     name: str = ""
 
-    def __init__(self, params: Params, image_shape: tuple[int, int], arrays: dict | None = None):
+    def __init__(self, params: Params, image_shape: tuple[int, ...], arrays: dict | None = None):
         super().__init__()
         self.params = params
-        self.image_shape = (int(image_shape[0]), int(image_shape[1]))
+        self.image_shape = tuple(int(s) for s in image_shape)
         self._T: _Adjoint | None = None
 
     # -- shapes ---------------------------------------------------------------

@@ -1,0 +1,106 @@
+"""Posterior summaries shared by every sampler: running moments, quantiles,
+credible-interval coverage, and the HDF5 layout of posterior outputs.
+
+A posterior file is an invsolve result (see :mod:`invsolve.io.hdf5`) with
+``kind = "posterior"`` and the datasets::
+
+    /reconstruction      float32 (N, *x_shape)      the posterior mean (so `evaluate` works)
+    /posterior_mean      float32 (N, *x_shape)
+    /posterior_std       float32 (N, *x_shape)      pixel-wise standard deviation
+    /quantiles           float32 (N, Q, *x_shape)   attribute `levels`: the Q quantile levels
+    /samples             float32 (N, S, *x_shape)   only when samples are kept
+    /measurement, /ground_truth, /operator_arrays   as for reconstructions
+
+and the attribute ``sampler`` (JSON: the sampler's name and settings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+__all__ = ["RunningMoments", "PosteriorSummary", "summarize_samples", "interval_coverage"]
+
+
+class RunningMoments:
+    """Welford's running mean and variance over samples of shape (B, *shape).
+
+    Memory does not grow with the number of samples.  ``update(x)`` adds one
+    sample per batch item; ``update(x, dim=1)`` adds a set of samples (B, S, *shape).
+
+    References:
+        Welford, Note on a method for calculating corrected sums of squares
+        and products, Technometrics 4(3) (1962).
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean: torch.Tensor | None = None
+        self.m2: torch.Tensor | None = None
+
+    def update(self, x: torch.Tensor, dim: int | None = None) -> None:
+        x = x.detach().to(torch.float64)
+        xs = x.unbind(dim) if dim is not None else (x,)
+        for s in xs:
+            self.n += 1
+            if self.mean is None:
+                self.mean = s.clone()
+                self.m2 = torch.zeros_like(s)
+                continue
+            d = s - self.mean
+            self.mean += d / self.n
+            self.m2 += d * (s - self.mean)
+
+    @property
+    def var(self) -> torch.Tensor:
+        if self.mean is None:
+            raise ValueError("no samples")
+        return self.m2 / max(self.n - 1, 1)
+
+    @property
+    def std(self) -> torch.Tensor:
+        return self.var.sqrt()
+
+
+@dataclass
+class PosteriorSummary:
+    """Posterior outputs of N measurements (numpy, float32)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    quantiles: np.ndarray | None = None
+    levels: tuple[float, ...] = ()
+    samples: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
+
+
+def summarize_samples(samples: torch.Tensor, levels=(), keep: bool = False) -> PosteriorSummary:
+    """Summaries of samples (N, S, *shape): mean, std (unbiased), quantiles at ``levels``."""
+    s = samples.detach().to(torch.float64)
+    q = None
+    if levels:
+        q = torch.quantile(s.flatten(2), torch.tensor(levels, dtype=torch.float64), dim=1)
+        q = q.permute(1, 0, 2).reshape(s.shape[0], len(levels), *s.shape[2:]).float().cpu().numpy()
+    return PosteriorSummary(
+        mean=s.mean(1).float().cpu().numpy(),
+        std=s.std(1, unbiased=s.shape[1] > 1).float().cpu().numpy(),
+        quantiles=q,
+        levels=tuple(levels),
+        samples=samples.float().cpu().numpy() if keep else None,
+    )
+
+
+def interval_coverage(truth: np.ndarray, quantiles: np.ndarray, levels, mass: float) -> float:
+    """Fraction of entries of ``truth`` (N, *shape) inside the central credible
+    interval of probability ``mass``, read from ``quantiles`` (N, Q, *shape) at ``levels``.
+
+    The interval is [q_{(1-mass)/2}, q_{(1+mass)/2}]; both levels must be present.
+    """
+    levels = [round(float(v), 6) for v in levels]
+    lo, hi = round((1 - mass) / 2, 6), round((1 + mass) / 2, 6)
+    if lo not in levels or hi not in levels:
+        raise ValueError(f"coverage at {mass} needs quantile levels {lo} and {hi}; have {levels}")
+    ql, qh = quantiles[:, levels.index(lo)], quantiles[:, levels.index(hi)]
+    return float(np.mean((truth >= ql) & (truth <= qh)))
