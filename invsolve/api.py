@@ -46,6 +46,12 @@ __all__ = [
     "save_reconstruction",
     "load_estimate",
     "resolve_noise",
+    "Posterior",
+    "sample_posterior",
+    "save_posterior",
+    "default_method",
+    "Estimate",
+    "coverage",
 ]
 
 
@@ -119,13 +125,19 @@ def simulate(
     source: str = "",
     single: bool | None = None,
 ) -> Measurement:
-    """Simulate y = noise(A x) for an image (H, W) or a stack (N, H, W)."""
+    """Simulate y = noise(A x) for an image (H, W) or a stack (N, H, W).
+
+    For a vector operator (``domain_ndim = 1``, e.g. ``linear``) the input is
+    a vector (d,) or N vectors (N, d).
+    """
     t0 = time.perf_counter()
     arr = np.asarray(images, dtype=np.float32)
-    if arr.ndim == 2:
+    ndim = getattr(operator_entry(operator).cls, "domain_ndim", 2)
+    if arr.ndim == ndim:
         arr, single = arr[None], True if single is None else single
-    if arr.ndim != 3:
-        raise ShapeError(f"images have shape {arr.shape}; expected (H, W) or (N, H, W)")
+    if arr.ndim != ndim + 1:
+        want = "(d,) or (N, d) vectors" if ndim == 1 else "(H, W) or (N, H, W)"
+        raise ShapeError(f"{'inputs' if ndim == 1 else 'images'} have shape {arr.shape}; expected {want}")
     if not np.isfinite(arr).all():
         raise DataError("images contain NaN or infinite values; clean or fill them first")
     dev = resolve_device(device)
@@ -154,19 +166,42 @@ def simulate(
 
 def reconstruct(
     measurement: Measurement,
-    method: str = "fbp",
+    method: str | None = None,
     method_params: dict[str, Any] | None = None,
     seed: int = 0,
     device: str = "auto",
     batch_size: int = 8,
     track=no_track,
+    prior: str | None = None,
+    prior_file: str | None = None,
+    zero_shot: bool = False,
+    prior_params: dict[str, Any] | None = None,
 ) -> Reconstruction:
-    """Reconstruct every item of ``measurement`` with a classical method."""
+    """Reconstruct every item of ``measurement``.
+
+    Without a prior: a classical method (default ``fbp`` for CT, ``bicubic`` for
+    superresolution, ``tv`` otherwise).  With ``prior`` (and ``prior_file``, or
+    ``zero_shot`` for superresolution): the MAP estimate with that patch prior.
+    """
     t0 = time.perf_counter()
     dev = resolve_device(device)
     op = measurement.build_operator(dev)
     nm = build_noise(measurement.noise)
-    m = build_method({"name": method, **(method_params or {})})
+    timings: dict[str, float] = {}
+    if prior is not None or zero_shot:
+        if method not in (None, "map"):
+            raise OperatorError(f"--prior uses the MAP method; drop --method {method} or the prior")
+        from .methods.patch_map import PatchMAP
+
+        from .config import validate_params
+
+        params = validate_params(PatchMAP.Params, method_params or {}, "parameters of method 'map'")
+        pr = _resolve_prior(prior, prior_file, zero_shot, measurement, op, prior_params, seed, dev, track, timings)
+        m = PatchMAP(params, prior=pr, zero_shot=zero_shot)
+    else:
+        m = build_method({"name": method or default_method(op), **(method_params or {})})
+        if m.name == "map":
+            raise OperatorError("method 'map' needs a prior: give --prior NAME --prior-file FILE")
     m.check(op)
     y_all = np.asarray(measurement.measurement, dtype=np.float32)
     if tuple(y_all.shape[1:]) != tuple(op.range_shape):
@@ -179,14 +214,165 @@ def reconstruct(
     for sl in _batches(len(y_all), batch_size):
         y = torch.from_numpy(y_all[sl]).to(dev)
         out.append(m.run(y, op, nm, generator=gen, track=track).detach().cpu().numpy())
+    spec = m.spec()
+    if getattr(m, "prior", None) is not None:
+        spec.update(prior=m.prior.name, prior_file=prior_file, zero_shot=zero_shot, settings=m.settings(op))
     return Reconstruction(
         images=np.concatenate(out).astype(np.float32),
-        method=m.spec(),
+        method=spec,
         measurement=measurement,
         seed=seed,
         device=str(dev),
-        timings={"reconstruct": time.perf_counter() - t0},
+        timings={**timings, "reconstruct": time.perf_counter() - t0},
     )
+
+
+def default_method(operator) -> str:
+    kind = getattr(type(operator), "kind", "")
+    return {"ct": "fbp", "superres": "bicubic"}.get(kind, "tv")
+
+
+def _resolve_prior(prior, prior_file, zero_shot, measurement, op, prior_params, seed, dev, track, timings):
+    """Load a prior file, or train a zero-shot patch flow on the observation itself."""
+    from .api_priors import load_prior, train_prior
+
+    if zero_shot:
+        if getattr(type(op), "kind", "") != "superres":
+            raise OperatorError(f"--zero-shot needs a superres measurement, not {op.name!r}")
+        if prior not in (None, "patchnr"):
+            raise OperatorError("--zero-shot trains a patchnr prior; use --prior patchnr")
+        if prior_file is not None:
+            raise OperatorError("--zero-shot trains its prior on the observation; drop --prior-file")
+        t = time.perf_counter()
+        params = {"steps": 10000, "batch_size": 128, "lr": 1e-4, **(prior_params or {})}
+        steps = int(params.pop("steps"))
+        pr, _ = train_prior("patchnr", measurement.measurement, None, params, steps=steps, seed=seed,
+                            device=str(dev), track=track)
+        timings["zero_shot_training"] = time.perf_counter() - t
+        return pr
+    if prior_file is None:
+        raise OperatorError(f"--prior {prior} needs --prior-file FILE (train one with `invsolve train-prior`)")
+    pr = load_prior(prior_file, device=str(dev))
+    if pr.name != prior:
+        raise OperatorError(f"{prior_file} holds a {pr.name!r} prior, not {prior!r}; use --prior {pr.name}")
+    return pr
+
+
+@dataclass
+class Posterior:
+    """Posterior outputs for every item of a measurement: mean/std (N, *x_shape),
+    quantiles (N, Q, *x_shape) at ``levels``, samples (N, S, *x_shape) when kept."""
+
+    summary: Any
+    sampler: dict[str, Any]
+    measurement: Measurement
+    seed: int
+    device: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def sample_posterior(
+    measurement: Measurement,
+    *,
+    sampler: str | None = None,
+    sampler_file: str | None = None,
+    prior: str | None = None,
+    prior_file: str | None = None,
+    sampler_params: dict[str, Any] | None = None,
+    num_samples: int = 64,
+    chains: int | None = None,
+    levels: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95),
+    keep_samples: bool = False,
+    seed: int = 0,
+    device: str = "auto",
+    batch_size: int = 8,
+    track=no_track,
+) -> Posterior:
+    """Posterior samples and their summaries for every item of ``measurement``.
+
+    Either a trained conditional sampler (``sampler_file``, from ``train-sampler``)
+    draws ``num_samples`` per measurement, or ``sampler="langevin"`` runs Langevin
+    chains on the data term plus a patch prior (``prior``, ``prior_file``).
+    """
+    from .posterior import PosteriorSummary, summarize_samples
+
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    gen = make_generator(seed, dev)
+    y_all = np.asarray(measurement.measurement, dtype=np.float32)
+    levels = tuple(sorted(float(v) for v in levels))
+    if any(not 0 < v < 1 for v in levels):
+        raise OperatorError(f"quantile levels must lie in (0, 1), got {list(levels)}")
+    parts = []
+    if sampler_file is not None:
+        if prior is not None or prior_file is not None:
+            raise OperatorError("give either --sampler-file (a trained sampler) or --prior (Langevin), not both")
+        from .samplers import load_sampler
+
+        smp = load_sampler(sampler_file, dev)
+        if sampler not in (None, smp.name):
+            raise OperatorError(f"{sampler_file} holds a {smp.name!r} sampler, not {sampler!r}")
+        smp.check_measurement(measurement)
+        spec = {"name": smp.name, "file": str(sampler_file), "num_samples": num_samples}
+        for sl in _batches(len(y_all), batch_size):
+            y = torch.from_numpy(y_all[sl]).to(dev)
+            with torch.no_grad():
+                parts.append(summarize_samples(smp.sample(y, num_samples, generator=gen, track=track), levels,
+                                               keep=keep_samples))
+    else:
+        if (sampler or "langevin") != "langevin":
+            raise OperatorError(
+                f"sampler {sampler!r} needs --sampler-file (train one with `invsolve train-sampler`); "
+                "without a file the valid sampler is: langevin"
+            )
+        if prior is None:
+            raise OperatorError("give --sampler-file FILE, or --prior NAME --prior-file FILE for Langevin sampling")
+        from .config import validate_params
+        from .langevin import LangevinParams, langevin_sample
+        from .methods.patch_map import preset_for
+
+        op = measurement.build_operator(dev)
+        nm = build_noise(measurement.noise)
+        opts = {**(sampler_params or {})}
+        if chains is not None:
+            opts["chains"] = chains
+        if keep_samples:
+            opts["keep_samples"] = True
+        params = validate_params(LangevinParams, opts, "parameters of sampler 'langevin'")
+        pr = _resolve_prior(prior, prior_file, False, measurement, op, None, seed, dev, track, {})
+        settings = preset_for(op.name, getattr(type(op), "kind", ""), pr.name)
+        spec = {"name": "langevin", "prior": pr.name, "prior_file": str(prior_file), **params.model_dump()}
+        for sl in _batches(len(y_all), batch_size):
+            y = torch.from_numpy(y_all[sl]).to(dev)
+            parts.append(langevin_sample(y, op, nm, pr, params, settings, levels, generator=gen, track=track))
+        spec.update(parts[0].info)
+
+    def cat(name):
+        vals = [getattr(p, name) for p in parts]
+        return None if vals[0] is None else np.concatenate(vals).astype(np.float32)
+
+    summary = PosteriorSummary(mean=cat("mean"), std=cat("std"), quantiles=cat("quantiles"),
+                               levels=parts[0].levels, samples=cat("samples"))
+    return Posterior(summary, spec, measurement, seed, str(dev), {"sample_posterior": time.perf_counter() - t0})
+
+
+def save_posterior(post: Posterior, path: str | Path, overwrite: bool = False) -> Path:
+    """Write a posterior file (layout in :mod:`invsolve.posterior`)."""
+    from .io.hdf5 import write_result
+
+    m, s = post.measurement, post.summary
+    data = {"reconstruction": s.mean, "posterior_mean": s.mean, "posterior_std": s.std,
+            "measurement": m.measurement}
+    if s.quantiles is not None:
+        data["quantiles"] = s.quantiles
+    if s.samples is not None:
+        data["samples"] = s.samples
+    if m.ground_truth is not None:
+        data["ground_truth"] = m.ground_truth
+    attrs = {"kind": "posterior", "operator": m.operator, "noise": m.noise, "sampler": post.sampler,
+             "quantile_levels": list(s.levels), "measurement_seed": m.seed,
+             **_provenance(post.seed, post.device, {**m.timings, **post.timings}, m.source, m.single)}
+    return write_result(path, data, attrs, {"operator_arrays": m.arrays} if m.arrays else None, overwrite)
 
 
 def evaluate(estimate: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
@@ -280,11 +466,21 @@ def load_measurement(path: str | Path) -> Measurement:
     )
 
 
-def load_estimate(spec: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Images to evaluate and, when stored, their ground truth.
+@dataclass
+class Estimate:
+    """Images to evaluate, with what the file stores beside them."""
 
-    ``spec`` is an invsolve result (its ``/reconstruction``), ``file.h5:/dataset``,
-    an image file or ``.npy``.
+    images: np.ndarray
+    ground_truth: np.ndarray | None = None
+    quantiles: np.ndarray | None = None
+    levels: tuple[float, ...] = ()
+
+
+def load_estimate(spec: str) -> Estimate:
+    """Images to evaluate and, when stored, their ground truth and posterior quantiles.
+
+    ``spec`` is an invsolve result (its ``/reconstruction``; for posteriors the
+    mean), ``file.h5:/dataset``, an image file or ``.npy``.
     """
     from .io.hdf5 import FORMAT
     from .io.images import HDF5_SUFFIXES, as_stack, check_finite, read_images, split_spec
@@ -306,6 +502,23 @@ def load_estimate(spec: str) -> tuple[np.ndarray, np.ndarray | None]:
                 raise DataError(f"{path} holds no /reconstruction; pass the output of `invsolve reconstruct`")
             est, _ = as_stack(st.datasets["reconstruction"].astype(np.float32), str(path))
             check_finite(est, f"{path}:/reconstruction")
-            return est, st.datasets.get("ground_truth")
+            return Estimate(est, st.datasets.get("ground_truth"), st.datasets.get("quantiles"),
+                            tuple(st.attrs.get("quantile_levels") or ()))
     est, _ = read_images(spec)
-    return est, None
+    return Estimate(est)
+
+
+def coverage(estimate: Estimate, truth: np.ndarray, masses=(0.5, 0.9)) -> dict[str, float]:
+    """Coverage of the central credible intervals stored as quantiles, e.g. ``{"coverage_90": 0.91}``."""
+    from .posterior import interval_coverage
+
+    out = {}
+    if estimate.quantiles is None:
+        return out
+    t = np.broadcast_to(truth, estimate.images.shape) if truth.shape[0] == 1 else truth
+    for mass in masses:
+        try:
+            out[f"coverage_{round(mass * 100)}"] = interval_coverage(t, estimate.quantiles, estimate.levels, mass)
+        except ValueError:
+            continue
+    return out

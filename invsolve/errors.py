@@ -12,6 +12,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "ShapeError",
+    "CheckpointError",
     "OperatorError",
     "DeviceError",
     "OutputExistsError",
@@ -32,6 +33,10 @@ class DataError(InvsolveError):
 
 class ShapeError(DataError):
     """An array has the wrong rank or shape."""
+
+
+class CheckpointError(DataError):
+    """A prior or training checkpoint file is missing, damaged or incompatible."""
 
 
 class OperatorError(InvsolveError):

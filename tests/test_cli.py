@@ -126,7 +126,7 @@ def test_list_and_info(tmp_path):
     assert ops["ct-lowdose"]["noise"]["name"] == "poisson"
     angles = {p["name"]: p["default"] for p in ops["ct-limited"]["params"]}["angles"]
     assert angles == 800
-    assert {m["name"] for m in data["methods"]} == {"fbp", "tv", "bicubic", "tikhonov"}
+    assert {m["name"] for m in data["methods"]} == {"fbp", "tv", "bicubic", "tikhonov", "map"}
     assert {n["name"] for n in data["noise"]} == {"gaussian", "poisson", "mixed"}
     res = run("info", "--json")
     info = json.loads(res.stdout)
@@ -180,7 +180,7 @@ def test_unknown_operator_and_method(tmp_path, phantom_png):
     assert "unknown operator 'ct-limted'" in line and "valid: " in line and "ct-limited" in line
     m = simulate(tmp_path, phantom_png, "superres")
     res = run("reconstruct", m, "-m", "tvv", "-o", tmp_path / "r.h5")
-    assert res.exit_code == 1 and "valid: bicubic, fbp, tikhonov, tv" in err_line(res)
+    assert res.exit_code == 1 and "valid: bicubic, fbp, map, tikhonov, tv" in err_line(res)
     res = run("reconstruct", m, "-m", "fbp", "-o", tmp_path / "r.h5")
     assert res.exit_code == 1 and "needs a ct operator" in err_line(res) and "bicubic" in res.stderr
 

@@ -9,10 +9,13 @@ from invsolve.operators import OPERATORS, build_operator, load_all
 load_all()
 NAMES = OPERATORS.names()
 SHAPE = (48, 48)
+# operators on vectors need their own parameters and a (d,) shape
+VECTOR = {"linear": ({"diagonal": [1.0, 0.5, 0.25, 2.0, -1.0, 3.0]}, (6,))}
 
 
 def make(name):
-    return build_operator(name, {}, SHAPE)
+    params, shape = VECTOR.get(name, ({}, SHAPE))
+    return build_operator(name, params, shape)
 
 
 def test_registry_has_the_issue_operators():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from . import evaluate, listing, reconstruct, simulate
+from . import evaluate, listing, reconstruct, sample_posterior, simulate
 
 __all__ = ["app", "main"]
 
@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 app.command("simulate")(simulate.simulate)
 app.command("reconstruct")(reconstruct.reconstruct)
+app.command("sample-posterior")(sample_posterior.sample_posterior)
 app.command("evaluate")(evaluate.evaluate)
 app.command("list")(listing.list_cmd)
 app.command("info")(listing.info)

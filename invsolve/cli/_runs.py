@@ -35,8 +35,27 @@ class SimulateRun(Common):
 class ReconstructRun(Common):
     measurement: str
     output: str
-    method: str = "fbp"
+    method: str | None = None
     method_params: dict[str, Any] = Field(default_factory=dict)
+    prior: str | None = None
+    prior_file: str | None = None
+    zero_shot: bool = False
+    prior_params: dict[str, Any] = Field(default_factory=dict)
+    batch_size: int = Field(8, ge=1)
+
+
+class SamplePosteriorRun(Common):
+    measurement: str
+    output: str
+    sampler: str | None = None
+    sampler_file: str | None = None
+    prior: str | None = None
+    prior_file: str | None = None
+    sampler_params: dict[str, Any] = Field(default_factory=dict)
+    num_samples: int = Field(64, ge=1)
+    chains: int | None = Field(None, ge=1)
+    quantiles: list[float] = Field(default_factory=lambda: [0.05, 0.25, 0.5, 0.75, 0.95])
+    save_samples: bool = False
     batch_size: int = Field(8, ge=1)
 
 

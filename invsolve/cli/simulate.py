@@ -37,6 +37,7 @@ def simulate(
     from ..config import parse_assignments
     from ..io.hdf5 import check_output
     from ..io.images import read_images
+    from ..operators import operator_entry
     from ._runs import SimulateRun
 
     op_params = parse_assignments(op_param, "--op-param")
@@ -49,7 +50,13 @@ def simulate(
         "overwrite": overwrite, "quiet": quiet, "json": json, "preview": preview, "batch_size": batch_size,
     }, "simulate settings")
     check_output(run.output, run.overwrite)
-    images, single = read_images(run.input)
+    if getattr(operator_entry(run.operator).cls, "domain_ndim", 2) == 1:  # vector operators: (d,) or (N, d)
+        from ..io.images import check_finite, read_array
+
+        images, single = read_array(run.input), None
+        check_finite(images, run.input)
+    else:
+        images, single = read_images(run.input)
     m = api.simulate(images, run.operator, run.operator_params, run.noise, run.noise_params, run.seed,
                      run.device, run.batch_size, source=run.input, single=single)
     path = api.save_measurement(m, run.output, run.overwrite)

@@ -35,7 +35,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "check_output", "write_result", "read_res
 
 FORMAT = "invsolve"
 FORMAT_VERSION = 1
-_JSON_ATTRS = ("operator", "noise", "method", "timings")
+_JSON_ATTRS = ("operator", "noise", "method", "sampler", "timings", "quantile_levels")
 
 
 def check_output(path: str | Path, overwrite: bool) -> Path:

@@ -8,7 +8,7 @@ __all__ = ["METHODS", "Method", "Track", "build_method", "load_all", "no_track",
 def compatible_methods(operator) -> list[str]:
     load_all()
     kind = getattr(type(operator), "kind", "")
-    return [n for n, cls in METHODS.items() if not cls.operators or kind in cls.operators]
+    return [n for n, cls in METHODS.items() if (not cls.operators or kind in cls.operators) and n != "map"]
 
 
 def initial_guess(y, operator, noise):

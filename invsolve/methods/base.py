@@ -78,7 +78,7 @@ class Method:
 
 
 def load_all() -> None:
-    from . import bicubic, fbp, tikhonov, tv  # noqa: F401
+    from . import bicubic, fbp, patch_map, tikhonov, tv  # noqa: F401
 
 
 def build_method(spec: dict[str, Any]) -> Method:

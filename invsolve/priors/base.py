@@ -1,0 +1,278 @@
+"""Patch priors: the common interface, the registry and the prior file format.
+
+A prior file is ``torch.save`` of plain data only::
+
+    {"format": "invsolve-prior", "version": 1, "prior": NAME,
+     "config": {...JSON values...}, "state": {name: tensor},
+     "provenance": {...JSON values...}, ["training": {...}]}
+
+It is read with ``torch.load(..., weights_only=True)``, so loading never runs
+pickled code.  Training checkpoints use the same format plus a ``training``
+entry (optimizer state, step, random generator states) and load as priors too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from ..config import Params, validate_params
+from ..errors import CheckpointError, ConfigError, OutputExistsError, ShapeError
+from ..registry import Registry
+
+__all__ = ["PRIORS", "PatchPrior", "PriorConfig", "save_prior", "load_prior", "read_prior_file", "FORMAT",
+           "VERSION", "load_all"]
+
+FORMAT = "invsolve-prior"
+VERSION = 1
+
+PRIORS: Registry[type["PatchPrior"]] = Registry("prior")
+
+
+def load_all() -> None:
+    """Import every prior module so that :data:`PRIORS` is complete."""
+    from . import epll, patchnr, wpp  # noqa: F401
+
+
+class PriorConfig(Params):
+    """Settings shared by every patch prior (stored in the prior file)."""
+
+    patch_size: int = Field(6, ge=2, le=32, description="side p of the p×p patches")
+
+
+class PatchPrior(nn.Module):
+    """A prior on flattened p×p image patches.
+
+    Subclasses set ``name``, ``Config`` (stored in the file, rebuilds the
+    module) and ``Training`` (options of :func:`invsolve.priors.train_prior`),
+    and implement :meth:`nll`.
+
+    Attributes:
+        config: The validated ``Config``.
+        provenance: Where the prior came from (JSON values; filled by training
+            and by :func:`load_prior`).
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[PriorConfig]] = PriorConfig
+    Training: ClassVar[type[Params]] = Params
+    #: True when :meth:`nll` is a negative log density (up to a constant).
+    is_density: ClassVar[bool] = True
+
+    def __init__(self, config: PriorConfig | None = None):
+        super().__init__()
+        self.config = config if config is not None else self.Config()
+        self.provenance: dict[str, Any] = {}
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.config.patch_size)
+
+    @property
+    def dim(self) -> int:
+        """Length d = p² of a flattened patch."""
+        return self.patch_size ** 2
+
+    def check_patches(self, patches: torch.Tensor) -> None:
+        if patches.dim() != 2 or patches.shape[1] != self.dim:
+            p = self.patch_size
+            raise ShapeError(f"{self.name} prior expects patches (n, {self.dim}) ({p}×{p}), "
+                             f"got shape {tuple(patches.shape)}")
+
+    def nll(self, patches: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood of each patch, without the constant (d/2)·log 2π.
+
+        Arguments:
+            patches: (n, p²).
+
+        Returns:
+            (n,), differentiable with respect to ``patches``.
+        """
+        raise NotImplementedError
+
+    def regularizer(self, patches: torch.Tensor) -> torch.Tensor:
+        """The MAP regulariser R on a set of patches of one image: the mean NLL.
+
+        Arguments:
+            patches: (n, p²), e.g. :func:`random_patches` of the estimate.
+
+        Returns:
+            Scalar, differentiable with respect to ``patches``.
+        """
+        return self.nll(patches).mean()
+
+    def freeze(self) -> "PatchPrior":
+        """Evaluation mode, no gradients for the prior's own parameters (for MAP / sampling)."""
+        self.eval()
+        self.requires_grad_(False)
+        return self
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": self.name, **self.config.model_dump(mode="json")}
+
+    # -- file support -------------------------------------------------------
+
+    def prepare_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Resize data-dependent buffers to match ``state`` before loading (default: nothing)."""
+
+    def after_load(self) -> None:
+        """Recompute caches after the state changed (default: nothing)."""
+
+    def load_state(self, state: dict[str, torch.Tensor], source: str) -> None:
+        """Load tensors after checking names and shapes; raise :class:`CheckpointError` otherwise."""
+        self.prepare_state(state)
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        extra = sorted(set(state) - set(own))
+        if missing or extra:
+            what = f"lacks {missing[0]!r}" if missing else f"has an unexpected tensor {extra[0]!r}"
+            raise CheckpointError(f"{source} {what} for a {self.name} prior with {self._describe()}; "
+                                  "the file is damaged or from an incompatible invsolve version")
+        for k, v in own.items():
+            t = state[k]
+            if not isinstance(t, torch.Tensor) or tuple(t.shape) != tuple(v.shape):
+                got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+                raise CheckpointError(f"{source}: tensor {k!r} has shape {got} but a {self.name} prior with "
+                                      f"{self._describe()} needs {tuple(v.shape)}; the file is damaged or "
+                                      "its config does not match its weights")
+            if t.is_floating_point() and not torch.isfinite(t).all():
+                raise CheckpointError(f"{source}: tensor {k!r} holds NaN or infinite values "
+                                      "(training diverged?); retrain with a smaller learning rate")
+        self.load_state_dict(state, strict=True)
+        self.after_load()
+
+    def _describe(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.config.model_dump(mode="json").items())
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def save_prior(prior: PatchPrior, path: str | Path, overwrite: bool = False,
+               training: dict[str, Any] | None = None) -> Path:
+    """Write ``prior`` atomically (temporary file in the same folder, then rename).
+
+    Arguments:
+        prior: The prior to save.
+        path: Output file (``.pt``).
+        overwrite: Replace an existing file.
+        training: Extra training state for checkpoints (tensors and plain data).
+
+    Returns:
+        The path written.
+    """
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise OutputExistsError(f"output {p} already exists; pass --overwrite to replace it")
+    if not p.parent.exists():
+        raise CheckpointError(f"output folder {p.parent} does not exist; create it first")
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "prior": prior.name,
+        "config": prior.config.model_dump(mode="json"),
+        "state": {k: v.detach().cpu().clone() for k, v in prior.state_dict().items()},
+        "provenance": _jsonable(prior.provenance),
+    }
+    if training is not None:
+        payload["training"] = training
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return p
+
+
+def read_prior_file(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and check the envelope of a prior file; return its payload dict."""
+    p = Path(path)
+    if not p.is_file():
+        hint = "it is a folder" if p.exists() else "check the path, or train one with `invsolve train-prior`"
+        raise CheckpointError(f"prior file not found: {p} ({hint})")
+    try:
+        payload = torch.load(p, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{p} holds Python objects other than tensors and plain data; refusing to "
+                              "load it (only files written by `invsolve train-prior` load)") from None
+    except Exception as exc:  # truncated zip, not a torch file, I/O errors
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"{p} is damaged or not a prior file ({first}); "
+                              "retrain it with `invsolve train-prior` or copy it again") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{p} is not an invsolve prior file (no format={FORMAT!r} entry); "
+                              "give a file written by `invsolve train-prior`")
+    version = payload.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(f"{p} has prior format version {version!r}, newer than this invsolve "
+                              f"reads ({VERSION}); upgrade invsolve")
+    for key, typ in (("prior", str), ("config", dict), ("state", dict)):
+        if not isinstance(payload.get(key), typ):
+            raise CheckpointError(f"{p} lacks a valid {key!r} entry; the file is damaged, retrain it")
+    return payload
+
+
+def build_from_payload(payload: dict[str, Any], source: str) -> PatchPrior:
+    """A prior module from a checked payload (see :func:`read_prior_file`)."""
+    load_all()
+    name = payload["prior"]
+    if name not in PRIORS:
+        raise CheckpointError(f"{source} holds an unknown prior {name!r}; this invsolve knows "
+                              f"{', '.join(PRIORS.names())} (a newer version wrote it?)")
+    cls = PRIORS.get(name)
+    try:
+        config = validate_params(cls.Config, payload["config"], f"config of the {name} prior in {source}")
+    except ConfigError as exc:
+        raise CheckpointError(f"{exc}; the file is damaged or from an incompatible version") from None
+    prior = cls(config)
+    prior.load_state(payload["state"], source)
+    prov = payload.get("provenance")
+    prior.provenance = dict(prov) if isinstance(prov, dict) else {}
+    return prior
+
+
+def load_prior(path: str | Path, device: str | torch.device = "cpu", name: str | None = None,
+               patch_size: int | None = None) -> PatchPrior:
+    """Load a prior file written by :func:`save_prior` (or a training checkpoint).
+
+    Arguments:
+        path: The ``.pt`` file.
+        device: Where to put the tensors (``auto``, ``cpu``, ``cuda``).
+        name: Refuse files holding another prior than this one.
+        patch_size: Refuse files with another patch size.
+
+    Returns:
+        The prior in evaluation mode with frozen parameters.
+
+    Raises:
+        CheckpointError: Missing, damaged, truncated or incompatible file.
+    """
+    from ..device import resolve_device
+
+    dev = resolve_device(device)
+    payload = read_prior_file(path, dev)
+    if name is not None and payload["prior"] != name:
+        raise CheckpointError(f"{path} holds a {payload['prior']!r} prior, not {name!r}; "
+                              f"use --prior {payload['prior']} or give a {name} prior file")
+    prior = build_from_payload(payload, str(path)).to(dev)
+    if patch_size is not None and prior.patch_size != patch_size:
+        p = prior.patch_size
+        raise CheckpointError(f"{path} holds a prior on {p}×{p} patches, but {patch_size}×{patch_size} "
+                              f"patches are needed; retrain with -P patch_size={patch_size}")
+    return prior.freeze()

@@ -1,0 +1,296 @@
+"""Conditional samplers: the common interface, registry and saved-file format.
+
+A sampler file is written with ``torch.save`` (atomically: temporary file,
+then rename) and holds only tensors and plain data::
+
+    {"format": "invsolve-sampler", "version": 1, "sampler": NAME,
+     "config": {...},                  # the sampler's settings (JSON types)
+     "operator": {"name", "params", "image_shape"}, "noise": {"name", ...},
+     "arrays": {NAME: tensor},         # operator arrays (matrix, mask, kernel)
+     "state_dict": {...},              # network weights and data statistics
+     "provenance": {...},              # version, date, seed, timings, data source
+     "training": {...}}                # optimizer/generator state for --resume
+
+It is read back only with ``torch.load(..., weights_only=True)``, so loading
+a file never runs pickled code.  New samplers register a subclass of
+:class:`Sampler` in :data:`SAMPLERS`; the hooks ``from_checkpoint`` and
+``train`` may be overridden when the generic ones do not fit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import Params, validate_params
+from ..errors import DataError, InvsolveError, OperatorError, ShapeError
+from ..methods import no_track
+from ..registry import Registry
+from .networks import Standardizer
+
+__all__ = ["SAMPLERS", "Sampler", "TrainedSampler", "FORMAT", "VERSION", "load_sampler", "read_checkpoint",
+           "load_all", "write_atomic"]
+
+FORMAT = "invsolve-sampler"
+VERSION = 1
+SAMPLERS: Registry[type["Sampler"]] = Registry("sampler")
+
+
+def load_all() -> None:
+    """Import every sampler module so that its registration runs."""
+    from . import cflow, cfm  # noqa: F401
+
+
+def _canon(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, sort_keys=True))
+
+
+class Sampler:
+    """Base class of amortised conditional samplers x ~ p(x | y).
+
+    Subclasses set ``name`` and ``Config`` and implement :meth:`build_model`,
+    :meth:`loss` (training objective on a batch of pairs in working
+    coordinates) and :meth:`sample_work` (samples in working coordinates).
+
+    Working coordinates: vectors x̃ = (x − μ_x)/σ_x per entry, condition
+    c = (y − μ_y)/σ_y (B, m); images (B, 1, H, W) x̃ = (x − x₀(y))/σ with
+    x₀ = the classical initial guess (bicubic, FBP, adjoint) when
+    ``residual``, condition c = the standardised x₀ (``condition="guess"``)
+    or Aᵀy (``"adjoint"``) as a (B, 1, H, W) image.
+
+    Arguments:
+        config: The validated ``Config``.
+        operator: The forward operator (vectors: domain (d,); images: (H, W)).
+        noise: The noise model.
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[Params]] = Params
+
+    def __init__(self, config: Params, operator, noise):
+        self.config, self.operator, self.noise = config, operator, noise
+        self.vector = len(operator.domain_shape) == 1
+        xs = operator.domain_shape if self.vector else (1,)
+        cs = operator.range_shape if self.vector else (1,)
+        self.net = nn.ModuleDict({"xstd": Standardizer(xs), "cstd": Standardizer(cs), "model": self.build_model()})
+        self.arrays = {k: np.asarray(v) for k, v in operator.arrays().items()}
+
+    # -- hooks -----------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def loss(self, xw: torch.Tensor, c: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Scalar training loss of working-space data xw given conditions c."""
+        raise NotImplementedError
+
+    def sample_work(self, c: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One working-space sample per row of c: (R, *c) -> (R, *work_shape)."""
+        raise NotImplementedError
+
+    # -- description -------------------------------------------------------------
+    @property
+    def operator_spec(self) -> dict[str, Any]:
+        return self.operator.spec()
+
+    @property
+    def noise_spec(self) -> dict[str, Any]:
+        return self.noise.spec()
+
+    @property
+    def device(self) -> torch.device:
+        return self.net["xstd"].shift.device
+
+    @property
+    def work_shape(self) -> tuple[int, ...]:
+        return tuple(self.operator.domain_shape) if self.vector else (1, *self.operator.domain_shape)
+
+    def to(self, device) -> "Sampler":
+        self.net.to(device)
+        self.operator.to(device)
+        return self
+
+    # -- coordinates -------------------------------------------------------------
+    @torch.no_grad()
+    def guess(self, y: torch.Tensor) -> torch.Tensor | None:
+        """The image x₀(y) (B, H, W) used as condition and residual base; None for vectors."""
+        if self.vector:
+            return None
+        if getattr(self.config, "condition", "guess") == "adjoint":
+            return self.operator.adjoint(y)
+        from ..methods import initial_guess
+
+        return initial_guess(y, self.operator, self.noise).float()
+
+    def condition(self, y: torch.Tensor, x0: torch.Tensor | None) -> torch.Tensor:
+        return self.net["cstd"](y) if self.vector else self.net["cstd"](x0)[:, None]
+
+    def _residual(self) -> bool:
+        return not self.vector and bool(getattr(self.config, "residual", True))
+
+    def to_work(self, x: torch.Tensor, x0: torch.Tensor | None) -> torch.Tensor:
+        if self.vector:
+            return self.net["xstd"](x)
+        return self.net["xstd"](x - x0 if self._residual() else x)[:, None]
+
+    def from_work(self, w: torch.Tensor, x0: torch.Tensor | None) -> torch.Tensor:
+        if self.vector:
+            return self.net["xstd"].inverse(w)
+        x = self.net["xstd"].inverse(w[:, 0])
+        return x + x0 if self._residual() else x
+
+    @torch.no_grad()
+    def fit_stats(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Set the standardisers from simulated pairs x (N, *domain), y (N, *range)."""
+        x0 = self.guess(y)
+        self.net["cstd"].fit(y if self.vector else x0, per_entry=self.vector)
+        self.net["xstd"].fit(x if self.vector else (x - x0 if self._residual() else x), per_entry=self.vector)
+
+    def batch_loss(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The training loss of pairs x (B, *domain), y (B, *range)."""
+        x0 = self.guess(y)
+        return self.loss(self.to_work(x, x0), self.condition(y, x0), generator)
+
+    # -- sampling -----------------------------------------------------------------
+    @property
+    def chunk_rows(self) -> int:
+        return 1 << 16 if self.vector else 64
+
+    @torch.no_grad()
+    def sample(self, y: torch.Tensor, n: int, generator: torch.Generator, track=no_track) -> torch.Tensor:
+        """n posterior samples per measurement: y (B, *range) -> (B, n, *domain)."""
+        rs = tuple(self.operator.range_shape)
+        if y.dim() != len(rs) + 1 or tuple(y.shape[1:]) != rs:
+            raise ShapeError(f"measurements have shape {tuple(y.shape)}; sampler {self.name!r} expects (B, {rs})")
+        self.net.eval()
+        y = y.to(self.device, torch.float32)
+        x0 = self.guess(y)
+        c = self.condition(y, x0)
+        rows = torch.arange(len(y), device=self.device).repeat_interleave(n)
+        out = []
+        for sl in track(list(torch.split(rows, self.chunk_rows)), f"sampling ({self.name})"):
+            w = self.sample_work(c[sl], generator)
+            out.append(self.from_work(w, None if x0 is None else x0[sl]))
+        return torch.cat(out).reshape(len(y), n, *self.operator.domain_shape)
+
+    # -- checks and files -----------------------------------------------------------
+    def check_measurement(self, measurement) -> None:
+        """Raise :class:`OperatorError` unless the measurement's operator and noise match the sampler's."""
+        from ..noise import build_noise
+
+        mine, theirs = _canon(self.operator_spec), _canon(measurement.operator)
+        for key in ("name", "params", "image_shape"):
+            if mine.get(key) != theirs.get(key):
+                raise OperatorError(
+                    f"the measurement's operator {key} {theirs.get(key)} differs from the sampler's {mine.get(key)}; "
+                    f"simulate with the sampler's operator or train a sampler for this one"
+                )
+        for k, v in (measurement.arrays or {}).items():
+            if k in self.arrays and (np.shape(v) != self.arrays[k].shape or not np.allclose(v, self.arrays[k])):
+                raise OperatorError(f"the measurement's operator array {k!r} differs from the sampler's; "
+                                    "train a sampler for this operator")
+        ns = _canon(build_noise(measurement.noise).spec())
+        if ns != _canon(self.noise_spec):
+            raise OperatorError(f"the measurement's noise {ns} differs from the sampler's {_canon(self.noise_spec)}; "
+                                "simulate with the sampler's noise or train a sampler for it")
+
+    def checkpoint(self, provenance: dict | None = None, training: dict | None = None) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "version": VERSION, "sampler": self.name,
+            "config": self.config.model_dump(mode="json"),
+            "operator": self.operator_spec, "noise": self.noise_spec,
+            "arrays": {k: torch.as_tensor(v) for k, v in self.arrays.items()},
+            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "provenance": provenance or {}, "training": training or {},
+        }
+
+    @classmethod
+    def create(cls, config: dict[str, Any], operator, noise) -> "Sampler":
+        return cls(validate_params(cls.Config, config, f"settings of sampler {cls.name!r}"), operator, noise)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict[str, Any], device) -> "Sampler":
+        """Rebuild a trained sampler from a loaded file's dict."""
+        from ..noise import build_noise
+        from ..operators import build_operator
+
+        s = ckpt["operator"]
+        arrays = {k: v.cpu().numpy() for k, v in ckpt.get("arrays", {}).items()}
+        op = build_operator(s["name"], s["params"], tuple(s["image_shape"]), arrays)
+        inst = cls.create(ckpt["config"], op, build_noise(ckpt["noise"]))
+        inst.net.load_state_dict(ckpt["state_dict"])
+        inst.provenance, inst.training_state = ckpt.get("provenance", {}), ckpt.get("training", {})
+        return inst.to(device)
+
+    @classmethod
+    def train(cls, sampler: "Sampler", source, settings, output, resume: dict | None = None, progress=None,
+              provenance: dict | None = None) -> dict[str, Any]:
+        """Train ``sampler`` on pairs from ``source``; the generic loop of :mod:`.training`."""
+        from .training import fit
+
+        return fit(sampler, source, settings, output, resume=resume, progress=progress, provenance=provenance)
+
+
+TrainedSampler = Sampler
+
+
+def write_atomic(obj: dict, path: str | Path) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then rename over it."""
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p
+
+
+def read_checkpoint(path: str | Path, device="cpu") -> dict[str, Any]:
+    """Load a sampler file safely (``weights_only``) and check its format; DataError otherwise."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"sampler file not found: {p} (train one with `invsolve train-sampler`)")
+    try:
+        ckpt = torch.load(p, weights_only=True, map_location=device)
+    except Exception as exc:  # truncated, not a torch file, or holds pickled code
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise DataError(f"{p} is not a readable sampler file ({why}); it is corrupted or was not written by "
+                        "`invsolve train-sampler`") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise DataError(f"{p} is not an invsolve sampler file; train one with `invsolve train-sampler`")
+    if ckpt.get("version") != VERSION:
+        raise DataError(f"{p} has sampler-file version {ckpt.get('version')}; this invsolve reads version {VERSION} "
+                        "(retrain the sampler or upgrade invsolve)")
+    missing = [k for k in ("sampler", "config", "operator", "noise", "state_dict") if k not in ckpt]
+    if missing:
+        raise DataError(f"{p} lacks {', '.join(missing)}; the sampler file is incomplete, retrain it")
+    return ckpt
+
+
+def load_sampler(path: str | Path, device="cpu") -> Sampler:
+    """Load a trained sampler for :meth:`Sampler.sample`; never runs pickled code."""
+    from ..device import resolve_device
+
+    dev = resolve_device(device)
+    ckpt = read_checkpoint(path, dev)
+    load_all()
+    try:
+        cls = SAMPLERS.get(ckpt["sampler"])
+    except OperatorError as exc:
+        raise DataError(f"{path} uses a sampler this version does not know: {exc}") from None
+    try:
+        return cls.from_checkpoint(ckpt, dev)
+    except InvsolveError as exc:
+        raise DataError(f"{path} cannot be rebuilt: {exc}") from None
+    except (KeyError, RuntimeError, TypeError, ValueError, AttributeError) as exc:
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise DataError(f"{path} does not match sampler {ckpt['sampler']!r} of this version ({why}); retrain it") from None
