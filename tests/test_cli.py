@@ -116,7 +116,7 @@ def test_preview_png(tmp_path, phantom_png):
     from skimage import io
 
     img = io.imread(tmp_path / "r.png")
-    assert img.shape[0] == 64 and img.shape[1] > 2 * 64  # two panels side by side
+    assert img.shape[0] == 256 and img.shape[1] == 2 * 256 + 4  # two panels side by side
 
 
 def test_list_and_info(tmp_path):

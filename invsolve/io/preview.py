@@ -22,7 +22,9 @@ def _normalise(a: np.ndarray) -> np.ndarray:
 
 
 def write_preview(path: str | Path, panels: list[np.ndarray], overwrite: bool = False, height: int | None = None) -> Path:
-    """Write 2-D ``panels`` side by side, each contrast-stretched and resized to one height."""
+    """Write 2-D ``panels`` side by side, each contrast-stretched and resized to one
+    height (at least 256 pixels); very tall or wide panels (sinograms) are squeezed
+    to an aspect ratio between 1:2 and 2:1."""
     from skimage import io as skio
     from skimage.transform import resize
 
@@ -31,10 +33,10 @@ def write_preview(path: str | Path, panels: list[np.ndarray], overwrite: bool = 
         raise DataError(f"--preview needs a .png file name, got {p}")
     if p.exists() and not overwrite:
         raise DataError(f"preview {p} already exists; pass --overwrite to replace it")
-    h = height or max(a.shape[0] for a in panels)
+    h = height or max(256, panels[-1].shape[0])
     cols = []
     for a in panels:
-        w = max(1, round(a.shape[1] * h / a.shape[0]))
+        w = max(1, round(h * min(max(a.shape[1] / a.shape[0], 0.5), 2.0)))
         cols.append(resize(_normalise(a), (h, w), order=1, anti_aliasing=True))
         cols.append(np.ones((h, 4)))
     img = (np.concatenate(cols[:-1], axis=1) * 255).round().astype(np.uint8)
