@@ -319,11 +319,22 @@ def sample_posterior(
             with torch.no_grad():
                 parts.append(summarize_samples(smp.sample(y, num_samples, generator=gen, track=track), levels,
                                                keep=keep_samples))
+    elif sampler == "mcmc":
+        from .mcmc import mcmc_posterior
+
+        opts = dict(sampler_params or {})
+        if chains is not None:
+            opts["chains"] = chains
+        if keep_samples:
+            opts["keep_samples"] = True
+        part = mcmc_posterior(measurement, opts.pop("prior", None), opts, levels, gen, track)
+        parts.append(part)
+        spec = {"name": "mcmc", **part.info}
     else:
         if (sampler or "langevin") != "langevin":
             raise OperatorError(
                 f"sampler {sampler!r} needs --sampler-file (train one with `invsolve train-sampler`); "
-                "without a file the valid sampler is: langevin"
+                "without a file the valid samplers are: langevin (with --prior), mcmc (vector problems)"
             )
         if prior is None:
             raise OperatorError("give --sampler-file FILE, or --prior NAME --prior-file FILE for Langevin sampling")

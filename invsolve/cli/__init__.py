@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import typer
 
-from . import evaluate, listing, reconstruct, sample_posterior, simulate
+from . import estimate_noise, evaluate, listing, reconstruct, sample_posterior, simulate, train_prior
+from . import train_sampler
 
 __all__ = ["app", "main"]
 
@@ -22,9 +23,12 @@ app = typer.Typer(
 app.command("simulate")(simulate.simulate)
 app.command("reconstruct")(reconstruct.reconstruct)
 app.command("sample-posterior")(sample_posterior.sample_posterior)
+app.command("train-prior")(train_prior.train_prior)
+app.command("estimate-noise")(estimate_noise.estimate_noise)
 app.command("evaluate")(evaluate.evaluate)
 app.command("list")(listing.list_cmd)
 app.command("info")(listing.info)
+app.command("train-sampler")(train_sampler.train_sampler)
 
 
 def main() -> None:

@@ -9,13 +9,15 @@ import typer
 from ._common import emit_json, handle_errors, out_console
 from ._options import JsonOpt
 
-KINDS = ("operators", "noise", "methods")
+KINDS = ("operators", "noise", "methods", "priors", "samplers")
 
 
 def _fields(model) -> list[dict[str, Any]]:
+    from pydantic_core import to_jsonable_python
+
     out = []
     for name, f in model.model_fields.items():
-        default = f.get_default(call_default_factory=True)
+        default = to_jsonable_python(f.get_default(call_default_factory=True))
         out.append({"name": name, "default": default, "help": f.description or ""})
     return out
 
@@ -30,25 +32,42 @@ def registry_listing() -> dict[str, list[dict[str, Any]]]:
 
     load_all(), load_noise(), load_methods()
     ops = []
+    from pydantic_core import to_jsonable_python
+
     for name, e in OPERATORS.items():
         params = _fields(e.cls.Params)
         for p in params:
             if p["name"] in e.defaults:
-                p["default"] = e.defaults[p["name"]]
+                p["default"] = to_jsonable_python(e.defaults[p["name"]])
         ops.append({"name": name, "kind": e.cls.kind, "summary": e.summary, "noise": e.noise, "params": params})
     noise = [{"name": n, "summary": (c.__doc__ or "").strip().splitlines()[0], "params": _fields(c.Params)}
              for n, c in NOISE.items()]
     methods = [{"name": n, "summary": (c.__doc__ or "").strip().splitlines()[0],
                 "operators": list(c.operators) or ["any"], "params": _fields(c.Params)} for n, c in METHODS.items()]
-    return {"operators": ops, "noise": noise, "methods": methods}
+    from ..priors import PRIORS
+    from ..priors import load_all as load_priors
+    from ..samplers import SAMPLERS
+    from ..samplers import load_all as load_samplers
+
+    load_priors(), load_samplers()
+
+    def doc(c):
+        return (c.__doc__ or "").strip().splitlines()[0]
+
+    priors = [{"name": n, "summary": doc(c),
+               "params": _fields(c.Config) + _fields(c.Training)} for n, c in PRIORS.items()]
+    samplers = [{"name": n, "summary": doc(c), "params": _fields(c.Config)} for n, c in SAMPLERS.items()]
+    samplers.append({"name": "langevin", "summary": "unadjusted Langevin with a patch prior (--prior, --prior-file)",
+                     "params": _fields(__import__("invsolve.langevin", fromlist=["LangevinParams"]).LangevinParams)})
+    return {"operators": ops, "noise": noise, "methods": methods, "priors": priors, "samplers": samplers}
 
 
 @handle_errors
 def list_cmd(
-    what: Annotated[Optional[str], typer.Argument(help="operators, noise or methods (default: all)")] = None,
+    what: Annotated[Optional[str], typer.Argument(help="operators, noise, methods, priors or samplers (default: all)")] = None,
     json: JsonOpt = None,
 ) -> None:
-    """List registered operators, noise models and methods with their parameters and defaults."""
+    """List registered operators, noise models, methods, priors and samplers with their parameters and defaults."""
     from ..errors import ConfigError
 
     if what is not None and what not in KINDS:

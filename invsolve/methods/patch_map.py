@@ -98,6 +98,12 @@ class PatchMAP(Method):
         return s
 
     def run(self, y, operator, noise, *, generator=None, track=no_track):
+        if hasattr(self.prior, "reset") and y.shape[0] > 1:
+            # a stateful prior (WPP's dual potential) is warm-started per image
+            return torch.cat([self.run(y[i : i + 1], operator, noise, generator=generator, track=track)
+                              for i in range(y.shape[0])])
+        if hasattr(self.prior, "reset"):
+            self.prior.reset()
         from . import initial_guess
 
         s = self.settings(operator)

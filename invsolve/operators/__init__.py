@@ -20,7 +20,7 @@ def load_all() -> None:
     """Import every operator module so that its registrations run."""
     global _loaded
     if not _loaded:
-        from . import blur, ct, inpaint, linear, superres  # noqa: F401
+        from . import blur, ct, gixrf, inpaint, linear, superres, surrogate  # noqa: F401
 
         _loaded = True
 

@@ -46,6 +46,7 @@ class Operator(torch.nn.Module):
 
     Params: ClassVar[type[Params]] = Params
     name: str = ""
+    linear: bool = True  # nonlinear operators (gixrf, surrogate) set False and have no adjoint
 
     def __init__(self, params: Params, image_shape: tuple[int, ...], arrays: dict | None = None):
         super().__init__()

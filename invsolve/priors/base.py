@@ -17,6 +17,7 @@ import json
 import os
 import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -98,8 +99,16 @@ class PatchPrior(nn.Module):
         """
         raise NotImplementedError
 
+    #: Patches per block in :meth:`regularizer` (bounds the memory of its gradient).
+    chunk: int = 8192
+
     def regularizer(self, patches: torch.Tensor) -> torch.Tensor:
         """The MAP regulariser R on a set of patches of one image: the mean NLL.
+
+        With frozen prior parameters and patches that need a gradient, the
+        value and its gradient are computed block by block (``chunk`` patches
+        at a time), so memory does not grow with the number of patches; the
+        gradient then reaches the patches only (first order).
 
         Arguments:
             patches: (n, p²), e.g. :func:`random_patches` of the estimate.
@@ -107,6 +116,10 @@ class PatchPrior(nn.Module):
         Returns:
             Scalar, differentiable with respect to ``patches``.
         """
+        frozen = not any(p.requires_grad for p in self.parameters())
+        if frozen and torch.is_grad_enabled() and patches.requires_grad and patches.shape[0] > self.chunk:
+            self.check_patches(patches)
+            return _ChunkedMeanNLL.apply(patches, self)
         return self.nll(patches).mean()
 
     def freeze(self) -> "PatchPrior":
@@ -154,6 +167,28 @@ class PatchPrior(nn.Module):
 
     def _describe(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config.model_dump(mode="json").items())
+
+
+class _ChunkedMeanNLL(torch.autograd.Function):
+    """mean(prior.nll(x)) with its gradient in x computed block by block in the forward pass."""
+
+    @staticmethod
+    def forward(ctx, x, prior):
+        total, grad = x.new_zeros(()), torch.empty_like(x)
+        for i in range(0, x.shape[0], prior.chunk):
+            with torch.enable_grad():
+                xb = x[i:i + prior.chunk].detach().requires_grad_(True)
+                v = prior.nll(xb).sum()
+                (g,) = torch.autograd.grad(v, xb)
+            grad[i:i + prior.chunk] = g
+            total += v.detach()
+        ctx.save_for_backward(grad / x.shape[0])
+        return total / x.shape[0]
+
+    @staticmethod
+    def backward(ctx, g):
+        (grad,) = ctx.saved_tensors
+        return g * grad, None
 
 
 def _jsonable(obj: Any) -> Any:
@@ -206,6 +241,10 @@ def read_prior_file(path: str | Path, device: str | torch.device = "cpu") -> dic
     if not p.is_file():
         hint = "it is a folder" if p.exists() else "check the path, or train one with `invsolve train-prior`"
         raise CheckpointError(f"prior file not found: {p} ({hint})")
+    damaged = (f"{p} is damaged or not a prior file ({{}}); retrain it with `invsolve train-prior` "
+               "or copy it again")
+    if not zipfile.is_zipfile(p):  # torch.save writes zip archives; a truncated one fails here too
+        raise CheckpointError(damaged.format("not a complete torch zip archive"))
     try:
         payload = torch.load(p, map_location=device, weights_only=True)
     except pickle.UnpicklingError:
@@ -213,8 +252,7 @@ def read_prior_file(path: str | Path, device: str | torch.device = "cpu") -> dic
                               "load it (only files written by `invsolve train-prior` load)") from None
     except Exception as exc:  # truncated zip, not a torch file, I/O errors
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"{p} is damaged or not a prior file ({first}); "
-                              "retrain it with `invsolve train-prior` or copy it again") from None
+        raise CheckpointError(damaged.format(first)) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not an invsolve prior file (no format={FORMAT!r} entry); "
                               "give a file written by `invsolve train-prior`")

@@ -17,9 +17,8 @@ The patch NLL uses the inverse T⁻¹ (patch → latent), as the paper does:
     nll(x) = ½‖T⁻¹(x)‖² − log|det ∇T⁻¹(x)|   (the constant (d/2)·log 2π dropped).
 
 References:
-    Altekrüger, Denker, Hagemann, Hertrich, Maass, Steidl, PatchNR: learning
-    from very few images by patch normalizing flow regularization, Inverse
-    Problems 39 (2023), arXiv 2205.12021.
+    Altekrüger et al., PatchNR: learning from very few images by patch
+    normalizing flow regularization, Inverse Problems 39 (2023), arXiv 2205.12021.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ SAMPLERS: Registry[type["Sampler"]] = Registry("sampler")
 
 def load_all() -> None:
     """Import every sampler module so that its registration runs."""
-    from . import cflow, cfm  # noqa: F401
+    from . import cflow, cfm, mmd_flow  # noqa: F401
 
 
 def _canon(obj: Any) -> Any:

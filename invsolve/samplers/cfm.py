@@ -35,7 +35,7 @@ class CFMConfig(Params):
     ode_steps: int = Field(10, ge=1, description="ODE steps for sampling")
     hidden: int = Field(256, ge=8, description="vectors: MLP width")
     depth: int = Field(3, ge=1, description="vectors: hidden layers of the MLP")
-    channels: int = Field(32, ge=4, description="images: UNet base channels")
+    channels: int = Field(16, ge=4, description="images: UNet base channels")
     condition: Literal["guess", "adjoint"] = Field("guess", description="images: condition on the initial guess (bicubic/FBP) or Aᵀy")
     residual: bool = Field(True, description="images: learn x − x₀(y) instead of x")
 

@@ -49,10 +49,10 @@ def time_features(t: torch.Tensor, n: int = 16) -> torch.Tensor:
 class _ResBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, t_dim: int):
         super().__init__()
-        self.n1 = nn.GroupNorm(min(8, c_in), c_in)
+        self.n1 = nn.GroupNorm(math.gcd(8, c_in), c_in)
         self.c1 = nn.Conv2d(c_in, c_out, 3, padding=1)
         self.t = nn.Linear(t_dim, c_out)
-        self.n2 = nn.GroupNorm(min(8, c_out), c_out)
+        self.n2 = nn.GroupNorm(math.gcd(8, c_out), c_out)
         self.c2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 

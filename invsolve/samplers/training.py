@@ -5,14 +5,16 @@ Determinism: one torch.Generator (seeded with ``seed``) drives every training
 draw (crops, prior samples, noise, and the samplers' own randomness); the
 held-out pairs, the data statistics and the validation randomness use
 generators seeded from ``seed`` as well.  A checkpoint stores the optimizer
-state, the generator state and the step, so training resumed from a
-checkpoint gives the same weights as an uninterrupted run.
+state, the generator state and the step, so an interrupted run resumed with
+the same ``steps`` gives the same weights as an uninterrupted one (the cosine
+learning-rate schedule follows ``steps``).
 """
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 from pydantic import Field
@@ -33,9 +35,18 @@ class TrainSettings(Params):
     val_every: int = Field(200, ge=1, description="steps between validation losses")
     val_size: int = Field(256, ge=2, description="held-out validation pairs")
     checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints written to the output")
+    schedule: Literal["cosine", "constant"] = Field(
+        "cosine", description="learning rate over the run: cosine decay to lr/100 at --steps, or constant")
     grad_clip: float = Field(10.0, gt=0, description="gradient-norm clipping")
     stats_size: int = Field(1024, ge=16, description="pairs used to set the standardisation statistics")
     seed: int = 0
+
+
+def learning_rate(s: TrainSettings, step: int) -> float:
+    """The learning rate at ``step`` (0-based) of a run of ``s.steps`` steps."""
+    if s.schedule == "constant":
+        return s.lr
+    return s.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * step / s.steps)))
 
 
 def _validate(sampler, xv, yv, seed: int, chunk: int) -> float:
@@ -104,13 +115,15 @@ def fit(
     loss_value = float("nan")
     for step in range(start, s.steps):
         sampler.net.train()
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(s, step)
         x, y = source.draw(s.batch_size, gen)
         loss = sampler.batch_loss(x, y, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(sampler.net["model"].parameters(), s.grad_clip)
         opt.step()
-        loss_value = float(loss)
+        loss_value = float(loss.detach())
         window.append(loss_value)
         done = step + 1
         if done % s.val_every == 0 or done == s.steps:

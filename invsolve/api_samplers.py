@@ -1,0 +1,150 @@
+"""Python API for training conditional samplers (``invsolve train-sampler``).
+
+Example:
+    >>> from invsolve.api_samplers import train_sampler
+    >>> info = train_sampler("cfm", "linear", {"diagonal": [0.1, 0.05]}, prior="gmm",
+    ...                      dim=2, steps=50, output="s.pt", overwrite=True)  # doctest: +SKIP
+    >>> from invsolve.samplers import load_sampler
+    >>> s = load_sampler("s.pt")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ._version import __version__
+from .config import validate_params
+from .errors import ConfigError, DataError
+
+__all__ = ["train_sampler", "training_prior"]
+
+
+def _canon(obj):
+    return json.loads(json.dumps(obj, sort_keys=True))
+
+
+def _check_resume(ckpt: dict, inst, source, output) -> dict:
+    """The checkpoint's training state, after checking it is the same problem and sampler."""
+    ours = {"sampler": inst.name, "config": inst.config.model_dump(mode="json"), "operator": inst.operator_spec,
+            "noise": inst.noise_spec, "source": source.spec()}
+    theirs = {**{k: ckpt.get(k) for k in ("sampler", "config", "operator", "noise")},
+              "source": (ckpt.get("training") or {}).get("source")}
+    for key in ours:
+        if _canon(ours[key]) != _canon(theirs[key]):
+            raise ConfigError(f"cannot resume {output}: its {key} {theirs[key]} differs from the requested "
+                              f"{ours[key]}; repeat the original options or train anew with --overwrite")
+    training = ckpt.get("training") or {}
+    if "optimizer" not in training or "generator" not in training:
+        raise DataError(f"{output} holds no training state to resume from; train anew with --overwrite")
+    return training
+
+
+def train_sampler(
+    sampler: str = "cfm",
+    operator: str = "superres",
+    operator_params: dict[str, Any] | None = None,
+    noise: str | None = None,
+    noise_params: dict[str, Any] | None = None,
+    *,
+    images: list[str] | str | None = None,
+    crop: int = 64,
+    prior: str | None = None,
+    prior_params: dict[str, Any] | None = None,
+    dim: int | None = None,
+    sampler_params: dict[str, Any] | None = None,
+    steps: int = 2000,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    val_every: int = 200,
+    val_size: int = 256,
+    checkpoint_every: int = 500,
+    schedule: str = "cosine",
+    output: str | Path = "sampler.pt",
+    resume: bool = False,
+    overwrite: bool = False,
+    seed: int = 0,
+    device: str = "auto",
+    progress=None,
+) -> dict[str, Any]:
+    """Train a conditional sampler on pairs (x, y = noise(A x)) simulated on the fly.
+
+    Image problems take ``images`` (files, globs, folders or ``FILE.h5:/stack``)
+    and random ``crop`` × ``crop`` crops; vector problems take a ``prior``
+    (uniform, gaussian, gmm) of dimension ``dim`` with ``prior_params``.
+    Defaults: batch 8 and lr 5e-4 for images, batch 256 and lr 1e-3 for vectors.
+
+    Returns:
+        A summary: output, sampler, operator, noise, steps, loss, val_loss, seconds, device.
+    """
+    from .api import resolve_noise
+    from .device import resolve_device
+    from .io.hdf5 import check_output
+    from .noise import build_noise
+    from .operators import build_operator, operator_entry
+    from .samplers import SAMPLERS, load_all, read_checkpoint
+    from .samplers.priors import build_prior
+    from .samplers.sources import ImageSource, PriorSource, read_image_set
+    from .samplers.training import TrainSettings
+
+    if (images is None) == (prior is None):
+        raise ConfigError("give either --images (image problems) or --prior with --dim (vector problems)")
+    vector_op = getattr(operator_entry(operator).cls, "domain_ndim", 2) == 1
+    if vector_op and images is not None:
+        raise ConfigError(f"operator {operator!r} acts on vectors; give --prior and --dim instead of --images")
+    if not vector_op and prior is not None:
+        raise ConfigError(f"operator {operator!r} acts on images; give --images and --crop instead of --prior")
+    load_all()
+    cls = SAMPLERS.get(sampler)
+    out = Path(output)
+    if resume:
+        if not out.is_file():
+            raise DataError(f"nothing to resume: {out} does not exist (drop --resume to start training)")
+    else:
+        check_output(out, overwrite)
+    dev = resolve_device(device)
+    nspec = resolve_noise(operator, noise, noise_params)
+    nm = build_noise(nspec)
+    if vector_op:
+        pr = build_prior({"name": prior, "dim": dim, **(prior_params or {})})
+        op = build_operator(operator, operator_params, (pr.dim,)).to(dev)
+        source = PriorSource(pr, op, nm)
+    else:
+        imgs, files = read_image_set(images)
+        op = build_operator(operator, operator_params, (crop, crop)).to(dev)
+        source = ImageSource(imgs, crop, op, nm, files=files)
+    settings = validate_params(TrainSettings, {
+        "steps": steps, "batch_size": batch_size or (256 if vector_op else 8), "lr": lr or (1e-3 if vector_op else 5e-4),
+        "val_every": val_every, "val_size": val_size, "checkpoint_every": checkpoint_every, "schedule": schedule,
+        "seed": seed}, "training settings")
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left untouched
+        torch.manual_seed(seed)
+        inst = cls.create(sampler_params or {}, op, nm).to(dev)
+    state = None
+    if resume:
+        ckpt = read_checkpoint(out, dev)
+        state = _check_resume(ckpt, inst, source, out)
+        if int(state["step"]) >= settings.steps:
+            raise ConfigError(f"{out} is already trained for {state['step']} steps; give --steps above that to continue")
+        inst.net.load_state_dict(ckpt["state_dict"])
+    provenance = {
+        "invsolve_version": __version__, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seed": seed, "device": str(dev), "python": platform.python_version(),
+        "torch_version": str(torch.__version__), "source": source.spec(),
+    }
+    info = cls.train(inst, source, settings, out, resume=state, progress=progress, provenance=provenance)
+    return {"output": str(out), "sampler": inst.name, "operator": op.name, "noise": nspec["name"],
+            "device": str(dev), **info}
+
+
+def training_prior(sampler):
+    """The vector prior a loaded sampler was trained with (None for image samplers)."""
+    from .samplers.priors import build_prior
+
+    src = (getattr(sampler, "training_state", {}) or {}).get("source", {})
+    return build_prior(src["prior"]) if src.get("kind") == "prior" else None

@@ -1,0 +1,31 @@
+"""Strict model of the ``estimate-noise`` settings (config file + flags)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ..config import Params
+from ._runs import Device
+
+
+class EstimateNoiseRun(Params):
+    measurements: str
+    output: str
+    operator: str | None = None
+    operator_params: dict[str, Any] = Field(default_factory=dict)
+    prior: str | None = None
+    prior_params: dict[str, Any] = Field(default_factory=dict)
+    iterations: int | None = Field(None, ge=1)
+    estep: Literal["forward_kl", "reverse_kl", "cfm"] | None = None
+    em_params: dict[str, Any] = Field(default_factory=dict)
+    checkpoint: str | None = None
+    resume: bool = False
+    seed: int = 0
+    device: Device = "auto"
+    overwrite: bool = False
+    quiet: bool = False
+    json_output: bool = Field(False, alias="json")
+
+    model_config = {**Params.model_config, "populate_by_name": True}

@@ -1,0 +1,31 @@
+"""Strict model of the ``train-prior`` settings (config file + flags)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from ..config import Params
+from ._runs import Device
+
+
+class TrainPriorRun(Params):
+    prior: str = "patchnr"
+    images: list[str] = Field(min_length=1)
+    val: list[str] = Field(default_factory=list)
+    output: str
+    steps: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    lr: float | None = Field(None, gt=0)
+    prior_params: dict[str, Any] = Field(default_factory=dict)
+    checkpoint_every: int | None = Field(None, ge=1)
+    checkpoint: str | None = None
+    resume: bool = False
+    seed: int = 0
+    device: Device = "auto"
+    overwrite: bool = False
+    quiet: bool = False
+    json_output: bool = Field(False, alias="json")
+
+    model_config = {**Params.model_config, "populate_by_name": True}

@@ -1,0 +1,37 @@
+"""Strict model of the ``train-sampler`` settings (config file + flags)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from ._runs import Common
+
+
+class TrainSamplerRun(Common):
+    sampler: str = "cfm"
+    sampler_params: dict[str, Any] = Field(default_factory=dict)
+    operator: str
+    operator_params: dict[str, Any] = Field(default_factory=dict)
+    noise: str | None = None
+    noise_params: dict[str, Any] = Field(default_factory=dict)
+    images: list[str] | None = None
+    crop: int = Field(64, ge=4)
+    prior: str | None = None
+    prior_params: dict[str, Any] = Field(default_factory=dict)
+    dim: int | None = Field(None, ge=1)
+    steps: int = Field(2000, ge=1)
+    batch_size: int | None = Field(None, ge=2)
+    lr: float | None = Field(None, gt=0)
+    val_every: int = Field(200, ge=1)
+    val_size: int = Field(256, ge=2)
+    checkpoint_every: int = Field(500, ge=1)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    output: str
+    resume: bool = False
+
+    @field_validator("images", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return [v] if isinstance(v, str) else v

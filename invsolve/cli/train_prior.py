@@ -1,0 +1,129 @@
+"""``invsolve train-prior``: learn a patch prior (patchnr, epll, wpp) from a few images."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ._common import emit_json, err_console, handle_errors, merge_config, out_console
+from ._options import ConfigOpt, DeviceOpt, JsonOpt, OverwriteOpt, QuietOpt, SeedOpt
+
+
+class _Progress:
+    """A progress bar on stderr whose text shows the latest training and validation NLL."""
+
+    def __init__(self, enabled: bool, label: str = "NLL"):
+        self.enabled, self.label = enabled, label
+        self._bar = self._task = None
+        self._text = {"train": "", "val": ""}
+
+    def track(self, it, description: str = ""):
+        if not self.enabled:
+            yield from it
+            return
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[nll]}"),
+                   TimeElapsedColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=err_console(), transient=True) as bar:
+            self._bar, self._task = bar, bar.add_task(description, total=len(it), nll="")
+            for x in it:
+                yield x
+                bar.advance(self._task)
+        self._bar = None
+
+    def callback(self, record: dict[str, Any]) -> None:
+        for key in ("train", "val"):
+            if record.get(f"{key}_nll") is not None:
+                self._text[key] = f"{key} {self.label} {record[f'{key}_nll']:.4g}"
+        if self._bar is not None:
+            self._bar.update(self._task, nll="  ".join(t for t in self._text.values() if t))
+
+
+@handle_errors
+def train_prior(
+    images_args: Annotated[Optional[list[str]], typer.Argument(help="more training images (e.g. a shell-expanded glob)", show_default=False)] = None,
+    prior: Annotated[Optional[str], typer.Option("--prior", help="patchnr, epll or wpp (default patchnr)")] = None,
+    images: Annotated[Optional[list[str]], typer.Option("--images", "-i", help="training images: files, a quoted glob, a folder or FILE.h5:/STACK (repeatable)")] = None,
+    val: Annotated[Optional[list[str]], typer.Option("--val", help="validation image(s) for the held-out NLL (repeatable)")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="patchnr: Adam steps (default 5000); epll: EM iterations")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="patchnr: patches per step (default 32)")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="patchnr: Adam learning rate (default 1e-4)")] = None,
+    prior_param: Annotated[Optional[list[str]], typer.Option("--prior-param", "-P", help="prior parameter KEY=VALUE (repeatable), e.g. patch_size=6 blocks=5 width=512 augment=false (patchnr), n_components=200 n_patches=50000 (epll), n_reference=10000 (wpp)")] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="patchnr: write a checkpoint every N steps")] = None,
+    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", help="checkpoint file (default OUTPUT.ckpt)")] = None,
+    resume: Annotated[Optional[bool], typer.Option("--resume", help="continue from the checkpoint (same settings and images)", show_default=False)] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="prior file to write (.pt)")] = None,
+    config: ConfigOpt = None,
+    seed: SeedOpt = None,
+    device: DeviceOpt = None,
+    overwrite: OverwriteOpt = None,
+    quiet: QuietOpt = None,
+    json: JsonOpt = None,
+) -> None:
+    """Train a patch prior on a few images and write it to a prior file.
+
+    Example: invsolve train-prior --prior patchnr --images learn.png --val val.png --steps 5000 --output prior.pt
+    """
+    from pathlib import Path
+
+    from .. import api_priors
+    from ..config import parse_assignments
+    from ..errors import CheckpointError, ConfigError
+    from ..io.hdf5 import check_output
+    from ._runs_priors import TrainPriorRun
+
+    all_images = [*(images or []), *(images_args or [])] or None
+    run = merge_config(TrainPriorRun, config, {
+        "prior": prior, "images": all_images, "val": val, "output": output, "steps": steps,
+        "batch_size": batch_size, "lr": lr, "prior_params": parse_assignments(prior_param, "--prior-param"),
+        "checkpoint_every": checkpoint_every, "checkpoint": checkpoint, "resume": resume, "seed": seed,
+        "device": device, "overwrite": overwrite, "quiet": quiet, "json": json,
+    }, "train-prior settings")
+    if run.prior not in api_priors.prior_names():
+        from ..priors.base import PRIORS
+
+        PRIORS.get(run.prior)  # raises with the list of valid names
+    params = dict(run.prior_params)
+    for flag, key, value in (("--batch-size", "batch_size", run.batch_size), ("--lr", "lr", run.lr)):
+        if value is not None:
+            if run.prior != "patchnr":
+                raise ConfigError(f"{flag} applies to patchnr training only, not --prior {run.prior}")
+            params[key] = value
+    check_output(run.output, run.overwrite)
+    ckpt = run.checkpoint or f"{run.output}.ckpt"
+    if run.resume and not Path(ckpt).is_file():
+        raise CheckpointError(f"--resume: no checkpoint at {ckpt}; run without --resume (with "
+                              "--checkpoint-every N) first, or give --checkpoint PATH")
+    ims, sources = api_priors.read_training_images(run.images)
+    vals, val_sources = api_priors.read_training_images(run.val) if run.val else (None, None)
+    progress = _Progress(not (run.quiet or run.json_output), "W2²" if run.prior == "wpp" else "NLL")
+    prior_obj, hist = api_priors.train_prior(
+        run.prior, ims, vals, params, run.steps, run.seed, run.device, run.checkpoint_every,
+        ckpt if (run.checkpoint_every or run.resume) else None, run.resume, track=progress.track,
+        callback=progress.callback, sources=sources, val_sources=val_sources)
+    path = api_priors.save_prior(prior_obj, run.output, overwrite=run.overwrite)
+    last = lambda key: None if hist["final"][key] is None else round(hist["final"][key], 6)  # noqa: E731
+    sps = hist.get("seconds_per_step")
+    summary = {"output": str(path), "prior": run.prior, "steps": hist.get("steps"),
+               "train_nll": last("train_nll"), "val_nll": last("val_nll"),
+               "value": "w2_semidual" if run.prior == "wpp" else "nll",
+               "seconds": round(hist["seconds_total"], 3), "seconds_per_step": round(sps, 6) if sps else None,
+               "parameters": prior_obj.num_parameters(), "patch_size": prior_obj.patch_size, "images": len(ims),
+               "device": prior_obj.provenance["device"], "seed": run.seed, "resumed_from": hist.get("resumed_from")}
+    if run.checkpoint_every:
+        summary["checkpoint"] = ckpt
+    if run.json_output:
+        emit_json(summary)
+    elif not run.quiet:
+        label = "W2²" if run.prior == "wpp" else "NLL"
+        vals_txt = ", ".join(f"{k} {label} {summary[f'{k}_nll']:.4f}" for k in ("train", "val")
+                             if summary[f"{k}_nll"] is not None)
+        rate = f" ({1e3 * sps:.1f} ms/step)" if sps else ""
+        ps = prior_obj.patch_size
+        work = (f"{prior_obj.reference.shape[0]} reference patches" if run.prior == "wpp"
+                else f"{summary['steps']} steps")
+        out_console().print(f"wrote {path}: {run.prior} prior on {ps}×{ps} patches from {len(ims)} image(s), "
+                            f"{work} in {summary['seconds']} s{rate}" + (f"; {vals_txt}" if vals_txt else ""))

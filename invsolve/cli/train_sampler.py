@@ -1,0 +1,98 @@
+"""``invsolve train-sampler``: train a conditional posterior sampler on simulated pairs."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated, Optional
+
+import typer
+
+from ._common import emit_json, err_console, handle_errors, merge_config, out_console
+from ._options import ConfigOpt, DeviceOpt, JsonOpt, OverwriteOpt, QuietOpt, SeedOpt
+
+
+@contextlib.contextmanager
+def _loss_progress(quiet: bool):
+    """A progress bar on stderr showing the step, the loss and the validation loss."""
+    if quiet:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    cols = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+            TextColumn("val {task.fields[val]}"), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*cols, console=err_console(), transient=True) as bar:
+        task = None
+
+        def update(step, total, loss, val):
+            nonlocal task
+            if task is None:
+                task = bar.add_task("train", total=total, completed=step - 1, loss="-", val="-")
+            bar.update(task, completed=step, loss=f"{loss:.4f}", val="-" if val is None else f"{val:.4f}")
+
+        yield update
+
+
+@handle_errors
+def train_sampler(
+    sampler: Annotated[Optional[str], typer.Option("--sampler", help="cflow or cfm (see `invsolve list`)")] = None,
+    sampler_param: Annotated[Optional[list[str]], typer.Option("--sampler-param", "-S", help="sampler setting KEY=VALUE, e.g. coupling=independent (repeatable)")] = None,
+    operator: Annotated[Optional[str], typer.Option("--operator", help="operator or preset name")] = None,
+    op_param: Annotated[Optional[list[str]], typer.Option("--op-param", "-P", help="operator parameter KEY=VALUE (repeatable)")] = None,
+    scale: Annotated[Optional[int], typer.Option("--scale", help="superres: the factor (same as -P factor=S)")] = None,
+    noise: Annotated[Optional[str], typer.Option("--noise", help="noise model (default: the operator preset's)")] = None,
+    noise_param: Annotated[Optional[list[str]], typer.Option("--noise-param", "-N", help="noise parameter KEY=VALUE (repeatable)")] = None,
+    images: Annotated[Optional[list[str]], typer.Option("--images", help="training images: files, a glob, a folder or FILE.h5:/stack (repeatable)")] = None,
+    crop: Annotated[Optional[int], typer.Option("--crop", help="side of the random training crops (default 64)")] = None,
+    prior: Annotated[Optional[str], typer.Option("--prior", help="vector problems: uniform, gaussian or gmm")] = None,
+    prior_param: Annotated[Optional[list[str]], typer.Option("--prior-param", help="prior parameter KEY=VALUE, e.g. components=10 (repeatable)")] = None,
+    dim: Annotated[Optional[int], typer.Option("--dim", help="vector problems: number of parameters d")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="optimizer steps (default 2000)")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="pairs per step (default 8 images / 256 vectors)")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate (default 5e-4 images / 1e-3 vectors)")] = None,
+    val_every: Annotated[Optional[int], typer.Option("--val-every", help="steps between validation losses (default 200)")] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="steps between checkpoints (default 500)")] = None,
+    resume: Annotated[Optional[bool], typer.Option("--resume", help="continue an interrupted run from the output file", show_default=False)] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="sampler file to write (.pt)")] = None,
+    config: ConfigOpt = None,
+    seed: SeedOpt = None,
+    device: DeviceOpt = None,
+    overwrite: OverwriteOpt = None,
+    quiet: QuietOpt = None,
+    json: JsonOpt = None,
+) -> None:
+    """Train a conditional sampler (cflow or cfm) on pairs x, y = noise(A x) simulated on the fly.
+
+    Example: invsolve train-sampler --sampler cfm --operator superres --scale 4 --images DIR --crop 64 --output s.pt
+    """
+    from ..api_samplers import train_sampler as api_train
+    from ..config import parse_assignments
+    from ._runs_samplers import TrainSamplerRun
+
+    op_params = parse_assignments(op_param, "--op-param")
+    if scale is not None:
+        op_params["factor"] = scale
+    run = merge_config(TrainSamplerRun, config, {
+        "sampler": sampler, "sampler_params": parse_assignments(sampler_param, "--sampler-param"),
+        "operator": operator, "operator_params": op_params, "noise": noise,
+        "noise_params": parse_assignments(noise_param, "--noise-param"), "images": images or None, "crop": crop,
+        "prior": prior, "prior_params": parse_assignments(prior_param, "--prior-param"), "dim": dim,
+        "steps": steps, "batch_size": batch_size, "lr": lr, "val_every": val_every,
+        "checkpoint_every": checkpoint_every, "resume": resume, "output": output, "seed": seed, "device": device,
+        "overwrite": overwrite, "quiet": quiet, "json": json,
+    }, "train-sampler settings")
+    with _loss_progress(run.quiet or run.json_output) as progress:
+        info = api_train(
+            run.sampler, run.operator, run.operator_params, run.noise, run.noise_params, images=run.images,
+            crop=run.crop, prior=run.prior, prior_params=run.prior_params, dim=run.dim,
+            sampler_params=run.sampler_params, steps=run.steps, batch_size=run.batch_size, lr=run.lr,
+            val_every=run.val_every, val_size=run.val_size, checkpoint_every=run.checkpoint_every,
+            schedule=run.schedule, output=run.output, resume=run.resume, overwrite=run.overwrite, seed=run.seed,
+            device=run.device, progress=progress)
+    summary = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in info.items()}
+    if run.json_output:
+        emit_json(summary)
+    elif not run.quiet:
+        val = f", validation loss {info['val_loss']:.4f}" if info.get("val_loss") is not None else ""
+        out_console().print(f"wrote {info['output']}: {info['sampler']} sampler for {info['operator']} "
+                            f"after {info['steps']} steps in {info['seconds']:.1f} s{val}")

@@ -1,0 +1,137 @@
+"""EM-DeepGEM (M-step oracle, short EM runs, checkpoints, CLI) and the MCMC baseline."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from invsolve import api
+from invsolve.api_metrology import estimate_noise, mcmc_posterior
+from invsolve.cli import app
+from invsolve.em import EMSettings, mstep_mixed, run_em
+from invsolve.errors import ConfigError
+from invsolve.operators import build_operator
+from invsolve.operators.surrogate import build_mlp
+from invsolve.samplers.priors import build_prior
+
+TINY = {"estep_steps": 3, "batch_size": 128, "mstep_samples": 256, "elbo_samples": 256, "posterior_samples": 16,
+        "sampler": {"blocks": 2, "hidden": 32, "cond_features": 8}}
+
+
+@pytest.mark.parametrize("a0,b0,fmax,steps,tol", [(0.03, 0.25, 0.25, 100, 0.03), (0.005, 0.1, 1.5, 1000, 0.04)])
+def test_mstep_with_exact_f_converges_to_the_truth(a0, b0, fmax, steps, tol):
+    g = torch.Generator().manual_seed(0)
+    f = torch.rand((400, 77), generator=g, dtype=torch.float64) * fmax
+    r = a0 * torch.randn(f.shape, generator=g, dtype=torch.float64) + b0 * f * torch.randn(
+        f.shape, generator=g, dtype=torch.float64)
+    a, b = mstep_mixed(r, f, 0.3, 0.3, steps)
+    assert abs(a - a0) / a0 < tol and abs(b - b0) / b0 < tol
+    a20, b20 = mstep_mixed(r, f, 0.3, 0.3, 20)
+    assert abs(a - a0) <= abs(a20 - a0) + 1e-6  # more inner steps never move away
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    torch.manual_seed(3)
+    net = build_mlp([2, 32, 8], "tanh")
+    with torch.no_grad():
+        net[-1].bias.add_(1.0)  # outputs around 1, so the relative noise matters
+    p = tmp_path_factory.mktemp("em") / "tiny.pt"
+    torch.save(net.state_dict(), p)
+    return {"model": str(p), "widths": [2, 32, 8], "activation": "tanh"}
+
+
+def _measure(params, n, shape, seed=0, a=0.02, b=0.1):
+    x = np.random.default_rng(seed).uniform(-1, 1, (n, shape)).astype(np.float32)
+    return api.simulate(x, "surrogate", params, "mixed", {"a": a, "b": b}, seed=seed, device="cpu")
+
+
+def test_checkpoint_resume_continues_exactly(tiny_model, tmp_path):
+    m = _measure(tiny_model, 3, 2)
+    op = m.build_operator()
+    y = torch.from_numpy(m.measurement)
+    prior = build_prior({"name": "uniform", "dim": 2})
+    full = run_em(op, y, prior, EMSettings(iterations=4, checkpoint_every=2, **TINY), seed=5)
+    ck = tmp_path / "em.ckpt"
+    run_em(op, y, prior, EMSettings(iterations=2, checkpoint_every=2, **TINY), seed=5, checkpoint=ck)
+    state = torch.load(ck, weights_only=True)
+    resumed = run_em(op, y, prior, EMSettings(iterations=4, checkpoint_every=2, **TINY), seed=5, resume=state)
+    np.testing.assert_allclose(resumed.a_trace, full.a_trace, rtol=1e-6)
+    np.testing.assert_allclose(resumed.b_trace, full.b_trace, rtol=1e-6)
+    assert full.samples.shape == (3, 16, 2) and np.isfinite(full.elbo_trace).all()
+
+
+@pytest.mark.parametrize("estep", ["reverse_kl", "cfm"])
+def test_other_esteps_run(tiny_model, estep):
+    m = _measure(tiny_model, 2, 2)
+    est = estimate_noise(m, settings={"iterations": 2, "estep": estep, **{k: v for k, v in TINY.items()
+                                                                          if k != "sampler" or estep != "cfm"}},
+                         device="cpu")
+    assert est.a > 0 and est.b > 0 and est.result.samples.shape == (2, 16, 2)
+    assert np.isnan(est.result.elbo_trace).all() == (estep == "cfm")
+
+
+@pytest.mark.slow
+def test_short_em_on_the_scatterometry_surrogate_moves_toward_the_truth(shared_data, monkeypatch):
+    monkeypatch.setenv("INVSOLVE_SHARED_DATA", str(shared_data))
+    m = _measure({}, 4, 3, seed=1, a=0.005, b=0.1)
+    est = estimate_noise(m, settings={"iterations": 12, "estep_steps": 5, "batch_size": 256, "mstep_samples": 500,
+                                      "elbo_every": 6, "posterior_samples": 8}, device="cpu", seed=0)
+    start = abs(0.3 - 0.005) / 0.005 + abs(0.3 - 0.1) / 0.1
+    err = abs(est.a - 0.005) / 0.005 + abs(est.b - 0.1) / 0.1
+    assert err < 0.2 * start and est.a < 0.03 and est.b < 0.3
+
+
+def test_estimate_noise_cli_writes_and_resumes(tiny_model, tmp_path):
+    m = _measure(tiny_model, 3, 2)
+    mp = api.save_measurement(m, tmp_path / "m.h5")
+    runner = CliRunner()
+    em = ["-E", "estep_steps=3", "-E", "batch_size=128", "-E", "mstep_samples=128", "-E", "posterior_samples=8",
+          "-E", 'sampler={"blocks": 2, "hidden": 32, "cond_features": 8}', "-E", "checkpoint_every=1"]
+    res = runner.invoke(app, ["estimate-noise", "--operator", "surrogate", "--measurements", str(mp), "--output",
+                              str(tmp_path / "em.h5"), "--iterations", "2", "--json", "--device", "cpu", *em])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["measurements"] == 3 and out["noise_in_file"] == {"a": 0.02, "b": 0.1}
+    from invsolve.io.hdf5 import read_result
+
+    st = read_result(tmp_path / "em.h5")
+    assert st.attrs["kind"] == "noise_estimate" and st.datasets["samples"].shape == (3, 8, 2)
+    assert len(st.datasets["a_trace"]) == 3 and st.attrs["noise"]["name"] == "mixed"
+    res = runner.invoke(app, ["estimate-noise", "-m", str(mp), "--output", str(tmp_path / "em2.h5"), "--iterations",
+                              "3", "--resume", "--checkpoint", str(tmp_path / "em.h5.ckpt"), "--json", *em])
+    assert res.exit_code == 0, res.output
+    assert len(read_result(tmp_path / "em2.h5").datasets["a_trace"]) == 4
+    res = runner.invoke(app, ["estimate-noise", "-m", str(mp), "--operator", "gixrf", "--output",
+                              str(tmp_path / "x.h5")])
+    assert res.exit_code == 1 and "simulated with operator 'surrogate'" in res.output
+
+
+def test_mcmc_matches_a_linear_gaussian_posterior():
+    m = api.simulate(np.array([[0.5, -1.0], [1.0, 0.2]], np.float32), "linear", {"diagonal": [1.0, 0.5]},
+                     "gaussian", {"sigma": 0.3}, seed=0, device="cpu")
+    post = mcmc_posterior(m, {"name": "gaussian", "std": 1.0}, {"chains": 48, "steps": 200, "burn_in": 150,
+                                                                 "thin": 2}, seed=1, device="cpu")
+    A, s2 = np.array([1.0, 0.5]), 0.09
+    var = 1 / (A**2 / s2 + 1)
+    mean = var * A * m.measurement / s2
+    np.testing.assert_allclose(post.mean, mean, atol=0.06)
+    np.testing.assert_allclose(post.std, np.broadcast_to(np.sqrt(var), mean.shape), rtol=0.2)
+    assert 0.4 < post.info["acceptance"] < 0.75
+    rw = mcmc_posterior(m, {"name": "gaussian", "std": 1.0}, {"method": "rw", "chains": 48, "steps": 200,
+                                                              "burn_in": 150, "thin": 2}, seed=1, device="cpu")
+    np.testing.assert_allclose(rw.mean, mean, atol=0.08)
+    with pytest.raises(ConfigError, match="no default prior"):
+        mcmc_posterior(m, None, {}, device="cpu")
+
+
+def test_gixrf_measurement_round_trip_and_posterior(tmp_path):
+    pytest.importorskip("xraylib")
+    params = {"num_angles": 12, "bounds": [[5, 30], [7, 9.5], [0.5, 2.0]]}
+    m = api.simulate(np.array([18.0, 8.9, 1.2], np.float32), "gixrf", params, seed=0, device="cpu")
+    back = api.load_measurement(api.save_measurement(m, tmp_path / "g.h5"))
+    post = mcmc_posterior(back, None, {"chains": 8, "steps": 30, "burn_in": 30, "thin": 2}, seed=0, device="cpu")
+    assert post.mean.shape == (1, 3) and np.isfinite(post.std).all()
+    assert build_operator("gixrf", params, (3,)).prior_spec()["low"] == [5, 7, 0.5]
