@@ -35,7 +35,7 @@ def simulate(tmp_path, src, operator, *extra, name="m.h5"):
 def test_readme_pipeline_ct_limited_tv_beats_fbp(tmp_path, phantom_png):
     m = simulate(tmp_path, phantom_png, "ct-limited")
     assert run("reconstruct", m, "--method", "fbp", "--output", tmp_path / "fbp.h5").exit_code == 0
-    r = run("reconstruct", m, "--method", "tv", "--output", tmp_path / "tv.h5", "-q")
+    r = run("reconstruct", m, "--method", "tv", "--output", tmp_path / "tv.h5", "-q", "-M", "iterations=120")
     assert r.exit_code == 0, r.stderr
     res = run("evaluate", tmp_path / "fbp.h5", tmp_path / "tv.h5", "--reference", phantom_png, "--json")
     assert res.exit_code == 0, res.stderr
@@ -57,7 +57,7 @@ def test_end_to_end_operators(tmp_path, phantom_png, operator, methods, floor):
     outs = []
     for meth in methods:
         out = tmp_path / f"{meth}.h5"
-        res = run("reconstruct", m, "-m", meth, "-o", out, "--json")
+        res = run("reconstruct", m, "-m", meth, "-o", out, "--json", *(["-M", "iterations=120"] if meth == "tv" else []))
         assert res.exit_code == 0, res.stderr
         summary = json.loads(res.stdout)
         assert summary["method"] == meth and summary["psnr"] > floor
