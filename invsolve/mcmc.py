@@ -127,7 +127,7 @@ def mcmc_sample(operator, noise, prior, y: torch.Tensor, params: MCMCParams, gen
                 track=no_track) -> tuple[torch.Tensor, dict[str, Any]]:
     """Posterior samples (N, C·S, d) of each measurement y (N, m), float64 chains."""
     N = len(y)
-    C, d = params.chains, prior.dim
+    C = params.chains
     x0 = prior.sample(N * C, generator, device=generator.device).double()
     y_rep = y.double().repeat_interleave(C, 0)
     scale = prior.sample(4096, torch.Generator(device=generator.device).manual_seed(0)).double().std(0)

@@ -21,8 +21,6 @@ A ``simulate`` output is a complete input of ``reconstruct``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,32 +59,26 @@ def write_result(
     """
     import h5py
 
+    from .atomic import atomic_output
+
     p = check_output(path, overwrite)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            for k, v in attrs.items():
-                if v is None:
-                    continue
-                if k in _JSON_ATTRS or isinstance(v, (dict, list)):
-                    v = json.dumps(v)
-                elif isinstance(v, str):
-                    v = str(v)  # plain str: h5py cannot store str subclasses (e.g. torch's version)
-                f.attrs[k] = v
-            for name, arr in datasets.items():
-                f.create_dataset(name, data=np.asarray(arr), compression="gzip", compression_opts=4)
-            for gname, members in (groups or {}).items():
-                g = f.create_group(gname)
-                for name, arr in members.items():
-                    g.create_dataset(name, data=np.asarray(arr))
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(p) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        for k, v in attrs.items():
+            if v is None:
+                continue
+            if k in _JSON_ATTRS or isinstance(v, (dict, list)):
+                v = json.dumps(v)
+            elif isinstance(v, str):
+                v = str(v)  # plain str: h5py cannot store str subclasses (e.g. torch's version)
+            f.attrs[k] = v
+        for name, arr in datasets.items():
+            f.create_dataset(name, data=np.asarray(arr), compression="gzip", compression_opts=4)
+        for gname, members in (groups or {}).items():
+            g = f.create_group(gname)
+            for name, arr in members.items():
+                g.create_dataset(name, data=np.asarray(arr))
     return p
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +38,8 @@ def write_preview(path: str | Path, panels: list[np.ndarray], overwrite: bool = 
         cols.append(resize(_normalise(a), (h, w), order=1, anti_aliasing=True))
         cols.append(np.ones((h, 4)))
     img = (np.concatenate(cols[:-1], axis=1) * 255).round().astype(np.uint8)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".png", dir=p.parent if str(p.parent) else ".")
-    os.close(fd)
-    try:
+    from .atomic import atomic_output
+
+    with atomic_output(p, suffix=".png") as tmp:
         skio.imsave(tmp, img, check_contrast=False)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return p

@@ -14,9 +14,7 @@ entry (optimizer state, step, random generator states) and load as priors too.
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -223,15 +221,10 @@ def save_prior(prior: PatchPrior, path: str | Path, overwrite: bool = False,
     }
     if training is not None:
         payload["training"] = training
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
+    from ..io.atomic import atomic_output
+
+    with atomic_output(p) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return p
 
 

@@ -20,8 +20,6 @@ a file never runs pickled code.  New samplers register a subclass of
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -242,15 +240,11 @@ TrainedSampler = Sampler
 
 def write_atomic(obj: dict, path: str | Path) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename over it."""
+    from ..io.atomic import atomic_output
+
     p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
+    with atomic_output(p) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return p
 
 
