@@ -249,7 +249,7 @@ def _resolve_prior(prior, prior_file, zero_shot, measurement, op, prior_params, 
         pr, _ = train_prior("patchnr", measurement.measurement, None, params, steps=steps, seed=seed,
                             device=str(dev), track=track)
         timings["zero_shot_training"] = time.perf_counter() - t
-        return pr
+        return pr.freeze()
     if prior_file is None:
         raise OperatorError(f"--prior {prior} needs --prior-file FILE (train one with `invsolve train-prior`)")
     pr = load_prior(prior_file, device=str(dev))
