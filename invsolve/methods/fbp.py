@@ -18,7 +18,7 @@ __all__ = ["FBPParams", "FBP", "ramp_filter", "filter_rows"]
 class FBPParams(Params):
     filter: Literal["ram-lak", "hann"] = Field("hann", description="ramp filter window")
     frequency_scaling: float = Field(
-        1.0, gt=0, le=1, description="cut-off as a fraction of the detector Nyquist frequency (LoDoPaB: 0.641025641025641)"
+        1.0, gt=0, le=1, description="cut-off as a fraction of the Nyquist frequency (LoDoPaB: 0.641025641025641)"
     )
     clip: bool = Field(False, description="clip the result to [0, 1]")
 
