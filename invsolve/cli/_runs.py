@@ -11,15 +11,20 @@ from ..config import Params
 Device = Literal["auto", "cpu", "cuda"]
 
 
-class Common(Params):
+class RunBase(Params):
+    """Settings every command that writes a file shares."""
+
     seed: int = 0
     device: Device = "auto"
     overwrite: bool = False
     quiet: bool = False
     json_output: bool = Field(False, alias="json")
-    preview: str | None = None
 
     model_config = {**Params.model_config, "populate_by_name": True}
+
+
+class Common(RunBase):
+    preview: str | None = None
 
 
 class SimulateRun(Common):

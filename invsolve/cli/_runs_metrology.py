@@ -6,11 +6,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ..config import Params
-from ._runs import Device
+from ._runs import RunBase
 
 
-class EstimateNoiseRun(Params):
+class EstimateNoiseRun(RunBase):
     measurements: str
     output: str
     operator: str | None = None
@@ -22,10 +21,3 @@ class EstimateNoiseRun(Params):
     em_params: dict[str, Any] = Field(default_factory=dict)
     checkpoint: str | None = None
     resume: bool = False
-    seed: int = 0
-    device: Device = "auto"
-    overwrite: bool = False
-    quiet: bool = False
-    json_output: bool = Field(False, alias="json")
-
-    model_config = {**Params.model_config, "populate_by_name": True}

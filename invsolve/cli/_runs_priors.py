@@ -6,11 +6,10 @@ from typing import Any
 
 from pydantic import Field
 
-from ..config import Params
-from ._runs import Device
+from ._runs import RunBase
 
 
-class TrainPriorRun(Params):
+class TrainPriorRun(RunBase):
     prior: str = "patchnr"
     images: list[str] = Field(min_length=1)
     val: list[str] = Field(default_factory=list)
@@ -22,10 +21,3 @@ class TrainPriorRun(Params):
     checkpoint_every: int | None = Field(None, ge=1)
     checkpoint: str | None = None
     resume: bool = False
-    seed: int = 0
-    device: Device = "auto"
-    overwrite: bool = False
-    quiet: bool = False
-    json_output: bool = Field(False, alias="json")
-
-    model_config = {**Params.model_config, "populate_by_name": True}
