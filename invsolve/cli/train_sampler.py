@@ -35,7 +35,7 @@ def _loss_progress(quiet: bool):
 
 @handle_errors
 def train_sampler(
-    sampler: Annotated[Optional[str], typer.Option("--sampler", help="cflow or cfm (see `invsolve list`)")] = None,
+    sampler: Annotated[Optional[str], typer.Option("--sampler", help="cflow, cfm or mmd-flow (see `invsolve list samplers`)")] = None,
     sampler_param: Annotated[Optional[list[str]], typer.Option("--sampler-param", "-S", help="sampler setting KEY=VALUE, e.g. coupling=independent (repeatable)")] = None,
     operator: Annotated[Optional[str], typer.Option("--operator", help="operator or preset name")] = None,
     op_param: Annotated[Optional[list[str]], typer.Option("--op-param", "-P", help="operator parameter KEY=VALUE (repeatable)")] = None,
@@ -61,7 +61,7 @@ def train_sampler(
     quiet: QuietOpt = None,
     json: JsonOpt = None,
 ) -> None:
-    """Train a conditional sampler (cflow or cfm) on pairs x, y = noise(A x) simulated on the fly.
+    """Train a conditional sampler (cflow, cfm or mmd-flow) on pairs x, y = noise(A x) simulated on the fly.
 
     Example: invsolve train-sampler --sampler cfm --operator superres --scale 4 --images DIR --crop 64 --output s.pt
     """

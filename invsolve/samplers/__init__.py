@@ -1,5 +1,6 @@
 """Amortised conditional posterior samplers: ``cflow`` (conditional normalizing
-flow) and ``cfm`` (conditional OT flow matching), trained on simulated pairs.
+flow), ``cfm`` (conditional OT flow matching) and ``mmd-flow`` (distilled
+conditional MMD particle flow), trained on simulated pairs.
 
 ``load_sampler(path, device)`` reads a trained sampler file safely; the
 returned sampler's ``sample(y, n, generator)`` gives (B, n, *domain_shape).
