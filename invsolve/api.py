@@ -34,6 +34,7 @@ from .errors import DataError, OperatorError, ShapeError
 from .methods import build_method, no_track
 from .noise import build_noise
 from .operators import build_operator, operator_entry
+from .api_evaluate import Estimate, coverage, evaluate, load_estimate  # noqa: F401  (re-exported)
 
 __all__ = [
     "Measurement",
@@ -386,27 +387,6 @@ def save_posterior(post: Posterior, path: str | Path, overwrite: bool = False) -
     return write_result(path, data, attrs, {"operator_arrays": m.arrays} if m.arrays else None, overwrite)
 
 
-def evaluate(estimate: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
-    """PSNR and SSIM (data range 1) per slice and their mean; (N, H, W) or (H, W) arrays."""
-    from .metrics import image_metrics
-
-    est = np.asarray(estimate, dtype=np.float32)
-    ref = np.asarray(reference, dtype=np.float32)
-    est = est[None] if est.ndim == 2 else est
-    ref = ref[None] if ref.ndim == 2 else ref
-    if ref.shape[0] == 1 and est.shape[0] > 1:
-        ref = np.broadcast_to(ref, est.shape)
-    if est.shape != ref.shape:
-        raise ShapeError(f"result has shape {est.shape} but the reference has {ref.shape}; they must match")
-    per = image_metrics(ref, est)
-    return {
-        "psnr": float(np.mean(per["psnr"])),
-        "ssim": float(np.mean(per["ssim"])),
-        "psnr_per_slice": per["psnr"],
-        "ssim_per_slice": per["ssim"],
-    }
-
-
 # -- files ---------------------------------------------------------------------
 
 
@@ -475,61 +455,3 @@ def load_measurement(path: str | Path) -> Measurement:
         device=str(st.attrs.get("device", "cpu")),
         timings=dict(st.attrs.get("timings") or {}),
     )
-
-
-@dataclass
-class Estimate:
-    """Images to evaluate, with what the file stores beside them."""
-
-    images: np.ndarray
-    ground_truth: np.ndarray | None = None
-    quantiles: np.ndarray | None = None
-    levels: tuple[float, ...] = ()
-
-
-def load_estimate(spec: str) -> Estimate:
-    """Images to evaluate and, when stored, their ground truth and posterior quantiles.
-
-    ``spec`` is an invsolve result (its ``/reconstruction``; for posteriors the
-    mean), ``file.h5:/dataset``, an image file or ``.npy``.
-    """
-    from .io.hdf5 import FORMAT
-    from .io.images import HDF5_SUFFIXES, as_stack, check_finite, read_images, split_spec
-
-    path, dset = split_spec(spec)
-    if path.suffix.lower() in HDF5_SUFFIXES and dset is None and path.exists():
-        import h5py
-
-        try:
-            with h5py.File(path, "r") as f:
-                is_ours = f.attrs.get("format") == FORMAT
-        except OSError as exc:
-            raise DataError(f"cannot read {path} as HDF5 ({exc})") from None
-        if is_ours:
-            from .io.hdf5 import read_result
-
-            st = read_result(path)
-            if "reconstruction" not in st.datasets:
-                raise DataError(f"{path} holds no /reconstruction; pass the output of `invsolve reconstruct`")
-            est, _ = as_stack(st.datasets["reconstruction"].astype(np.float32), str(path))
-            check_finite(est, f"{path}:/reconstruction")
-            return Estimate(est, st.datasets.get("ground_truth"), st.datasets.get("quantiles"),
-                            tuple(st.attrs.get("quantile_levels") or ()))
-    est, _ = read_images(spec)
-    return Estimate(est)
-
-
-def coverage(estimate: Estimate, truth: np.ndarray, masses=(0.5, 0.9)) -> dict[str, float]:
-    """Coverage of the central credible intervals stored as quantiles, e.g. ``{"coverage_90": 0.91}``."""
-    from .posterior import interval_coverage
-
-    out = {}
-    if estimate.quantiles is None:
-        return out
-    t = np.broadcast_to(truth, estimate.images.shape) if truth.shape[0] == 1 else truth
-    for mass in masses:
-        try:
-            out[f"coverage_{round(mass * 100)}"] = interval_coverage(t, estimate.quantiles, estimate.levels, mass)
-        except ValueError:
-            continue
-    return out

@@ -1,0 +1,92 @@
+"""Evaluation API: PSNR/SSIM of results against a reference and credible-interval
+coverage of posterior outputs.  Re-exported by :mod:`invsolve.api`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError, ShapeError
+
+__all__ = ["evaluate", "Estimate", "load_estimate", "coverage"]
+
+
+def evaluate(estimate: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+    """PSNR and SSIM (data range 1) per slice and their mean; (N, H, W) or (H, W) arrays."""
+    from .metrics import image_metrics
+
+    est = np.asarray(estimate, dtype=np.float32)
+    ref = np.asarray(reference, dtype=np.float32)
+    est = est[None] if est.ndim == 2 else est
+    ref = ref[None] if ref.ndim == 2 else ref
+    if ref.shape[0] == 1 and est.shape[0] > 1:
+        ref = np.broadcast_to(ref, est.shape)
+    if est.shape != ref.shape:
+        raise ShapeError(f"result has shape {est.shape} but the reference has {ref.shape}; they must match")
+    per = image_metrics(ref, est)
+    return {
+        "psnr": float(np.mean(per["psnr"])),
+        "ssim": float(np.mean(per["ssim"])),
+        "psnr_per_slice": per["psnr"],
+        "ssim_per_slice": per["ssim"],
+    }
+
+
+@dataclass
+class Estimate:
+    """Images to evaluate, with what the file stores beside them."""
+
+    images: np.ndarray
+    ground_truth: np.ndarray | None = None
+    quantiles: np.ndarray | None = None
+    levels: tuple[float, ...] = ()
+
+
+def load_estimate(spec: str) -> Estimate:
+    """Images to evaluate and, when stored, their ground truth and posterior quantiles.
+
+    ``spec`` is an invsolve result (its ``/reconstruction``; for posteriors the
+    mean), ``file.h5:/dataset``, an image file or ``.npy``.
+    """
+    from .io.hdf5 import FORMAT
+    from .io.images import HDF5_SUFFIXES, as_stack, check_finite, read_images, split_spec
+
+    path, dset = split_spec(spec)
+    if path.suffix.lower() in HDF5_SUFFIXES and dset is None and path.exists():
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as f:
+                is_ours = f.attrs.get("format") == FORMAT
+        except OSError as exc:
+            raise DataError(f"cannot read {path} as HDF5 ({exc})") from None
+        if is_ours:
+            from .io.hdf5 import read_result
+
+            st = read_result(path)
+            if "reconstruction" not in st.datasets:
+                raise DataError(f"{path} holds no /reconstruction; pass the output of `invsolve reconstruct`")
+            est, _ = as_stack(st.datasets["reconstruction"].astype(np.float32), str(path))
+            check_finite(est, f"{path}:/reconstruction")
+            return Estimate(est, st.datasets.get("ground_truth"), st.datasets.get("quantiles"),
+                            tuple(st.attrs.get("quantile_levels") or ()))
+    est, _ = read_images(spec)
+    return Estimate(est)
+
+
+def coverage(estimate: Estimate, truth: np.ndarray, masses=(0.5, 0.9)) -> dict[str, float]:
+    """Coverage of the central credible intervals stored as quantiles, e.g. ``{"coverage_90": 0.91}``."""
+    from .posterior import interval_coverage
+
+    out = {}
+    if estimate.quantiles is None:
+        return out
+    t = np.broadcast_to(truth, estimate.images.shape) if truth.shape[0] == 1 else truth
+    for mass in masses:
+        try:
+            out[f"coverage_{round(mass * 100)}"] = interval_coverage(t, estimate.quantiles, estimate.levels, mass)
+        except ValueError:
+            continue
+    return out
