@@ -192,19 +192,24 @@ class Projector2D:
         else:
             fn, a, b = astra.experimental.direct_FP2D, src, out
 
-        def work(lo: int, hi: int) -> None:
-            for i in range(lo, hi):
-                fn(pid, a[i], b[i])
-
         n = src.shape[0]
         workers = min(n, torch.get_num_threads())
         if workers <= 1:
-            work(0, n)
+            for i in range(n):
+                fn(pid, a[i], b[i])
             return
-        bounds = np.linspace(0, n, workers + 1).round().astype(int).tolist()
-        pool = _executor(workers - 1)
-        futures = [pool.submit(work, bounds[k], bounds[k + 1]) for k in range(1, workers)]
-        work(bounds[0], bounds[1])  # the calling thread takes the first chunk
+        items, lock = iter(range(n)), threading.Lock()  # shared queue: early finishers take more
+
+        def work() -> None:
+            while True:
+                with lock:
+                    i = next(items, None)
+                if i is None:
+                    return
+                fn(pid, a[i], b[i])
+
+        futures = [_executor(workers - 1).submit(work) for _ in range(workers - 1)]
+        work()  # the calling thread works too
         for f in futures:
             f.result()
 
