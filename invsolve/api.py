@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ._version import __version__
-from .device import make_generator, resolve_device
+from .device import batch_generator, make_generator, resolve_device
 from .errors import DataError, OperatorError, ShapeError
 from .methods import build_method, no_track
 from .noise import build_noise
@@ -177,12 +177,17 @@ def reconstruct(
     prior_file: str | None = None,
     zero_shot: bool = False,
     prior_params: dict[str, Any] | None = None,
+    first_batch: int = 0,
 ) -> Reconstruction:
     """Reconstruct every item of ``measurement``.
 
     Without a prior: a classical method (default ``fbp`` for CT, ``bicubic`` for
     superresolution, ``tv`` otherwise).  With ``prior`` (and ``prior_file``, or
     ``zero_shot`` for superresolution): the MAP estimate with that patch prior.
+
+    Batch ``k`` (``batch_size`` items) draws its randomness from a generator
+    seeded by (``seed``, ``first_batch + k``), so a run split into pieces (shards,
+    resumed runs) gives the same result as one run with the same batch size.
     """
     t0 = time.perf_counter()
     dev = resolve_device(device)
@@ -210,10 +215,10 @@ def reconstruct(
             f"measurement has shape {y_all.shape[1:]} per item but operator {op.name!r} produces "
             f"{tuple(op.range_shape)}; the file's operator and data do not match"
         )
-    gen = make_generator(seed, dev)
     out = []
-    for sl in _batches(len(y_all), batch_size):
+    for k, sl in enumerate(_batches(len(y_all), batch_size)):
         y = torch.from_numpy(y_all[sl]).to(dev)
+        gen = batch_generator(seed, first_batch + k, dev)
         out.append(m.run(y, op, nm, generator=gen, track=track).detach().cpu().numpy())
     spec = m.spec()
     if getattr(m, "prior", None) is not None:
@@ -288,18 +293,19 @@ def sample_posterior(
     device: str = "auto",
     batch_size: int = 8,
     track=no_track,
+    first_batch: int = 0,
 ) -> Posterior:
     """Posterior samples and their summaries for every item of ``measurement``.
 
     Either a trained conditional sampler (``sampler_file``, from ``train-sampler``)
     draws ``num_samples`` per measurement, or ``sampler="langevin"`` runs Langevin
     chains on the data term plus a patch prior (``prior``, ``prior_file``).
+    Batches are seeded as in :func:`reconstruct`.
     """
     from .posterior import PosteriorSummary, summarize_samples
 
     t0 = time.perf_counter()
     dev = resolve_device(device)
-    gen = make_generator(seed, dev)
     y_all = np.asarray(measurement.measurement, dtype=np.float32)
     levels = tuple(sorted(float(v) for v in levels))
     if any(not 0 < v < 1 for v in levels):
@@ -315,8 +321,9 @@ def sample_posterior(
             raise OperatorError(f"{sampler_file} holds a {smp.name!r} sampler, not {sampler!r}")
         smp.check_measurement(measurement)
         spec = {"name": smp.name, "file": str(sampler_file), "num_samples": num_samples}
-        for sl in _batches(len(y_all), batch_size):
+        for k, sl in enumerate(_batches(len(y_all), batch_size)):
             y = torch.from_numpy(y_all[sl]).to(dev)
+            gen = batch_generator(seed, first_batch + k, dev)
             with torch.no_grad():
                 parts.append(summarize_samples(smp.sample(y, num_samples, generator=gen, track=track), levels,
                                                keep=keep_samples))
@@ -328,9 +335,15 @@ def sample_posterior(
             opts["chains"] = chains
         if keep_samples:
             opts["keep_samples"] = True
-        part = mcmc_posterior(measurement, opts.pop("prior", None), opts, levels, gen, track)
-        parts.append(part)
-        spec = {"name": "mcmc", **part.info}
+        import dataclasses
+
+        mprior = opts.pop("prior", None)
+        for k, sl in enumerate(_batches(len(y_all), batch_size)):
+            gt = measurement.ground_truth
+            sub = dataclasses.replace(measurement, measurement=y_all[sl], ground_truth=None if gt is None else gt[sl])
+            gen = batch_generator(seed, first_batch + k, dev)
+            parts.append(mcmc_posterior(sub, mprior, dict(opts), levels, gen, track))
+        spec = {"name": "mcmc", **parts[0].info}
     else:
         if (sampler or "langevin") != "langevin":
             raise OperatorError(
@@ -354,8 +367,9 @@ def sample_posterior(
         pr = _resolve_prior(prior, prior_file, False, measurement, op, None, seed, dev, track, {})
         settings = preset_for(op.name, getattr(type(op), "kind", ""), pr.name)
         spec = {"name": "langevin", "prior": pr.name, "prior_file": str(prior_file), **params.model_dump()}
-        for sl in _batches(len(y_all), batch_size):
+        for k, sl in enumerate(_batches(len(y_all), batch_size)):
             y = torch.from_numpy(y_all[sl]).to(dev)
+            gen = batch_generator(seed, first_batch + k, dev)
             parts.append(langevin_sample(y, op, nm, pr, params, settings, levels, generator=gen, track=track))
         spec.update(parts[0].info)
 
@@ -428,16 +442,19 @@ def save_reconstruction(r: Reconstruction, path: str | Path, overwrite: bool = F
     return write_result(path, data, attrs, {"operator_arrays": m.arrays} if m.arrays else None, overwrite)
 
 
-def load_measurement(path: str | Path) -> Measurement:
-    """Read a measurement (a ``simulate`` or ``reconstruct`` output) with its operator and noise."""
+def load_measurement(path: str | Path, items: slice | None = None) -> Measurement:
+    """Read a measurement (a ``simulate`` or ``reconstruct`` output) with its operator and noise.
+
+    ``items`` reads only those measurements of a stack (e.g. one batch).
+    """
     from .io.hdf5 import read_result
     from .io.images import check_finite
 
-    st = read_result(path)
+    st = read_result(path, items=items)
     if "measurement" not in st.datasets or "operator" not in st.attrs or "noise" not in st.attrs:
         raise DataError(f"{path} holds no measurement with its operator; create one with `invsolve simulate`")
     y = st.datasets["measurement"].astype(np.float32)
-    check_finite(y, f"{path}:/measurement")
+    check_finite(y, f"{path}:/measurement" + (f"[{items.start}:{items.stop}]" if items is not None else ""))
     op = st.attrs["operator"]
     try:
         operator_entry(op["name"])

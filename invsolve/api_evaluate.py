@@ -68,6 +68,10 @@ def load_estimate(spec: str) -> Estimate:
             st = read_result(path)
             if "reconstruction" not in st.datasets:
                 raise DataError(f"{path} holds no /reconstruction; pass the output of `invsolve reconstruct`")
+            done = st.datasets.get("completed")
+            if done is not None and not np.all(done):
+                raise DataError(f"{path} is incomplete ({int(np.sum(done))} of {len(done)} slices done); finish it "
+                                "with the command that wrote it plus --resume (or run its missing --shard)")
             est, _ = as_stack(st.datasets["reconstruction"].astype(np.float32), str(path))
             check_finite(est, f"{path}:/reconstruction")
             return Estimate(est, st.datasets.get("ground_truth"), st.datasets.get("quantiles"),

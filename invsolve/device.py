@@ -6,7 +6,7 @@ import torch
 
 from .errors import DeviceError
 
-__all__ = ["resolve_device", "make_generator"]
+__all__ = ["resolve_device", "make_generator", "batch_generator", "batch_seed"]
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -30,3 +30,22 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 def make_generator(seed: int, device: torch.device) -> torch.Generator:
     """A generator on ``device`` seeded with ``seed``: same seed, same device, same numbers."""
     return torch.Generator(device=device).manual_seed(int(seed))
+
+
+def batch_seed(seed: int, batch: int) -> int:
+    """The seed of batch ``batch`` of a run seeded with ``seed``.
+
+    Batch 0 uses ``seed`` itself; later batches an independent stream derived
+    from (seed, batch).  Every batch is therefore reproducible on its own, which
+    is what lets sharded and resumed runs equal an uninterrupted one.
+    """
+    if batch == 0:
+        return int(seed)
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, int(batch)]).generate_state(1, np.uint64)[0])
+
+
+def batch_generator(seed: int, batch: int, device: torch.device) -> torch.Generator:
+    """A generator for batch ``batch`` of a run (see :func:`batch_seed`)."""
+    return make_generator(batch_seed(seed, batch), device)

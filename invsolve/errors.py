@@ -16,6 +16,7 @@ __all__ = [
     "OperatorError",
     "DeviceError",
     "OutputExistsError",
+    "Interrupted",
 ]
 
 
@@ -49,3 +50,11 @@ class DeviceError(InvsolveError):
 
 class OutputExistsError(InvsolveError):
     """The output file exists and ``overwrite`` was not given."""
+
+
+class Interrupted(InvsolveError):
+    """A batch run stopped on SIGINT/SIGTERM after flushing its completed slices."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -55,7 +55,7 @@ def handle_errors(fn: Callable) -> Callable:
             if os.environ.get("INVSOLVE_DEBUG"):
                 raise
             print(f"Error: {exc}", file=sys.stderr)
-            raise typer.Exit(1) from None
+            raise typer.Exit(getattr(exc, "exit_code", 1)) from None
         except KeyboardInterrupt:
             print("Error: interrupted; no output was written", file=sys.stderr)
             raise typer.Exit(130) from None

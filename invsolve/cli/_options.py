@@ -14,4 +14,12 @@ OverwriteOpt = Annotated[Optional[bool], typer.Option("--overwrite", help="repla
 QuietOpt = Annotated[Optional[bool], typer.Option("--quiet", "-q", help="no progress or summary on the terminal", show_default=False)]
 JsonOpt = Annotated[Optional[bool], typer.Option("--json", help="machine-readable JSON summary on stdout", show_default=False)]
 PreviewOpt = Annotated[Optional[str], typer.Option("--preview", help="write a PNG of the result beside the measurement")]
-BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="images processed together (default 8)")]
+BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="images processed together; each batch is "
+                                                  "written, seeded and resumed as a unit (default 8)")]
+InputsArg = Annotated[Optional[list[str]], typer.Argument(
+    help="measurement file(s) from `invsolve simulate` (N×H×W stacks); globs; - reads paths from stdin",
+    show_default=False)]
+ShardOpt = Annotated[Optional[str], typer.Option("--shard", help="K/N: do the K-th of N equal shares of the batches "
+                                                 "(one process or node each; all write the same outputs)")]
+ResumeOpt = Annotated[Optional[bool], typer.Option("--resume", help="keep the slices an earlier run of these "
+                                                   "settings completed in the output; do the rest", show_default=False)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..config import Params
 
@@ -37,21 +37,31 @@ class SimulateRun(Common):
     batch_size: int = Field(8, ge=1)
 
 
-class ReconstructRun(Common):
-    measurement: str
+class BatchRun(Common):
+    """Settings of the commands that run over stacks in batches."""
+
+    measurement: list[str] = Field(min_length=1)
     output: str
+    batch_size: int = Field(8, ge=1)
+    shard: str | None = None
+    resume: bool = False
+
+    @field_validator("measurement", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return [v] if isinstance(v, str) else v
+
+
+class ReconstructRun(BatchRun):
     method: str | None = None
     method_params: dict[str, Any] = Field(default_factory=dict)
     prior: str | None = None
     prior_file: str | None = None
     zero_shot: bool = False
     prior_params: dict[str, Any] = Field(default_factory=dict)
-    batch_size: int = Field(8, ge=1)
 
 
-class SamplePosteriorRun(Common):
-    measurement: str
-    output: str
+class SamplePosteriorRun(BatchRun):
     sampler: str | None = None
     sampler_file: str | None = None
     prior: str | None = None
@@ -61,7 +71,6 @@ class SamplePosteriorRun(Common):
     chains: int | None = Field(None, ge=1)
     quantiles: list[float] = Field(default_factory=lambda: [0.05, 0.25, 0.5, 0.75, 0.95])
     save_samples: bool = False
-    batch_size: int = Field(8, ge=1)
 
 
 class EvaluateRun(Params):

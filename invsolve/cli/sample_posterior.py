@@ -6,14 +6,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import emit_json, handle_errors, make_track, merge_config, out_console
-from ._options import (BatchOpt, ConfigOpt, DeviceOpt, JsonOpt, OutputOpt, OverwriteOpt, PreviewOpt,
-                       QuietOpt, SeedOpt)
+from ._common import handle_errors, make_track, merge_config
+from ._options import (BatchOpt, ConfigOpt, DeviceOpt, InputsArg, JsonOpt, OutputOpt, OverwriteOpt, PreviewOpt,
+                       QuietOpt, ResumeOpt, SeedOpt, ShardOpt)
 
 
 @handle_errors
 def sample_posterior(
-    measurement: Annotated[Optional[str], typer.Argument(help="HDF5 measurement written by `invsolve simulate`")] = None,
+    measurement: InputsArg = None,
     sampler_file: Annotated[Optional[str], typer.Option("--sampler-file", help="conditional sampler from `invsolve train-sampler`")] = None,
     sampler: Annotated[Optional[str], typer.Option("--sampler", help="langevin (with --prior), or the sampler in --sampler-file")] = None,
     prior: Annotated[Optional[str], typer.Option("--prior", help="patch prior for Langevin: patchnr, epll or wpp")] = None,
@@ -32,45 +32,34 @@ def sample_posterior(
     json: JsonOpt = None,
     preview: PreviewOpt = None,
     batch_size: BatchOpt = None,
+    shard: ShardOpt = None,
+    resume: ResumeOpt = None,
 ) -> None:
     """Sample the posterior of each measurement; write mean, std, quantiles (and samples) to HDF5.
 
     Examples: invsolve sample-posterior m.h5 --sampler-file s.pt -n 64 --output post.h5;
     invsolve sample-posterior m.h5 --prior patchnr --prior-file prior.pt --sampler langevin --chains 4 --output post.h5
     """
-    from .. import api
+    from ..api_batch import PosteriorTask
     from ..config import parse_assignments
-    from ..io.hdf5 import check_output
+    from ._batch import run_batch_cli
     from ._runs import SamplePosteriorRun
 
     run = merge_config(SamplePosteriorRun, config, {
-        "measurement": measurement, "output": output, "sampler": sampler, "sampler_file": sampler_file,
+        "measurement": measurement or None, "output": output, "sampler": sampler, "sampler_file": sampler_file,
         "prior": prior, "prior_file": prior_file, "sampler_params": parse_assignments(sampler_param, "--sampler-param"),
         "num_samples": num_samples, "chains": chains, "quantiles": quantile, "save_samples": save_samples,
         "seed": seed, "device": device, "overwrite": overwrite, "quiet": quiet, "json": json, "preview": preview,
-        "batch_size": batch_size,
+        "batch_size": batch_size, "shard": shard, "resume": resume,
     }, "sample-posterior settings")
-    check_output(run.output, run.overwrite)
-    m = api.load_measurement(run.measurement)
-    post = api.sample_posterior(
-        m, sampler=run.sampler, sampler_file=run.sampler_file, prior=run.prior, prior_file=run.prior_file,
-        sampler_params=run.sampler_params, num_samples=run.num_samples, chains=run.chains,
-        levels=tuple(run.quantiles), keep_samples=run.save_samples, seed=run.seed, device=run.device,
-        batch_size=run.batch_size, track=make_track(run.quiet or run.json_output))
-    path = api.save_posterior(post, run.output, run.overwrite)
-    s = post.summary
-    if run.preview and s.mean.ndim == 3:
-        from ..io.preview import write_preview
+    task = PosteriorTask(run.sampler, run.sampler_file, run.prior, run.prior_file, run.sampler_params,
+                         run.num_samples, run.chains, tuple(run.quantiles), run.save_samples, run.seed, run.device,
+                         run.batch_size, track=make_track(run.quiet or run.json_output))
 
-        write_preview(run.preview, [m.measurement[0], s.mean[0], s.std[0]], run.overwrite)
-    summary = {"output": str(path), "sampler": post.sampler["name"], "operator": m.operator["name"],
-               "measurements": int(len(s.mean)), "seed": run.seed, "device": post.device,
-               "seconds": round(post.timings["sample_posterior"], 3), "mean_std": float(s.std.mean())}
-    if m.ground_truth is not None and s.mean.ndim == 3:
-        scores = api.evaluate(s.mean, m.ground_truth)
-        summary.update(psnr=round(scores["psnr"], 3), ssim=round(scores["ssim"], 4))
-    if run.json_output:
-        emit_json(summary)
-    elif not run.quiet:
-        out_console().print(f"wrote {path}: posterior of {summary['measurements']} measurement(s) by "
-                            f"{summary['sampler']} in {summary['seconds']} s")
+    def panels(st):
+        d = st.datasets
+        if d["posterior_mean"].ndim != 3:
+            return [d["measurement"][0]]
+        return [d["measurement"][0], d["posterior_mean"][0], d["posterior_std"][0]]
+
+    run_batch_cli(task, run, panels)

@@ -96,8 +96,16 @@ class StoredResult:
         return json.loads(v) if isinstance(v, str) else v
 
 
-def read_result(path: str | Path) -> StoredResult:
-    """Read an invsolve HDF5 file; refuse files of another format with a clear message."""
+def read_result(path: str | Path, items: slice | None = None, data: bool = True) -> StoredResult:
+    """Read an invsolve HDF5 file; refuse files of another format with a clear message.
+
+    Arguments:
+        path: The file.
+        items: Read only these items of every per-item dataset (first axis of
+            length N, the number of measurements), e.g. one batch of a stack.
+        data: False reads the attributes and groups only; ``datasets`` then
+            maps each name to its shape.
+    """
     import h5py
 
     p = Path(path)
@@ -117,7 +125,16 @@ def read_result(path: str | Path) -> StoredResult:
         for k in _JSON_ATTRS:
             if isinstance(attrs.get(k), str):
                 attrs[k] = json.loads(attrs[k])
-        datasets = {k: np.asarray(v[()]) for k, v in f.items() if isinstance(v, h5py.Dataset)}
+        n = f["measurement"].shape[0] if isinstance(f.get("measurement"), h5py.Dataset) else None
+
+        def load(d):
+            if not data:
+                return tuple(d.shape)
+            if items is not None and d.ndim >= 1 and d.shape[0] == n:
+                return np.asarray(d[items])
+            return np.asarray(d[()])
+
+        datasets = {k: load(v) for k, v in f.items() if isinstance(v, h5py.Dataset)}
         groups = {
             k: {n: np.asarray(d[()]) for n, d in v.items()} for k, v in f.items() if isinstance(v, h5py.Group)
         }

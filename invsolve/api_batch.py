@@ -1,0 +1,341 @@
+"""Batch runs of ``reconstruct`` and ``sample-posterior`` over stacks and lists of inputs.
+
+The work is a list of units, one per batch of ``batch_size`` slices of each
+input (inputs in the order given, batches in slice order).  ``shard=(k, n)``
+takes units k-1, k-1+n, k-1+2n, ...; the n shards together write every slice
+of every output exactly once.  Each batch is seeded from (seed, batch index)
+(:func:`invsolve.device.batch_seed`), so a sharded, interrupted or resumed run
+gives the same output as one uninterrupted run with the same seed and batch size.
+
+Outputs fill up batch by batch (:mod:`invsolve.io.incremental`): ``resume``
+skips the slices an output already records as complete.
+
+Example:
+    >>> from invsolve import api_batch
+    >>> api_batch.parse_shard("2/4")
+    (2, 4)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import json
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol, Sequence, TextIO
+
+import numpy as np
+
+from .errors import ConfigError, DataError, Interrupted
+
+__all__ = ["expand_inputs", "parse_shard", "output_paths", "BatchTask", "ReconstructTask", "PosteriorTask",
+           "SliceDone", "BatchSummary", "run_batches", "graceful_stop"]
+
+
+def expand_inputs(specs: Sequence[str], stdin: TextIO | None = None) -> list[Path]:
+    """Input files from arguments: paths, glob patterns, and ``-`` (one path per line on stdin)."""
+    out: list[Path] = []
+    for spec in specs:
+        if spec == "-":
+            lines = (stdin or sys.stdin).read().splitlines()
+            names = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+            if not names:
+                raise DataError("no input paths on stdin (give one path per line after `-`)")
+            out.extend(expand_inputs(names))
+            continue
+        if not Path(spec).exists() and any(ch in spec for ch in "*?["):
+            found = sorted(glob.glob(spec))
+            if not found:
+                raise DataError(f"no files match {spec!r}; check the pattern (quote it so the shell keeps it)")
+            out.extend(Path(f) for f in found)
+            continue
+        if not Path(spec).exists():
+            raise DataError(f"input file not found: {spec} (check the path)")
+        out.append(Path(spec))
+    if not out:
+        raise ConfigError("give a measurement file (or several, a glob, or - to read paths from stdin)")
+    seen: set[Path] = set()
+    return [p for p in out if not (p.resolve() in seen or seen.add(p.resolve()))]
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"K/N"`` -> (K, N) with 1 <= K <= N; None -> (1, 1)."""
+    if text is None:
+        return 1, 1
+    try:
+        k, n = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard {text!r} is not K/N (e.g. 1/4: the first of 4 shards)") from None
+    if not 1 <= k <= n:
+        raise ConfigError(f"--shard {text}: K must lie in 1..N (shards are numbered 1 to {max(n, 1)})")
+    return k, n
+
+
+def output_paths(inputs: Sequence[Path], output: str | Path) -> list[Path]:
+    """One output per input: ``output`` itself for one input (or a file in it when it is a
+    folder); for several inputs ``output`` is a folder (created when missing) holding
+    ``<input name>.h5`` for each."""
+    out = Path(output)
+    if len(inputs) == 1:
+        return [out / (inputs[0].stem + ".h5")] if out.is_dir() else [out]
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{len(inputs)} inputs need --output to be a folder, and {out} is a file")
+    if not out.parent.exists():
+        raise DataError(f"output folder {out.parent} does not exist; create it first")
+    out.mkdir(exist_ok=True)
+    paths = [out / (p.stem + ".h5") for p in inputs]
+    dup = {p for p in paths if paths.count(p) > 1}
+    if dup:
+        raise ConfigError(f"several inputs would write {sorted(dup)[0]}; give inputs with distinct names")
+    return paths
+
+
+class BatchTask(Protocol):
+    """What a batch run computes: ``command`` and ``settings`` (for the fingerprint) and
+    ``compute(measurement, first_batch) -> (results, attrs)`` for one batch."""
+
+    command: str
+    settings: dict[str, Any]
+
+    def compute(self, measurement, first_batch: int) -> tuple[dict[str, np.ndarray], dict[str, Any], float]:
+        ...
+
+
+def _file_id(path: str | None) -> Any:
+    """A model file named in the settings, identified by name, size and modification time."""
+    if path is None or not Path(path).exists():
+        return path
+    st = Path(path).stat()
+    return [str(path), st.st_size, st.st_mtime_ns]
+
+
+@dataclass
+class ReconstructTask:
+    """``reconstruct`` on one batch; the arguments are those of :func:`invsolve.api.reconstruct`."""
+
+    method: str | None = None
+    method_params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    device: str = "auto"
+    batch_size: int = 8
+    prior: str | None = None
+    prior_file: str | None = None
+    zero_shot: bool = False
+    prior_params: dict[str, Any] = field(default_factory=dict)
+    track: Any = None
+    command: str = "reconstruct"
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {"method": self.method, "method_params": self.method_params, "seed": self.seed,
+                "prior": self.prior, "prior_file": _file_id(self.prior_file), "zero_shot": self.zero_shot,
+                "prior_params": self.prior_params}
+
+    def compute(self, m, first_batch: int):
+        from .api import _provenance, reconstruct
+        from .methods import no_track
+
+        r = reconstruct(m, self.method, self.method_params, self.seed, self.device, self.batch_size,
+                        track=self.track or no_track, prior=self.prior, prior_file=self.prior_file,
+                        zero_shot=self.zero_shot, prior_params=self.prior_params, first_batch=first_batch)
+        attrs = {"kind": "reconstruction", "command": self.command, "operator": m.operator, "noise": m.noise,
+                 "method": r.method, "measurement_seed": m.seed, "batch_size": self.batch_size,
+                 **_provenance(self.seed, r.device, dict(m.timings), m.source, m.single)}
+        return {"reconstruction": r.images}, attrs, r.timings["reconstruct"]
+
+
+@dataclass
+class PosteriorTask:
+    """``sample-posterior`` on one batch; arguments as :func:`invsolve.api.sample_posterior`."""
+
+    sampler: str | None = None
+    sampler_file: str | None = None
+    prior: str | None = None
+    prior_file: str | None = None
+    sampler_params: dict[str, Any] = field(default_factory=dict)
+    num_samples: int = 64
+    chains: int | None = None
+    levels: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
+    keep_samples: bool = False
+    seed: int = 0
+    device: str = "auto"
+    batch_size: int = 8
+    track: Any = None
+    command: str = "sample_posterior"
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {"sampler": self.sampler, "sampler_file": _file_id(self.sampler_file), "prior": self.prior,
+                "prior_file": _file_id(self.prior_file), "sampler_params": self.sampler_params,
+                "num_samples": self.num_samples, "chains": self.chains, "levels": list(self.levels),
+                "keep_samples": self.keep_samples, "seed": self.seed}
+
+    def compute(self, m, first_batch: int):
+        from .api import _provenance, sample_posterior
+        from .methods import no_track
+
+        post = sample_posterior(m, sampler=self.sampler, sampler_file=self.sampler_file, prior=self.prior,
+                                prior_file=self.prior_file, sampler_params=self.sampler_params,
+                                num_samples=self.num_samples, chains=self.chains, levels=self.levels,
+                                keep_samples=self.keep_samples, seed=self.seed, device=self.device,
+                                batch_size=self.batch_size, track=self.track or no_track, first_batch=first_batch)
+        s = post.summary
+        results = {"reconstruction": s.mean, "posterior_mean": s.mean, "posterior_std": s.std}
+        if s.quantiles is not None:
+            results["quantiles"] = s.quantiles
+        if s.samples is not None:
+            results["samples"] = s.samples
+        attrs = {"kind": "posterior", "command": "sample-posterior", "operator": m.operator, "noise": m.noise,
+                 "sampler": post.sampler, "quantile_levels": list(s.levels), "measurement_seed": m.seed,
+                 "batch_size": self.batch_size,
+                 **_provenance(self.seed, post.device, dict(m.timings), m.source, m.single)}
+        return results, attrs, post.timings["sample_posterior"]
+
+
+@dataclass
+class SliceDone:
+    """One finished slice (the ``--json`` line)."""
+
+    input: str
+    output: str
+    index: int
+    seconds: float
+    psnr: float | None = None
+    ssim: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = {"event": "slice", "input": self.input, "output": self.output, "index": self.index,
+             "seconds": round(self.seconds, 4)}
+        if self.psnr is not None:
+            d.update(psnr=round(self.psnr, 3), ssim=round(self.ssim, 4))
+        return d
+
+
+@dataclass
+class BatchSummary:
+    """What a batch run did: its outputs, slices computed here, skipped and complete."""
+
+    outputs: list[Path]
+    total: int
+    computed: int = 0
+    skipped: int = 0
+    complete: list[bool] = field(default_factory=list)
+    seconds: float = 0.0
+    device: str = "cpu"
+    spec: dict[str, Any] = field(default_factory=dict)
+
+
+def _fingerprint(task: BatchTask, batch_size: int, path: Path, attrs: dict, n: int) -> str:
+    ident = {"command": task.command, "settings": task.settings, "batch_size": batch_size, "n": n,
+             "input": {k: attrs.get(k) for k in ("created", "source", "seed", "operator", "noise")}}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Path, *, batch_size: int = 8,
+                shard: tuple[int, int] = (1, 1), resume: bool = False, overwrite: bool = False,
+                on_slice: Callable[[SliceDone], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> BatchSummary:
+    """Run ``task`` over every slice of ``inputs`` (this shard's share), writing one output per input.
+
+    Raises:
+        Interrupted: ``should_stop()`` turned true (after a whole batch was written),
+            or Ctrl-C arrived during a batch; completed slices stay in the outputs.
+    """
+    from .api import evaluate, load_measurement
+    from .io.hdf5 import read_result
+    from .io.incremental import IncrementalOutput
+
+    t0 = time.perf_counter()
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    k, n_shards = shard
+    paths = [Path(p) for p in inputs]
+    outs = output_paths(paths, output)
+    files, units = [], []
+    for fi, (src, dst) in enumerate(zip(paths, outs)):
+        meta = read_result(src, data=False)
+        if "measurement" not in meta.datasets or "operator" not in meta.attrs:
+            raise DataError(f"{src} holds no measurement with its operator; create one with `invsolve simulate`")
+        n = int(meta.datasets["measurement"][0])
+        io = IncrementalOutput(dst, _fingerprint(task, batch_size, src, meta.attrs, n), n,
+                               overwrite=overwrite, resume=resume, shared=n_shards > 1)
+        files.append((src, io, n))
+        units.extend((fi, b) for b in range(math.ceil(n / batch_size)))
+    done = [io.prepare() for _, io, _ in files]  # every output checked before any work starts
+    summary = BatchSummary(outputs=outs, total=sum(n for *_, n in files))
+    for u, (fi, b) in enumerate(units):
+        if u % n_shards != k - 1:
+            continue
+        src, io, n = files[fi]
+        sl = slice(b * batch_size, min((b + 1) * batch_size, n))
+        if done[fi][sl].all():
+            summary.skipped += sl.stop - sl.start
+            continue
+        if should_stop is not None and should_stop():
+            raise _stopped(summary, outs)
+        try:
+            m = load_measurement(src, items=sl)
+            results, attrs, seconds = task.compute(m, b)
+            done[fi] = io.write(sl.start, results, source=src, attrs=attrs, timings={task.command: seconds})
+        except KeyboardInterrupt:
+            raise Interrupted(f"aborted during a batch; the slices completed so far are kept in {_names(outs)}; "
+                              "run the same command with --resume to finish") from None
+        summary.computed += sl.stop - sl.start
+        summary.spec, summary.device = attrs, str(attrs.get("device"))
+        if on_slice is not None:
+            scores = evaluate(results["reconstruction"], m.ground_truth) if m.ground_truth is not None and \
+                results["reconstruction"].ndim == 3 else None
+            for i in range(sl.stop - sl.start):
+                on_slice(SliceDone(str(src), str(io.path), sl.start + i, seconds / (sl.stop - sl.start),
+                                   None if scores is None else float(scores["psnr_per_slice"][i]),
+                                   None if scores is None else float(scores["ssim_per_slice"][i])))
+    summary.complete = [bool(d.all()) for d in done]
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _names(outs: Sequence[Path]) -> str:
+    return str(outs[0]) if len(outs) == 1 else f"{len(outs)} outputs in {outs[0].parent}"
+
+
+def _stopped(summary: BatchSummary, outs: Sequence[Path]) -> Interrupted:
+    code = getattr(graceful_stop, "signal", signal.SIGINT)
+    return Interrupted(f"stopped after {summary.computed} slice(s) on {signal.Signals(code).name}; "
+                       f"{_names(outs)} holds every completed slice; run the same command with --resume to finish",
+                       exit_code=128 + int(code))
+
+
+@contextlib.contextmanager
+def graceful_stop() -> Iterator[Callable[[], bool]]:
+    """Handle SIGINT/SIGTERM by finishing the current batch: yields ``should_stop()``.
+
+    A second Ctrl-C aborts at once (KeyboardInterrupt).  Outside the main thread
+    the handlers cannot be installed and the signals keep their usual effect.
+    """
+    state = {"stop": False}
+
+    def handler(signum, frame):
+        if state["stop"] and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        state["stop"] = True
+        graceful_stop.signal = signum
+        print(f"{signal.Signals(signum).name}: finishing the current batch, then stopping "
+              "(Ctrl-C again aborts it)", file=sys.stderr, flush=True)
+
+    old = {}
+    try:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            try:
+                old[s] = signal.signal(s, handler)
+            except ValueError:  # not the main thread
+                pass
+        yield lambda: state["stop"]
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
