@@ -131,12 +131,17 @@ def train_prior(
         callback: Called with {"step", "train_nll", "val_nll"} records.
         sources, val_sources: File names recorded in the provenance.
 
+    Under ``torchrun`` each process runs this; they train one model with
+    DistributedDataParallel (patchnr), and ``hist["rank"]`` tells the caller
+    whether it is rank 0, the one that should write the prior file.
+
     Returns:
         (prior, history): the frozen prior (with ``provenance``) and the training history.
     """
     import torch
 
     from .device import resolve_device
+    from .distributed import setup
     from .methods.base import no_track
     from .priors.base import PRIORS, load_all
     from .priors.training import train_prior as _train
@@ -145,12 +150,13 @@ def train_prior(
     cls = PRIORS.get(name)
     p = (params or {}).get("patch_size", cls.Config.model_fields["patch_size"].default)
     p = p if isinstance(p, int) else 1  # an invalid value is reported by the config validation
+    dist, device = setup(device)  # joins the torchrun group, if any; no-op otherwise
     dev = resolve_device(device)
     ims = _to_device(images, dev, "training images", p)
     vals = _to_device(val, dev, "validation images", p) if val is not None else None
     t0 = time.perf_counter()
     prior, hist = _train(name, ims, vals, params, steps, seed, checkpoint_every, checkpoint_path, resume,
-                         track or no_track, callback)
+                         track or no_track, callback, dist=dist)
     seconds = time.perf_counter() - t0
     shapes = [list(t.shape[-2:]) for t in ims]
     prior.provenance = {
@@ -161,9 +167,10 @@ def train_prior(
         "training": hist.get("training"), "val": list(val_sources) if val_sources else None,
         "train_nll": hist["final"]["train_nll"], "val_nll": hist["final"]["val_nll"],
         "resumed_from": hist.get("resumed_from"), "python": platform.python_version(),
-        "torch_version": str(torch.__version__),
+        "torch_version": str(torch.__version__), "processes": dist.world,
     }
     hist["seconds_total"] = seconds
+    hist["rank"] = dist.rank
     return prior, hist
 
 

@@ -77,8 +77,12 @@ def train_sampler(
     (uniform, gaussian, gmm) of dimension ``dim`` with ``prior_params``.
     Defaults: batch 8 and lr 5e-4 for images, batch 256 and lr 1e-3 for vectors.
 
+    Under ``torchrun`` every process calls this and they train one network with
+    DistributedDataParallel (cflow, cfm); rank 0 writes the file.
+
     Returns:
-        A summary: output, sampler, operator, noise, steps, loss, val_loss, seconds, device.
+        A summary: output, sampler, operator, noise, steps, loss, val_loss, seconds, device,
+        processes and this process's rank.
     """
     from .api import resolve_noise
     from .device import resolve_device
@@ -105,6 +109,9 @@ def train_sampler(
             raise DataError(f"nothing to resume: {out} does not exist (drop --resume to start training)")
     else:
         check_output(out, overwrite)
+    from .distributed import setup
+
+    dist, device = setup(device)  # joins the torchrun group, if any; no-op otherwise
     dev = resolve_device(device)
     nspec = resolve_noise(operator, noise, noise_params)
     nm = build_noise(nspec)
@@ -137,9 +144,10 @@ def train_sampler(
         "seed": seed, "device": str(dev), "python": platform.python_version(),
         "torch_version": str(torch.__version__), "source": source.spec(),
     }
-    info = cls.train(inst, source, settings, out, resume=state, progress=progress, provenance=provenance)
+    info = cls.train(inst, source, settings, out, resume=state, progress=progress, provenance=provenance,
+                     dist=dist if dist.active else None)
     return {"output": str(out), "sampler": inst.name, "operator": op.name, "noise": nspec["name"],
-            "device": str(dev), **info}
+            "device": str(dev), "processes": dist.world, "rank": dist.rank, **info}
 
 
 def training_prior(sampler):

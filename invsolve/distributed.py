@@ -23,7 +23,7 @@ import torch
 
 from .errors import ConfigError, DeviceError
 
-__all__ = ["Dist", "setup", "LossModule"]
+__all__ = ["Dist", "setup", "finish", "LossModule"]
 
 
 @dataclass
@@ -34,6 +34,12 @@ class Dist:
     world: int = 1
     local_rank: int = 0
     backend: str | None = None
+
+    @classmethod
+    def from_env(cls) -> "Dist":
+        """Rank and world size from torchrun's environment (before or without joining the group)."""
+        return cls(int(os.environ.get("RANK", "0")), max(1, int(os.environ.get("WORLD_SIZE", "1"))),
+                   int(os.environ.get("LOCAL_RANK", "0")))
 
     @property
     def active(self) -> bool:
@@ -80,7 +86,7 @@ class Dist:
 
         dev = next(module.parameters()).device
         ids = [dev.index] if dev.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+        return DistributedDataParallel(module, device_ids=ids)
 
 
 class LossModule(torch.nn.Module):
@@ -123,3 +129,9 @@ def setup(device: str) -> tuple[Dist, str]:
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend)
     return Dist(rank, world, local, backend), device
+
+
+def finish() -> None:
+    """Leave the process group (when one was joined)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

@@ -39,3 +39,8 @@ def main() -> None:
     except KeyboardInterrupt:  # e.g. Ctrl-C while heavy modules import
         print("Error: interrupted; no output was written", file=sys.stderr)
         sys.exit(130)
+    finally:
+        if "torch.distributed" in sys.modules:  # leave a torchrun process group cleanly
+            from ..distributed import finish
+
+            finish()

@@ -99,11 +99,16 @@ def train_prior(
                               "--checkpoint-every N) first, or give --checkpoint PATH")
     ims, sources = api_priors.read_training_images(run.images)
     vals, val_sources = api_priors.read_training_images(run.val) if run.val else (None, None)
-    progress = _Progress(not (run.quiet or run.json_output), "W2²" if run.prior == "wpp" else "NLL")
+    from ..distributed import Dist
+
+    main = Dist.from_env().is_main
+    progress = _Progress(main and not (run.quiet or run.json_output), "W2²" if run.prior == "wpp" else "NLL")
     prior_obj, hist = api_priors.train_prior(
         run.prior, ims, vals, params, run.steps, run.seed, run.device, run.checkpoint_every,
         ckpt if (run.checkpoint_every or run.resume) else None, run.resume, track=progress.track,
         callback=progress.callback, sources=sources, val_sources=val_sources)
+    if hist.get("rank", 0) != 0:  # torchrun: rank 0 writes and reports
+        return
     path = api_priors.save_prior(prior_obj, run.output, overwrite=run.overwrite)
     last = lambda key: None if hist["final"][key] is None else round(hist["final"][key], 6)  # noqa: E731
     sps = hist.get("seconds_per_step")

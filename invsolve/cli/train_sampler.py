@@ -81,7 +81,10 @@ def train_sampler(
         "checkpoint_every": checkpoint_every, "resume": resume, "output": output, "seed": seed, "device": device,
         "overwrite": overwrite, "quiet": quiet, "json": json,
     }, "train-sampler settings")
-    with _loss_progress(run.quiet or run.json_output) as progress:
+    from ..distributed import Dist
+
+    main = Dist.from_env().is_main
+    with _loss_progress(run.quiet or run.json_output or not main) as progress:
         info = api_train(
             run.sampler, run.operator, run.operator_params, run.noise, run.noise_params, images=run.images,
             crop=run.crop, prior=run.prior, prior_params=run.prior_params, dim=run.dim,
@@ -89,7 +92,9 @@ def train_sampler(
             val_every=run.val_every, val_size=run.val_size, checkpoint_every=run.checkpoint_every,
             schedule=run.schedule, output=run.output, resume=run.resume, overwrite=run.overwrite, seed=run.seed,
             device=run.device, progress=progress)
-    summary = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in info.items()}
+    if info.get("rank", 0) != 0:  # torchrun: rank 0 reports
+        return
+    summary = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in info.items() if k != "rank"}
     if run.json_output:
         emit_json(summary)
     elif not run.quiet:

@@ -72,8 +72,13 @@ def train_patchnr(
     val_patches: int = 2048,
     log_every: int = 50,
     callback: Callback | None = None,
+    dist=None,
 ) -> tuple[PatchNR, dict[str, Any]]:
     """Fit a patchNR by maximum likelihood (Adam) on random patches.
+
+    Under ``torchrun`` (``dist`` active) every rank draws the same batch and
+    trains on its share through DistributedDataParallel; rank 0 writes the
+    checkpoints (:mod:`invsolve.distributed`).
 
     Arguments:
         images: Training images (N, H, W), or a list of (H, W), on the target device.
@@ -90,6 +95,7 @@ def train_patchnr(
         val_every, val_patches: Validation period and number of random validation patches.
         log_every: Steps averaged into each training-NLL record.
         callback: Called with {"step", "train_nll"[, "val_nll"]} at every record.
+        dist: A :class:`invsolve.distributed.Dist` (None: one process).
 
     Returns:
         (prior, history) with history {"train": [[step, nll]] (every ``log_every``
@@ -97,6 +103,9 @@ def train_patchnr(
         "train_nll", "val_nll"} (at the last step), "steps", "seconds",
         "seconds_per_step", "resumed_from"}.
     """
+    from ..distributed import Dist, LossModule
+
+    dist = dist or Dist()
     config = config or PatchNRConfig()
     dev = images.device if isinstance(images, torch.Tensor) else images[0].device
     settings = {"batch_size": int(batch_size), "lr": float(lr), "augment": bool(augment), "seed": int(seed),
@@ -106,6 +115,8 @@ def train_patchnr(
         prior = PatchNR(config)
     prior.to(dev).train()
     opt = _adam(prior.parameters(), lr)
+    model = dist.wrap(LossModule(prior, prior.nll))
+    share, scale = dist.share(batch_size), dist.scale(batch_size)
     gen = torch.Generator(device=dev).manual_seed(seed)
     vgen = torch.Generator(device=dev).manual_seed(seed + VAL_SEED_OFFSET)
     history: dict[str, Any] = {"train": [], "val": []}
@@ -124,7 +135,7 @@ def train_patchnr(
         x = random_patches(images[i][None], p, batch_size, gen)
         if augment:
             x = random_dihedral(x, p, gen)
-        loss = prior.nll(x).mean()
+        loss = model(x[share]).mean() * scale  # the global batch mean once DDP averages
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -132,7 +143,7 @@ def train_patchnr(
         count += 1
         record: dict[str, Any] = {}
         if step % log_every == 0:
-            value = (acc / count).item()
+            value = dist.mean((acc / count).item())
             if not math.isfinite(value):
                 raise DataError(f"patchnr training diverged at step {step} (NLL {value}); lower --lr "
                                 "or check the images for constant or extreme values")
@@ -146,15 +157,20 @@ def train_patchnr(
         if record and callback is not None:
             callback(record)
         if checkpoint_every and (step % checkpoint_every == 0 or step == steps):
+            acc_all = dist.mean(acc.item())  # every rank joins; rank 0 writes
             training = {"step": step, "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                        "val_generator": vgen.get_state(), "history": history, "acc": [acc.item(), count],
+                        "val_generator": vgen.get_state(), "history": history, "acc": [acc_all, count],
                         "settings": settings, "data": data}
-            save_prior(prior, checkpoint_path, overwrite=True, training=training)
+            if dist.is_main:
+                save_prior(prior, checkpoint_path, overwrite=True, training=training)
     seconds = time.perf_counter() - t0
     done = steps - start
     history.update(steps=steps, seconds=seconds, seconds_per_step=seconds / done if done else None,
                    resumed_from=resumed_from)
+    if count:
+        acc = torch.tensor(dist.mean((acc / count).item()) * count, device=dev)
     history["final"] = _final(prior, history, acc, count, val_images, val_patches, seed + steps, steps, callback)
+    history["processes"] = dist.world
     return prior.freeze(), history
 
 
@@ -218,6 +234,7 @@ def train_prior(
     resume: bool = False,
     track: Track = no_track,
     callback: Callback | None = None,
+    dist=None,
 ):
     """Fit any registered prior on image tensors (already on the target device).
 
@@ -231,6 +248,7 @@ def train_prior(
         seed: Seeds every random draw.
         checkpoint_every, checkpoint_path, resume: patchNR only.
         track, callback: Progress wrapper and per-record callback.
+        dist: Data-parallel context under torchrun (patchnr only).
 
     Returns:
         (prior, history); see each prior's trainer for the history keys.
@@ -251,12 +269,16 @@ def train_prior(
                              f"parameters of prior {name!r}")
     training = validate_params(cls.Training, {k: v for k, v in params.items() if k in tr_keys},
                                f"training parameters of prior {name!r}")
+    if name != "patchnr" and dist is not None and dist.active:
+        raise ConfigError(f"prior {name!r} is fitted in one process (EM or patch sampling, no gradient steps); "
+                          "run train-prior without torchrun")
     if name != "patchnr" and (checkpoint_every or resume):
         raise ConfigError(f"checkpoints and --resume apply to patchnr training only, not {name!r}")
     if name == "patchnr":
         prior, hist = train_patchnr(images, val, config, 5000 if steps is None else int(steps), seed=seed,
                                     checkpoint_every=checkpoint_every, checkpoint_path=checkpoint_path,
-                                    resume=resume, track=track, callback=callback, **training.model_dump())
+                                    resume=resume, track=track, callback=callback, dist=dist,
+                                    **training.model_dump())
         hist["training"] = training.model_dump(mode="json")
         return prior, hist
     prior, hist = cls.fit(images, val, config, training, steps=steps, seed=seed, track=track, callback=callback)

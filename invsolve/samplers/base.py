@@ -84,8 +84,15 @@ class Sampler:
     def build_model(self) -> nn.Module:
         raise NotImplementedError
 
-    def loss(self, xw: torch.Tensor, c: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Scalar training loss of working-space data xw given conditions c."""
+    #: True when the loss couples the items of a batch (random draws or pairings over
+    #: the whole batch): data-parallel training then hands ``loss`` the whole batch
+    #: and this rank's ``part`` of it, so every rank makes the same draws.
+    batch_coupled: bool = False
+
+    def loss(self, xw: torch.Tensor, c: torch.Tensor, generator: torch.Generator,
+             part: slice | None = None) -> torch.Tensor:
+        """Scalar training loss of working-space data xw given conditions c (the mean
+        over the rows in ``part``, all rows when None)."""
         raise NotImplementedError
 
     def sample_work(self, c: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -150,10 +157,14 @@ class Sampler:
         self.net["cstd"].fit(y if self.vector else x0, per_entry=self.vector)
         self.net["xstd"].fit(x if self.vector else (x - x0 if self._residual() else x), per_entry=self.vector)
 
-    def batch_loss(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """The training loss of pairs x (B, *domain), y (B, *range)."""
+    def batch_loss(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+                   part: slice | None = None) -> torch.Tensor:
+        """The training loss of pairs x (B, *domain), y (B, *range), over the rows in
+        ``part`` of the batch (a data-parallel rank's share; all rows when None)."""
+        if part is not None and not self.batch_coupled:
+            x, y, part = x[part], y[part], None
         x0 = self.guess(y)
-        return self.loss(self.to_work(x, x0), self.condition(y, x0), generator)
+        return self.loss(self.to_work(x, x0), self.condition(y, x0), generator, part)
 
     # -- sampling -----------------------------------------------------------------
     @property
@@ -228,11 +239,12 @@ class Sampler:
 
     @classmethod
     def train(cls, sampler: "Sampler", source, settings, output, resume: dict | None = None, progress=None,
-              provenance: dict | None = None) -> dict[str, Any]:
+              provenance: dict | None = None, dist=None) -> dict[str, Any]:
         """Train ``sampler`` on pairs from ``source``; the generic loop of :mod:`.training`."""
         from .training import fit
 
-        return fit(sampler, source, settings, output, resume=resume, progress=progress, provenance=provenance)
+        return fit(sampler, source, settings, output, resume=resume, progress=progress, provenance=provenance,
+                   dist=dist)
 
 
 TrainedSampler = Sampler

@@ -176,7 +176,7 @@ class ConditionalFlow(Sampler):
         d2 = torch.cdist(zf, m.means) ** 2
         return torch.logsumexp(logp - d2 / (2 * s * s), dim=1) - D * math.log(s) - 0.5 * D * math.log(2 * math.pi)
 
-    def loss(self, xw, c, generator):
+    def loss(self, xw, c, generator, part=None):
         z, logdet, h = self._to_latent(xw, c)
         return (-(self._log_pz(z, h) + logdet) / z[0].numel()).mean()
 

@@ -99,11 +99,15 @@ class ConditionalFlowMatching(Sampler):
             cost = torch.cdist(z.flatten(1), xw.flatten(1)) ** 2 + self.config.beta**2 * torch.cdist(raw, raw) ** 2
         return ot_permutation(cost)
 
-    def loss(self, xw, c, generator):
+    batch_coupled = True  # the OT pairing and the draws span the whole batch
+
+    def loss(self, xw, c, generator, part=None):
         z = torch.randn(xw.shape, generator=generator, device=xw.device)
         j = self.pair(z, xw, c)
         x1 = xw[j]
         t = torch.rand((len(z),), generator=generator, device=xw.device)
+        if part is not None:  # this rank's rows, after the whole batch's draws and pairing
+            z, x1, t, c = z[part], x1[part], t[part], c[part]
         tb = t.reshape(-1, *([1] * (xw.dim() - 1)))
         xt = (1 - tb) * z + tb * x1
         return ((self.velocity(xt, c, t) - (x1 - z)) ** 2).mean()

@@ -116,10 +116,13 @@ class MMDFlowSampler(Sampler):
             return torch.cat([zz - self.step_net(l, zz, cc) for zz, cc in zip(z.split(rows), c.split(rows))])
 
     @classmethod
-    def train(cls, sampler, source, settings, output, resume=None, progress=None, provenance=None):
+    def train(cls, sampler, source, settings, output, resume=None, progress=None, provenance=None, dist=None):
         """Flow blocks and their networks, with a checkpoint after every block (see the module doc)."""
         from .training import learning_rate
 
+        if dist is not None and dist.active:
+            raise ConfigError("mmd-flow trains its flow blocks in one process (each block's particles depend "
+                              "on all earlier blocks); run train-sampler without torchrun")
         return _train(sampler, source, settings, output, resume, progress, provenance, learning_rate)
 
 

@@ -69,8 +69,13 @@ def fit(
     resume: dict[str, Any] | None = None,
     progress: Progress | None = None,
     provenance: dict[str, Any] | None = None,
+    dist=None,
 ) -> dict[str, Any]:
     """Train ``sampler`` (in place) and write it to ``output``.
+
+    Under ``torchrun`` (``dist`` active) every rank draws the same global batch and
+    computes the loss on its share through DistributedDataParallel; rank 0 writes
+    the checkpoints and the output (:mod:`invsolve.distributed`).
 
     Arguments:
         sampler: A :class:`invsolve.samplers.base.Sampler`.
@@ -80,14 +85,20 @@ def fit(
         resume: The ``training`` dict of a checkpoint to continue from.
         progress: Called after every step.
         provenance: Stored in the file (timings are added).
+        dist: A :class:`invsolve.distributed.Dist` (None: one process).
 
     Returns:
         Training summary: steps, final loss and validation loss, seconds.
     """
+    from ..distributed import Dist, LossModule
+
+    dist = dist or Dist()
     dev = sampler.device
     s = settings
     gen = torch.Generator(device=dev).manual_seed(s.seed)
     opt = torch.optim.Adam(sampler.net["model"].parameters(), lr=s.lr)
+    model = dist.wrap(LossModule(sampler.net["model"], sampler.batch_loss))
+    share, scale = dist.share(s.batch_size), dist.scale(s.batch_size)
     history: dict[str, list] = {"step": [], "loss": [], "val": []}
     start, seconds = 0, 0.0
     if resume:
@@ -108,8 +119,9 @@ def fit(
         training = {"step": step, "optimizer": opt.state_dict(), "generator": gen.get_state(),
                     "settings": s.model_dump(mode="json"), "source": source.spec(), "history": history,
                     "seconds": seconds + time.perf_counter() - t0}
-        prov = {**(provenance or {}), "train_seconds": training["seconds"], "steps": step}
-        write_atomic(sampler.checkpoint(prov, training), output)
+        prov = {**(provenance or {}), "train_seconds": training["seconds"], "steps": step, "processes": dist.world}
+        if dist.is_main:
+            write_atomic(sampler.checkpoint(prov, training), output)
 
     t0 = time.perf_counter()
     loss_value = float("nan")
@@ -118,12 +130,12 @@ def fit(
         for group in opt.param_groups:
             group["lr"] = learning_rate(s, step)
         x, y = source.draw(s.batch_size, gen)
-        loss = sampler.batch_loss(x, y, gen)
+        loss = model(x, y, gen, share if dist.active else None) * scale  # the global mean once DDP averages
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(sampler.net["model"].parameters(), s.grad_clip)
         opt.step()
-        loss_value = float(loss.detach())
+        loss_value = dist.mean(float(loss.detach()))
         window.append(loss_value)
         done = step + 1
         if done % s.val_every == 0 or done == s.steps:
@@ -137,6 +149,7 @@ def fit(
         if done % s.checkpoint_every == 0 and done < s.steps:
             save(done)
     save(s.steps)
+    dist.barrier()  # the output exists for every rank once this returns
     return {"steps": s.steps, "resumed_from": start, "loss": history["loss"][-1] if history["loss"] else loss_value,
             "val_loss": history["val"][-1] if history["val"] else None,
             "seconds": seconds + time.perf_counter() - t0}
