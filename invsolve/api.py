@@ -294,13 +294,17 @@ def sample_posterior(
     batch_size: int = 8,
     track=no_track,
     first_batch: int = 0,
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> Posterior:
     """Posterior samples and their summaries for every item of ``measurement``.
 
     Either a trained conditional sampler (``sampler_file``, from ``train-sampler``)
     draws ``num_samples`` per measurement, or ``sampler="langevin"`` runs Langevin
     chains on the data term plus a patch prior (``prior``, ``prior_file``).
-    Batches are seeded as in :func:`reconstruct`.
+    Batches are seeded as in :func:`reconstruct`.  ``precision="bf16"`` and
+    ``compile`` speed up trained samplers on GPUs (see
+    :meth:`invsolve.samplers.base.Sampler.configure`).
     """
     from .posterior import PosteriorSummary, summarize_samples
 
@@ -316,7 +320,7 @@ def sample_posterior(
             raise OperatorError("give either --sampler-file (a trained sampler) or --prior (Langevin), not both")
         from .samplers import load_sampler
 
-        smp = load_sampler(sampler_file, dev)
+        smp = load_sampler(sampler_file, dev).configure(precision, compile)
         if sampler not in (None, smp.name):
             raise OperatorError(f"{sampler_file} holds a {smp.name!r} sampler, not {sampler!r}")
         smp.check_measurement(measurement)
@@ -327,6 +331,9 @@ def sample_posterior(
             with torch.no_grad():
                 parts.append(summarize_samples(smp.sample(y, num_samples, generator=gen, track=track), levels,
                                                keep=keep_samples))
+    elif precision != "fp32" or compile:
+        raise OperatorError("--precision bf16 and --compile apply to trained samplers (--sampler-file); "
+                            "Langevin and MCMC evaluate likelihoods and run in float32")
     elif sampler == "mcmc":
         from .mcmc import mcmc_posterior
 

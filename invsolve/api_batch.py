@@ -167,6 +167,8 @@ class PosteriorTask:
     device: str = "auto"
     batch_size: int = 8
     track: Any = None
+    precision: str = "fp32"
+    compile: bool = False
     command: str = "sample_posterior"
 
     @property
@@ -174,7 +176,8 @@ class PosteriorTask:
         return {"sampler": self.sampler, "sampler_file": _file_id(self.sampler_file), "prior": self.prior,
                 "prior_file": _file_id(self.prior_file), "sampler_params": self.sampler_params,
                 "num_samples": self.num_samples, "chains": self.chains, "levels": list(self.levels),
-                "keep_samples": self.keep_samples, "seed": self.seed}
+                "keep_samples": self.keep_samples, "seed": self.seed, "precision": self.precision,
+                "compile": self.compile}
 
     def compute(self, m, first_batch: int):
         from .api import _provenance, sample_posterior
@@ -184,7 +187,8 @@ class PosteriorTask:
                                 prior_file=self.prior_file, sampler_params=self.sampler_params,
                                 num_samples=self.num_samples, chains=self.chains, levels=self.levels,
                                 keep_samples=self.keep_samples, seed=self.seed, device=self.device,
-                                batch_size=self.batch_size, track=self.track or no_track, first_batch=first_batch)
+                                batch_size=self.batch_size, track=self.track or no_track, first_batch=first_batch,
+                                precision=self.precision, compile=self.compile)
         s = post.summary
         results = {"reconstruction": s.mean, "posterior_mean": s.mean, "posterior_std": s.std}
         if s.quantiles is not None:

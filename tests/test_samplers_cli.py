@@ -166,3 +166,23 @@ def test_train_sampler_usage_errors(tmp_path, phantom_png):
     assert "nothing to resume" in err_line(run("train-sampler", *VEC, "--output", out, "--resume"))
     assert "larger than an image" in err_line(run("train-sampler", "--operator", "superres", "--images", phantom_png,
                                                   "--crop", 128, "--output", out))
+
+
+def test_bf16_sampling_stays_close_to_fp32(tmp_path, vec_sampler):
+    m = tmp_path / "m.h5"
+    x = np.random.default_rng(2).normal(size=(2, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    assert run("simulate", *VEC[:8], "--input", tmp_path / "x.npy", "--output", m).exit_code == 0
+    outs = {}
+    for prec in ("fp32", "bf16"):
+        res = run("sample-posterior", m, "--sampler-file", vec_sampler, "-n", 64, "--precision", prec,
+                  "--output", tmp_path / f"{prec}.h5", "-q")
+        assert res.exit_code == 0, res.stderr
+        with h5py.File(tmp_path / f"{prec}.h5") as f:
+            outs[prec] = (f["posterior_mean"][()], f["posterior_std"][()], f["posterior_mean"].dtype)
+    assert outs["bf16"][2] == np.float32
+    np.testing.assert_allclose(outs["bf16"][0], outs["fp32"][0], atol=0.05)
+    np.testing.assert_allclose(outs["bf16"][1], outs["fp32"][1], rtol=0.1, atol=0.02)
+    assert not np.array_equal(outs["bf16"][0], outs["fp32"][0])  # bf16 really ran
+    res = run("sample-posterior", m, "--sampler", "mcmc", "--precision", "bf16", "--output", tmp_path / "x.h5")
+    assert res.exit_code == 1 and "apply to trained samplers" in res.output

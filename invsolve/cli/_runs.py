@@ -71,6 +71,8 @@ class SamplePosteriorRun(BatchRun):
     chains: int | None = Field(None, ge=1)
     quantiles: list[float] = Field(default_factory=lambda: [0.05, 0.25, 0.5, 0.75, 0.95])
     save_samples: bool = False
+    precision: Literal["fp32", "bf16"] = "fp32"
+    compile: bool = False
 
 
 class EvaluateRun(Params):

@@ -115,6 +115,12 @@ def runtime_info() -> dict[str, Any]:
     }
     if torch.cuda.is_available():
         info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        info["cuda_bf16"] = bool(torch.cuda.is_bf16_supported())
+    dist = torch.distributed
+    info["distributed_backends"] = [b for b, ok in (("gloo", dist.is_available() and dist.is_gloo_available()),
+                                                    ("nccl", dist.is_available() and dist.is_nccl_available()))
+                                    if ok]
+    info["torch_compile"] = hasattr(torch, "compile")
     try:
         import astra
 

@@ -23,6 +23,8 @@ def sample_posterior(
     chains: Annotated[Optional[int], typer.Option("--chains", help="Langevin: parallel chains per measurement")] = None,
     quantile: Annotated[Optional[list[float]], typer.Option("--quantile", help="quantile level to store (repeatable; default 0.05 0.25 0.5 0.75 0.95)")] = None,
     save_samples: Annotated[Optional[bool], typer.Option("--save-samples", help="store the samples too", show_default=False)] = None,
+    precision: Annotated[Optional[str], typer.Option("--precision", help="fp32, or bf16: trained samplers' network evaluations under bfloat16 autocast (GPUs)")] = None,
+    compile: Annotated[Optional[bool], typer.Option("--compile", help="compile the trained sampler's sampling step with torch.compile", show_default=False)] = None,
     config: ConfigOpt = None,
     seed: SeedOpt = None,
     device: DeviceOpt = None,
@@ -50,11 +52,12 @@ def sample_posterior(
         "prior": prior, "prior_file": prior_file, "sampler_params": parse_assignments(sampler_param, "--sampler-param"),
         "num_samples": num_samples, "chains": chains, "quantiles": quantile, "save_samples": save_samples,
         "seed": seed, "device": device, "overwrite": overwrite, "quiet": quiet, "json": json, "preview": preview,
-        "batch_size": batch_size, "shard": shard, "resume": resume,
+        "batch_size": batch_size, "shard": shard, "resume": resume, "precision": precision, "compile": compile,
     }, "sample-posterior settings")
     task = PosteriorTask(run.sampler, run.sampler_file, run.prior, run.prior_file, run.sampler_params,
                          run.num_samples, run.chains, tuple(run.quantiles), run.save_samples, run.seed, run.device,
-                         run.batch_size, track=make_track(run.quiet or run.json_output))
+                         run.batch_size, track=make_track(run.quiet or run.json_output), precision=run.precision,
+                         compile=run.compile)
 
     def panels(st):
         d = st.datasets

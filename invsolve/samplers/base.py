@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..config import Params, validate_params
-from ..errors import DataError, InvsolveError, OperatorError, ShapeError
+from ..errors import ConfigError, DataError, InvsolveError, OperatorError, ShapeError
 from ..methods import no_track
 from ..registry import Registry
 from .networks import Standardizer
@@ -183,10 +183,31 @@ class Sampler:
         c = self.condition(y, x0)
         rows = torch.arange(len(y), device=self.device).repeat_interleave(n)
         out = []
+        bf16 = getattr(self, "precision", "fp32") == "bf16"
         for sl in track(list(torch.split(rows, self.chunk_rows)), f"sampling ({self.name})"):
-            w = self.sample_work(c[sl], generator)
-            out.append(self.from_work(w, None if x0 is None else x0[sl]))
+            # bf16 covers the network evaluations only; the sampler's state, the
+            # standardisation and the initial guess stay float32
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+                w = self.sample_work(c[sl], generator)
+            out.append(self.from_work(w.float(), None if x0 is None else x0[sl]))
         return torch.cat(out).reshape(len(y), n, *self.operator.domain_shape)
+
+    def configure(self, precision: str = "fp32", compile: bool = False) -> "Sampler":
+        """Sampling options of a loaded sampler.
+
+        Arguments:
+            precision: ``fp32``, or ``bf16`` to run the network evaluations of
+                sampling under bfloat16 autocast (fast on recent GPUs; training,
+                log-determinants and likelihoods are never run in bf16).
+            compile: Compile the sampling step with ``torch.compile`` (pays off
+                for many samples; the first call compiles).
+        """
+        if precision not in ("fp32", "bf16"):
+            raise ConfigError(f"unknown precision {precision!r}; valid: fp32, bf16")
+        self.precision = precision
+        if compile:
+            self.sample_work = torch.compile(self.sample_work)  # instance attribute: this sampler only
+        return self
 
     # -- checks and files -----------------------------------------------------------
     def check_measurement(self, measurement) -> None:

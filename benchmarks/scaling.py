@@ -1,0 +1,114 @@
+"""CPU scaling of batch runs: slices per second against --batch-size and against
+1 vs 2 shards (separate processes), with peak memory per slice.
+
+Every configuration runs the real command line, `invsolve reconstruct STACK
+--batch-size B [--shard K/N]`, on one simulated CT stack (parallel beam, 180
+angles over 180°, 256², Gaussian noise), timed from launch to the last process's
+exit (start-up included), in one session so the ratios compare like with like.
+Peak memory is each process's maximum resident set size.
+
+Target (issue "Scale"): 2 shards on 2 cores reach at least 1.6× the throughput
+of 1 shard.  Threads per process are set with OMP_NUM_THREADS (torch's intra-op
+threads and the CT bridge's worker count follow it).
+
+Usage: python benchmarks/scaling.py [--slices 32] [--method tv] [--no-append]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+_PEAK = ("import resource, runpy, sys; sys.argv = ['invsolve', *sys.argv[1:]];\n"
+         "try:\n    runpy.run_module('invsolve', run_name='__main__')\nfinally:\n"
+         "    print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+
+
+def make_stack(folder: Path, n: int, size: int) -> Path:
+    from skimage.data import shepp_logan_phantom
+    from skimage.transform import resize
+
+    from invsolve import api
+
+    base = resize(shepp_logan_phantom(), (size, size), anti_aliasing=True).astype(np.float32)
+    rng = np.random.default_rng(0)
+    stack = np.stack([np.roll(base, (int(rng.integers(-8, 9)), int(rng.integers(-8, 9))), (0, 1)) for _ in range(n)])
+    m = api.simulate(stack, "ct", {"angles": 180}, "gaussian", {"sigma": 0.5}, seed=0, device="cpu")
+    return api.save_measurement(m, folder / "stack.h5")
+
+
+def run(stack: Path, out: Path, batch: int, shards: int, threads: int, method: list[str]) -> tuple[float, float]:
+    """Wall seconds for all shards, and the largest peak RSS (MB) of one process."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    cmds = [[sys.executable, "-c", _PEAK, "reconstruct", str(stack), *method, "--batch-size", str(batch),
+             "--device", "cpu", "-o", str(out), "-q", "--overwrite"] + (["--shard", f"{k}/{shards}"] if shards > 1
+                                                                         else []) for k in range(1, shards + 1)]
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(c, env=env, stderr=subprocess.PIPE, text=True, cwd=ROOT) for c in cmds]
+    peaks = []
+    for p in procs:
+        _, err = p.communicate()
+        if p.returncode != 0:
+            raise RuntimeError(err[-2000:])
+        peaks += [int(ln.split()[1]) / 1024 for ln in err.splitlines() if ln.startswith("PEAK_KB")]
+    return time.perf_counter() - t0, max(peaks)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--slices", type=int, default=32)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--method", default="tv", help="tv (iterative, default) or fbp")
+    ap.add_argument("--iterations", type=int, default=60, help="TV iterations per slice")
+    ap.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    ap.add_argument("--no-append", action="store_true")
+    args = ap.parse_args(argv)
+    method = ["-m", args.method] + (["-M", f"iterations={args.iterations}"] if args.method == "tv" else [])
+    load0 = os.getloadavg()[0]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = make_stack(Path(tmp), args.slices, args.size)
+        out = Path(tmp) / "out.h5"
+        configs = [(b, 1, 2) for b in (1, 4, 8, 16)] + [(8, 1, 1), (8, 2, 1)]
+        for batch, shards, threads in configs:
+            secs, peak = run(stack, out, batch, shards, threads, method)
+            rate = args.slices / secs
+            rows.append((batch, shards, threads, secs, rate, peak))
+            print(f"batch {batch:2d} shards {shards} threads/process {threads}: {secs:6.2f} s, "
+                  f"{rate:5.2f} slices/s, peak {peak:.0f} MB", file=sys.stderr)
+    by = {(b, s, t): r for b, s, t, _, r, _ in rows}
+    one_1t, one_2t, two = by[(8, 1, 1)], by[(8, 1, 2)], by[(8, 2, 1)]
+    lines = [f"| batch | shards | threads/process | seconds | slices/s | peak RSS/process (MB) | MB per slice in batch |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {b} | {s} | {t} | {sec:.2f} | {r:.2f} | {pk:.0f} | {pk / b:.0f} |" for b, s, t, sec, r, pk in rows]
+    lines.append("")
+    lines.append(f"2 shards × 1 thread vs 1 shard × 1 thread: **{two / one_1t:.2f}×** (target ≥ 1.6×); "
+                 f"vs 1 shard × 2 threads: **{two / one_2t:.2f}×**")
+    table = "\n".join(lines)
+    print(table)
+    if not args.no_append:
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        cmd = "python benchmarks/scaling.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        with open(args.results, "a") as f:
+            f.write(f"\n## Batch scaling on the CPU ({stamp})\n\nCommand: `{cmd.strip()}`  \n"
+                    f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, load average "
+                    f"{load0:.2f} at start; stack of {args.slices} CT slices {args.size}², 180 angles, "
+                    f"`{' '.join(method)}`\n\n{table}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
