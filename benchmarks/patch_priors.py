@@ -1,0 +1,219 @@
+"""Patch priors: speed against the reference patchNR code, and reconstruction quality.
+
+Part ``speed`` (each case in its own process, for a clean peak-memory figure):
+patchNR training time per step (paper architecture: 6×6 patches, 5 blocks of
+width 512, batch 32) and MAP time per iteration and peak memory at the paper's
+×4 superresolution setting (600×600, 130,000 patches per step) and at 10,000
+patches.  Reference figures on a machine like ours (2 CPU cores, torch 2.13 CPU):
+52 ms per training step; 27 s per MAP iteration and 7.4 GB at 130,000 patches;
+0.94 s per iteration at 10,000 patches.
+
+Part ``superres``: ×4 superresolution (the paper's operator and noise) of the
+material slices: priors trained on ``material/learn.png`` (patchNR validated on
+``val.png``), evaluated on 256×256 centre crops of ``material/test.png`` and
+``material/testset/*`` (N_p scaled by area from the paper's 130,000 at 600²):
+PSNR/SSIM of bicubic, TV, WPP, EPLL, patchNR and zero-shot patchNR, and the
+seconds per image.
+
+Part ``ct``: limited-angle and low-dose CT of the same crops: FBP, TV, EPLL, patchNR.
+
+Usage:
+    python benchmarks/patch_priors.py speed
+    python benchmarks/patch_priors.py superres --images 3 --train-steps 5000 [--iterations 300]
+    python benchmarks/patch_priors.py ct --images 3 --train-steps 5000 [--iterations 300]
+The shared data folder is ``$INVSOLVE_SHARED_DATA`` (default ../shared/data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = Path(os.environ.get("INVSOLVE_SHARED_DATA", ROOT / ".." / "shared" / "data"))
+REF = {"train_ms": 52.0, "map_s_130k": 27.0, "map_gb_130k": 7.4, "map_s_10k": 0.94}
+
+
+# -- speed ---------------------------------------------------------------------------
+
+
+def _case(kind: str, arg: int, reps: int) -> dict:
+    """One timed case in this process (called in a child process by ``speed``)."""
+    import torch
+
+    from invsolve.priors.patchnr import PatchNR, PatchNRConfig
+    from invsolve.priors.training import train_patchnr
+
+    torch.manual_seed(0)
+    img = torch.rand(1, 600, 600)
+    if kind == "train":
+        _, hist = train_patchnr(img, None, PatchNRConfig(), steps=arg, batch_size=32, lr=1e-4, seed=0, log_every=arg)
+        return {"ms_per_step": 1e3 * hist["seconds_per_step"]}
+    from invsolve import api
+
+    prior = PatchNR(PatchNRConfig()).freeze()
+    m = api.simulate(img[0].numpy(), "superres", {"factor": 4}, seed=0, device="cpu")
+    from invsolve.methods.patch_map import PatchMAP
+    from invsolve.noise import build_noise
+
+    op, nm = m.build_operator("cpu"), build_noise(m.noise)
+    meth = PatchMAP(PatchMAP.Params(n_patches=arg, iterations=1), prior=prior)
+    y = torch.from_numpy(m.measurement)
+    g = torch.Generator().manual_seed(0)
+    meth.run(y, op, nm, generator=g)  # warm-up
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    meth = PatchMAP(PatchMAP.Params(n_patches=arg, iterations=reps), prior=prior)
+    t0 = time.perf_counter()
+    meth.run(y, op, nm, generator=g)
+    sec = (time.perf_counter() - t0) / reps
+    return {"s_per_iteration": sec, "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "peak_gb_before": base / 2**20}
+
+
+def speed(args) -> list[str]:
+    rows = []
+
+    def child(kind, arg, reps):
+        code = (f"import sys, json; sys.path.insert(0, {str(ROOT)!r}); sys.argv=['x'];"
+                f"from benchmarks.patch_priors import _case; print(json.dumps(_case({kind!r}, {arg}, {reps})))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+        if out.returncode:
+            raise RuntimeError(out.stderr[-2000:])
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    t = child("train", args.train_steps_speed, 0)
+    rows.append(f"| training step (batch 32, 5×512) | {t['ms_per_step']:.1f} ms | {REF['train_ms']:.0f} ms | "
+                f"{REF['train_ms'] / t['ms_per_step']:.1f}× | ≥ 10× |")
+    for n, ref_s in ((10000, REF["map_s_10k"]), (130000, REF["map_s_130k"])):
+        r = child("map", n, args.map_reps)
+        mem = f"{r['peak_gb']:.2f} GB" + (f" (ref {REF['map_gb_130k']} GB)" if n == 130000 else "")
+        rows.append(f"| MAP iteration, 600², {n:,} patches | {r['s_per_iteration']:.2f} s, peak {mem} | {ref_s} s | "
+                    f"{ref_s / r['s_per_iteration']:.1f}× time | ≥ 2× time and memory |")
+    head = ["| case | invsolve | reference | speed-up | target |", "|---|---|---|---|---|"]
+    return head + rows
+
+
+# -- quality -------------------------------------------------------------------------
+
+
+def _crops(n_images: int, size: int) -> list[tuple[str, np.ndarray]]:
+    from invsolve.io.images import read_images
+
+    files = [SHARED / "material" / "test.png"] + sorted((SHARED / "material" / "testset").glob("*.png"),
+                                                       key=lambda p: int("".join(c for c in p.stem if c.isdigit())))
+    out = []
+    for f in files[:n_images]:
+        im = read_images(str(f))[0][0]
+        r, c = (im.shape[0] - size) // 2, (im.shape[1] - size) // 2
+        out.append((f.name, np.ascontiguousarray(im[r: r + size, c: c + size])))
+    return out
+
+
+def _train_priors(args, tmp: Path, names: list[str]) -> dict[str, str]:
+    from invsolve import api_priors
+
+    learn, _ = api_priors.read_training_images(str(SHARED / "material" / "learn.png"))
+    val, _ = api_priors.read_training_images(str(SHARED / "material" / "val.png"))
+    files = {}
+    for name in names:
+        t0 = time.perf_counter()
+        if name == "patchnr":
+            pr, _ = api_priors.train_prior("patchnr", learn, val, {"batch_size": 32, "lr": 1e-4},
+                                           steps=args.train_steps, seed=0, device="cpu")
+        elif name == "epll":
+            pr, _ = api_priors.train_prior("epll", learn, None, {}, seed=0, device="cpu")
+        else:
+            pr, _ = api_priors.train_prior("wpp", learn, None, {}, seed=0, device="cpu")
+        files[name] = str(api_priors.save_prior(pr, tmp / f"{name}.pt"))
+        print(f"trained {name} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return files
+
+
+def quality(args, problem: str) -> list[str]:
+    from invsolve import api
+
+    crops = _crops(args.images, args.crop)
+    area = (args.crop / 600) ** 2
+    if problem == "superres":
+        ops = [("superres", {"factor": 4})]
+        methods = [("bicubic", None), ("tv", None), ("wpp", "wpp"), ("epll", "epll"), ("patchnr", "patchnr"),
+                   ("zero-shot patchnr", "zero")]
+    else:
+        ops = [("ct-limited", {}), ("ct-lowdose", {})]
+        methods = [("fbp", None), ("tv", None), ("epll", "epll"), ("patchnr", "patchnr")]
+    rows = ["| operator | method | PSNR | SSIM | s/image |", "|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        priors = _train_priors(args, Path(tmp), [p for _, p in methods if p not in (None, "zero")])
+        for op_name, op_params in ops:
+            stack = np.stack([c for _, c in crops])
+            m = api.simulate(stack, op_name, op_params, seed=0, device="cpu")
+            for label, pr in methods:
+                t0 = time.perf_counter()
+                mp = {}
+                if pr is not None and args.iterations:
+                    mp["iterations"] = args.iterations
+                if pr in ("patchnr", "epll", "wpp") and op_name == "superres":
+                    from invsolve.methods.patch_map import preset_for
+
+                    mp["n_patches"] = max(1000, int(preset_for(op_name, "superres", pr)["n_patches"] * area))
+                if pr is None:
+                    r = api.reconstruct(m, label, {}, seed=0, device="cpu", batch_size=1)
+                elif pr == "zero":
+                    r = api.reconstruct(m, None, mp, seed=0, device="cpu", batch_size=1, zero_shot=True,
+                                        prior_params={"steps": args.zero_shot_steps})
+                else:
+                    r = api.reconstruct(m, None, mp, seed=0, device="cpu", batch_size=1, prior=pr,
+                                        prior_file=priors[pr])
+                sec = (time.perf_counter() - t0) / len(crops)
+                sc = api.evaluate(r.images, stack)
+                rows.append(f"| {op_name} | {label} | {sc['psnr']:.2f} | {sc['ssim']:.4f} | {sec:.1f} |")
+                print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("part", choices=["speed", "superres", "ct"])
+    ap.add_argument("--images", type=int, default=11, help="test crops (test.png, then testset/img1..)")
+    ap.add_argument("--crop", type=int, default=256)
+    ap.add_argument("--train-steps", type=int, default=5000, help="patchNR training steps (quality parts)")
+    ap.add_argument("--train-steps-speed", type=int, default=60)
+    ap.add_argument("--iterations", type=int, default=None, help="MAP iterations (default: the presets)")
+    ap.add_argument("--zero-shot-steps", type=int, default=2000)
+    ap.add_argument("--map-reps", type=int, default=3, help="timed MAP iterations per speed case")
+    ap.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    ap.add_argument("--no-append", action="store_true")
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    rows = speed(args) if args.part == "speed" else quality(args, args.part)
+    table = "\n".join(rows)
+    print(table)
+    if not args.no_append:
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        cmd = "python benchmarks/patch_priors.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        with open(args.results, "a") as f:
+            f.write(f"\n## Patch priors: {args.part} ({stamp})\n\nCommand: `{cmd.strip()}`  \nMachine: "
+                    f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, torch "
+                    f"{torch.__version__}, load average {load0:.2f} at start; {time.perf_counter() - t0:.0f} s in all"
+                    f"\n\n{table}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
