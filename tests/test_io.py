@@ -86,3 +86,18 @@ def test_image_readers(tmp_path):
     with pytest.raises(ShapeError):
         np.save(tmp_path / "v.npy", np.zeros(5))
         read_images(tmp_path / "v.npy")
+
+
+def test_outputs_get_the_usual_file_permissions(tmp_path):
+    import os
+    import stat
+
+    from invsolve.io.atomic import atomic_output
+
+    old = os.umask(0o022)
+    try:
+        with atomic_output(tmp_path / "f.bin") as tmp:
+            open(tmp, "wb").write(b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "f.bin").st_mode) == 0o644
