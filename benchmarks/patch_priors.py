@@ -255,10 +255,11 @@ def main(argv=None) -> int:
     ap.add_argument("--map-reps", type=int, default=3, help="timed MAP iterations per speed case")
     ap.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     ap.add_argument("--no-append", action="store_true")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (quality parts)")
     args = ap.parse_args(argv)
     import torch
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(min(args.threads, os.cpu_count() or 1))
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     rows = speed(args) if args.part == "speed" else quality(args, args.part)
@@ -270,7 +271,8 @@ def main(argv=None) -> int:
         with open(args.results, "a") as f:
             f.write(f"\n## Patch priors: {args.part} ({stamp})\n\nCommand: `{cmd.strip()}`  \nMachine: "
                     f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, torch "
-                    f"{torch.__version__}, load average {load0:.2f} at start; {time.perf_counter() - t0:.0f} s in all"
+                    f"{torch.__version__}, {torch.get_num_threads()} thread(s), load average {load0:.2f} at start; "
+                    f"{time.perf_counter() - t0:.0f} s in all"
                     f"\n\n{table}\n")
     return 0
 
