@@ -232,6 +232,21 @@ def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def _wait_for_handler(pid, sig, timeout=120.0):
+    """Wait until process ``pid`` catches ``sig`` (Linux: the SigCgt mask in /proc/PID/status)."""
+    import time
+
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        status = open(f"/proc/{pid}/status").read()
+        caught = int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("SigCgt")), 16)
+        if caught >> (int(sig) - 1) & 1:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"process {pid} never installed a handler for {sig!r}")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_second_sigint_aborts_batch_and_leaves_no_output(tmp_path, phantom_png):
     import os
     import signal
@@ -241,11 +256,12 @@ def test_second_sigint_aborts_batch_and_leaves_no_output(tmp_path, phantom_png):
     out = tmp_path / "tv.h5"
     proc = subprocess.Popen([sys.executable, "-m", "invsolve", "reconstruct", str(m), "-m", "tv", "-M",
                              "iterations=100000", "-o", str(out), "-q"], stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
-    proc.send_signal(signal.SIGINT)  # the first asks to stop after the batch, the second aborts it
-    time.sleep(1)
-    proc.send_signal(signal.SIGINT)
     try:
+        _wait_for_handler(proc.pid, signal.SIGTERM)  # the batch loop's handlers are in place
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)  # the first asks to stop after the batch, the second aborts it
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()

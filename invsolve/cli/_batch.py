@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ._common import emit_json, err_console, out_console
+from ._common import emit_json, out_console
 
 __all__ = ["run_batch_cli"]
 
@@ -30,10 +30,7 @@ def run_batch_cli(task, run, preview_panels) -> None:
         if run.json_output:
             emit_json(done.to_json())
 
-    console = None if (run.quiet or run.json_output) else err_console()
     with graceful_stop() as should_stop:
-        if console is not None and (len(inputs) > 1 or shard[1] > 1):
-            console.print(f"{len(inputs)} input(s), shard {shard[0]}/{shard[1]}, batches of {run.batch_size}")
         summary = run_batches(task, inputs, run.output, batch_size=run.batch_size, shard=shard, resume=run.resume,
                               overwrite=run.overwrite, on_slice=on_slice, should_stop=should_stop)
     first = summary.outputs[0]
