@@ -5,7 +5,7 @@
 # Without CUDA the GPU parts are skipped and reduced CPU runs check the code paths.
 #
 # Usage: bash benchmarks/gpu_check.sh [LOG]   (default log: gpu_check.log; table also in
-# benchmarks/RESULTS.md).  Exit status: non-zero when a stage failed.
+# benchmarks/RESULTS.md; with $OUT set, both are copied there).  Exit status: non-zero when a stage failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 LOG="${1:-gpu_check.log}"
@@ -25,4 +25,7 @@ status=0
   echo "== exit status $status"
   exit "$status"
 } 2>&1 | tee "$LOG"
-exit "${PIPESTATUS[0]}"
+rc="${PIPESTATUS[0]}"
+# on a lent device machine, hand the log and the updated results back through $OUT
+if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then cp "$LOG" benchmarks/RESULTS.md "$OUT"/; fi
+exit "$rc"
