@@ -34,9 +34,7 @@ def reconstruct(
 ) -> None:
     """Reconstruct images from measurements; the operator and noise come from each file.
 
-    Stacks run in batches written as they finish: --resume completes an interrupted run,
-    --shard K/N splits the batches across processes, --json prints one line per slice.
-    Several inputs (or a glob, or - for paths on stdin) need --output to be a folder.
+    Stacks run in batches written as they finish: --resume completes an interrupted run, --shard K/N splits the batches across processes, --json prints one line per slice. Several inputs (or a glob, or - for paths on stdin) need --output to be a folder.
 
     Example: invsolve reconstruct m.h5 --method tv --output tv.h5
     """
