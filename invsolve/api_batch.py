@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import json
 import math
@@ -40,6 +39,8 @@ __all__ = ["expand_inputs", "parse_shard", "output_paths", "BatchTask", "Reconst
 
 def expand_inputs(specs: Sequence[str], stdin: TextIO | None = None) -> list[Path]:
     """Input files from arguments: paths, glob patterns, and ``-`` (one path per line on stdin)."""
+    from .io.images import match_files
+
     out: list[Path] = []
     for spec in specs:
         if spec == "-":
@@ -50,10 +51,7 @@ def expand_inputs(specs: Sequence[str], stdin: TextIO | None = None) -> list[Pat
             out.extend(expand_inputs(names))
             continue
         if not Path(spec).exists() and any(ch in spec for ch in "*?["):
-            found = sorted(glob.glob(spec))
-            if not found:
-                raise DataError(f"no files match {spec!r}; check the pattern (quote it so the shell keeps it)")
-            out.extend(Path(f) for f in found)
+            out.extend(Path(f) for f in match_files(spec))
             continue
         if not Path(spec).exists():
             raise DataError(f"input file not found: {spec} (check the path)")

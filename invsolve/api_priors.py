@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import glob
 import platform
 import time
 from datetime import datetime, timezone
@@ -22,10 +21,10 @@ import numpy as np
 
 from ._version import __version__
 from .errors import DataError, ShapeError
+from .io.images import IMAGE_SUFFIXES, expand_image_spec  # noqa: F401  (IMAGE_SUFFIXES re-exported)
 
 __all__ = ["read_training_images", "train_prior", "save_prior", "load_prior", "prior_names", "IMAGE_SUFFIXES"]
 
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".npy")
 
 
 def prior_names() -> list[str]:
@@ -34,25 +33,6 @@ def prior_names() -> list[str]:
 
     load_all()
     return PRIORS.names()
-
-
-def _expand(spec: str) -> list[str]:
-    from .io.images import split_spec
-
-    path, dset = split_spec(spec)
-    if dset is not None or path.exists():
-        if path.is_dir():
-            files = sorted(str(f) for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-            if not files:
-                raise DataError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            return files
-        return [spec]
-    if any(ch in spec for ch in "*?["):
-        files = sorted(glob.glob(spec))
-        if not files:
-            raise DataError(f"no files match {spec!r}; check the pattern (quote it so the shell keeps it)")
-        return files
-    return [spec]  # read_images reports the missing file
 
 
 def read_training_images(specs: str | Sequence[str]) -> tuple[list[np.ndarray], list[str]]:
@@ -69,7 +49,7 @@ def read_training_images(specs: str | Sequence[str]) -> tuple[list[np.ndarray], 
     out: list[np.ndarray] = []
     sources: list[str] = []
     for spec in [specs] if isinstance(specs, str) else list(specs):
-        for f in _expand(str(spec)):
+        for f in expand_image_spec(str(spec)):
             stack, _ = read_images(f)
             out.extend(stack)
             sources.extend([f] * len(stack))

@@ -111,10 +111,10 @@ def setup(device: str) -> tuple[Dist, str]:
     Without torchrun (no WORLD_SIZE or WORLD_SIZE=1) nothing happens.  On CUDA each
     rank uses GPU LOCAL_RANK; on the CPU the backend is gloo.
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    env = Dist.from_env()
+    if not env.active:
         return Dist(), device
-    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, world, local = env.rank, env.world, env.local_rank
     use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if use_cuda:
         if not torch.cuda.is_available():

@@ -27,12 +27,12 @@ def run_batch_cli(task, run, preview_panels) -> None:
     shard = parse_shard(run.shard)
 
     def on_slice(done) -> None:
-        if run.json_output:
-            emit_json(done.to_json())
+        emit_json(done.to_json())
 
     with graceful_stop() as should_stop:
         summary = run_batches(task, inputs, run.output, batch_size=run.batch_size, shard=shard, resume=run.resume,
-                              overwrite=run.overwrite, on_slice=on_slice, should_stop=should_stop)
+                              overwrite=run.overwrite, on_slice=on_slice if run.json_output else None,
+                              should_stop=should_stop)
     first = summary.outputs[0]
     complete = all(summary.complete)
     report: dict[str, Any] = {

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import DataError, OutputExistsError
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "check_output", "write_result", "read_result", "StoredResult"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "check_output", "write_attrs", "write_result", "read_result", "StoredResult"]
 
 FORMAT = "invsolve"
 FORMAT_VERSION = 1
@@ -44,6 +44,20 @@ def check_output(path: str | Path, overwrite: bool) -> Path:
     if not p.parent.exists():
         raise DataError(f"output folder {p.parent} does not exist; create it first")
     return p
+
+
+def write_attrs(f, attrs: dict[str, Any]) -> None:
+    """The format marker and ``attrs`` on an open h5py file: configs as JSON, None skipped."""
+    f.attrs["format"] = FORMAT
+    f.attrs["format_version"] = FORMAT_VERSION
+    for k, v in attrs.items():
+        if v is None:
+            continue
+        if k in _JSON_ATTRS or isinstance(v, (dict, list)):
+            v = json.dumps(v)
+        elif isinstance(v, str):
+            v = str(v)  # plain str: h5py cannot store str subclasses (e.g. torch's version)
+        f.attrs[k] = v
 
 
 def write_result(
@@ -63,16 +77,7 @@ def write_result(
 
     p = check_output(path, overwrite)
     with atomic_output(p) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["format"] = FORMAT
-        f.attrs["format_version"] = FORMAT_VERSION
-        for k, v in attrs.items():
-            if v is None:
-                continue
-            if k in _JSON_ATTRS or isinstance(v, (dict, list)):
-                v = json.dumps(v)
-            elif isinstance(v, str):
-                v = str(v)  # plain str: h5py cannot store str subclasses (e.g. torch's version)
-            f.attrs[k] = v
+        write_attrs(f, attrs)
         for name, arr in datasets.items():
             f.create_dataset(name, data=np.asarray(arr), compression="gzip", compression_opts=4)
         for gname, members in (groups or {}).items():

@@ -13,7 +13,11 @@ import numpy as np
 
 from ..errors import DataError, ShapeError
 
-__all__ = ["split_spec", "read_array", "read_images", "check_finite", "as_stack", "HDF5_SUFFIXES"]
+__all__ = ["split_spec", "read_array", "read_images", "check_finite", "as_stack", "HDF5_SUFFIXES", "IMAGE_SUFFIXES",
+           "match_files", "expand_image_spec"]
+
+#: File suffixes taken as images when a folder is given.
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".npy")
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5", ".nxs")
 _SPEC = re.compile(r"^(?P<file>.*?\.(?:h5|hdf5|hdf|he5|nxs))(?::(?P<dset>.*))?$", re.IGNORECASE)
@@ -128,3 +132,29 @@ def read_images(spec: str | Path) -> tuple[np.ndarray, bool]:
     stack, single = as_stack(arr, str(spec))
     check_finite(stack, str(spec))
     return np.ascontiguousarray(stack, dtype=np.float32), single
+
+
+def match_files(pattern: str) -> list[str]:
+    """The files a glob pattern matches, sorted; none is an error."""
+    import glob
+
+    files = sorted(glob.glob(pattern))
+    if not files:
+        raise DataError(f"no files match {pattern!r}; check the pattern (quote it so the shell keeps it)")
+    return files
+
+
+def expand_image_spec(spec: str) -> list[str]:
+    """One image argument as a list of inputs: ``FILE.h5:/stack`` or an existing file as
+    itself, a folder as its images (``IMAGE_SUFFIXES``), a glob as its matches."""
+    path, dset = split_spec(spec)
+    if dset is not None or path.exists():
+        if path.is_dir():
+            files = sorted(str(f) for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise DataError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            return files
+        return [spec]
+    if any(ch in spec for ch in "*?["):
+        return match_files(spec)
+    return [spec]  # the reader reports the missing file

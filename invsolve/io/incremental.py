@@ -123,18 +123,11 @@ class IncrementalOutput:
         import h5py
 
         from .atomic import atomic_output
-        from .hdf5 import FORMAT, FORMAT_VERSION, _JSON_ATTRS
+        from .hdf5 import write_attrs
 
         with atomic_output(self.path) as tmp:
             with h5py.File(source, "r") as src, h5py.File(tmp, "w") as f:
-                f.attrs["format"] = FORMAT
-                f.attrs["format_version"] = FORMAT_VERSION
-                for k, v in attrs.items():
-                    if v is None:
-                        continue
-                    f.attrs[k] = json.dumps(v) if (k in _JSON_ATTRS or isinstance(v, (dict, list))) else (
-                        str(v) if isinstance(v, str) else v)
-                f.attrs["run_fingerprint"] = self.fingerprint
+                write_attrs(f, {**attrs, "run_fingerprint": self.fingerprint})
                 for name in ("measurement", "ground_truth", "operator_arrays"):
                     if name in src:
                         src.copy(src[name], f, name=name)

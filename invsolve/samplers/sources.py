@@ -5,37 +5,15 @@ so a seed fixes the whole training stream.
 
 from __future__ import annotations
 
-import glob as globmod
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
+from ..io.images import IMAGE_SUFFIXES, expand_image_spec  # noqa: F401  (IMAGE_SUFFIXES re-exported)
 
 __all__ = ["ImageSource", "PriorSource", "read_image_set", "IMAGE_SUFFIXES"]
-
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".npy")
-
-
-def _expand(spec: str) -> list[str]:
-    from ..io.images import split_spec
-
-    path, dset = split_spec(spec)
-    if dset is not None:
-        return [spec]
-    if path.is_dir():
-        files = sorted(str(f) for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise DataError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        return files
-    if any(ch in spec for ch in "*?["):
-        files = sorted(globmod.glob(spec))
-        if not files:
-            raise DataError(f"no files match {spec!r}; check the pattern")
-        return files
-    return [spec]
-
 
 def read_image_set(specs: list[str] | str) -> tuple[list[np.ndarray], list[str]]:
     """Images (H, W) float32 from files, globs, folders or ``FILE.h5:/stack``; and the file list."""
@@ -46,7 +24,7 @@ def read_image_set(specs: list[str] | str) -> tuple[list[np.ndarray], list[str]]
         raise ConfigError("no training images: give --images FILES|GLOB|FOLDER|FILE.h5:/stack")
     images, files = [], []
     for spec in specs:
-        for f in _expand(spec):
+        for f in expand_image_spec(spec):
             stack, _ = read_images(f)
             images.extend(np.ascontiguousarray(s) for s in stack)
             files.append(f)
