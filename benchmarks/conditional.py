@@ -2,7 +2,8 @@
 
 Part ``gmm``: the Gaussian-mixture problem of the conditional Wasserstein paper
 (arXiv 2403.18705): d = 5, 10 components of variance 0.01, A = diag(0.1/(i+1)),
-σ = 0.1.  For cflow (mixture latent), cfm (independent) and cfm (OT): energy
+σ = 0.1.  For cflow (mixture latent), cfm (independent), cfm (OT) and the
+distilled conditional MMD flow (mmd-flow): energy
 distance to exact posterior samples over 100 observations (and the
 exact-vs-exact value at the same size), 90% interval coverage, training time,
 sampling time per observation; and the energy distance against the number of
@@ -43,7 +44,8 @@ def gmm_table(steps: int, n_obs: int, n_samples: int, tmp: Path, only=None) -> t
 
     runs = [("cflow (mixture latent)", "cflow", {"hidden": 128, "latent": "mixture", "mixture_components": 10}),
             ("cfm (independent)", "cfm", {"hidden": 128, "coupling": "independent"}),
-            ("cfm (OT, β=20)", "cfm", {"hidden": 128, "coupling": "ot"})]
+            ("cfm (OT, β=20)", "cfm", {"hidden": 128, "coupling": "ot"}),
+            ("mmd-flow (distilled, 4000 particles)", "mmd-flow", {"particles": 4000})]
     runs = [r for r in runs if only is None or r[1] in only]
     rows = ["| sampler | steps | energy dist. | exact vs exact | ratio | 90% coverage | train [s] | sample [ms/obs] |",
             "|---|---|---|---|---|---|---|---|"]
@@ -82,7 +84,8 @@ def gmm_table(steps: int, n_obs: int, n_samples: int, tmp: Path, only=None) -> t
     return rows, crows
 
 
-def image_table(steps: int, n_test: int, tmp: Path, files: dict[str, str], problems=("superres", "ct-limited")) -> list[str]:
+def image_table(steps: int, n_test: int, tmp: Path, files: dict[str, str], problems=("superres", "ct-limited"),
+                samplers=("cfm",)) -> list[str]:
     from invsolve import api
     from invsolve.api_samplers import train_sampler
     from invsolve.io.images import read_images
@@ -105,22 +108,23 @@ def image_table(steps: int, n_test: int, tmp: Path, files: dict[str, str], probl
             r = api.reconstruct(m, meth, device="cpu")
             s = api.evaluate(r.images, x)
             rows.append(f"| {op} | {meth} | {s['psnr']:.2f} | {s['ssim']:.4f} | – | – |")
-        path = files.get(op)
-        seconds = float("nan")
-        if path is None:
-            path = tmp / f"{op}.pt"
-            info = train_sampler("cfm", op, kw, images=str(SHARED / "material" / "train"), crop=64, steps=steps,
-                                 output=path, seed=0, device="cpu", overwrite=True)
-            seconds = info["seconds"]
-        smp = load_sampler(path, "cpu")
-        seconds = smp.provenance.get("train_seconds", seconds)
-        xs = smp.sample(torch.from_numpy(m.measurement), 32, torch.Generator().manual_seed(0)).numpy()
-        mean, sd = xs.mean(1), xs.std(1, ddof=1)
-        s = api.evaluate(mean, x)
-        cov = float(np.mean(np.abs(x - mean) <= 1.645 * sd))
-        rows.append(f"| {op} | cfm posterior mean (32 samples) | {s['psnr']:.2f} | {s['ssim']:.4f} | {cov:.3f} | "
-                    f"{seconds:.0f} |")
-        print(rows[-1], flush=True)
+        for name in samplers:
+            path = files.get(op) if len(samplers) == 1 else None
+            seconds = float("nan")
+            if path is None:
+                path = tmp / f"{op}-{name}.pt"
+                info = train_sampler(name, op, kw, images=str(SHARED / "material" / "train"), crop=64, steps=steps,
+                                     output=path, seed=0, device="cpu", overwrite=True)
+                seconds = info["seconds"]
+            smp = load_sampler(path, "cpu")
+            seconds = smp.provenance.get("train_seconds", seconds)
+            xs = smp.sample(torch.from_numpy(m.measurement), 32, torch.Generator().manual_seed(0)).numpy()
+            mean, sd = xs.mean(1), xs.std(1, ddof=1)
+            s = api.evaluate(mean, x)
+            cov = float(np.mean(np.abs(x - mean) <= 1.645 * sd))
+            rows.append(f"| {op} | {name} posterior mean (32 samples) | {s['psnr']:.2f} | {s['ssim']:.4f} | "
+                        f"{cov:.3f} | {seconds:.0f} |")
+            print(rows[-1], flush=True)
     return rows
 
 
@@ -135,7 +139,10 @@ def main() -> None:
     ap.add_argument("--sampler-file-ct", default=None, help="reuse a trained ct-limited sampler")
     ap.add_argument("--problems", nargs="+", default=["superres", "ct-limited"], help="image problems to run")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--only", nargs="+", default=None, choices=["cflow", "cfm"], help="gmm: only these samplers")
+    ap.add_argument("--only", nargs="+", default=None, choices=["cflow", "cfm", "mmd-flow"],
+                    help="gmm: only these samplers")
+    ap.add_argument("--samplers", nargs="+", default=["cfm"], choices=["cflow", "cfm", "mmd-flow"],
+                    help="images: samplers to train and evaluate (a --sampler-file-* needs exactly one)")
     ap.add_argument("--markdown", default=None, help="append the tables to this file")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -148,7 +155,7 @@ def main() -> None:
         else:
             files = {"superres": a.sampler_file_superres, "ct-limited": a.sampler_file_ct}
             text = "\n".join(image_table(a.steps, a.test_crops, Path(d), {k: v for k, v in files.items() if v},
-                                         a.problems))
+                                         a.problems, a.samplers))
     print(text)
     if a.markdown:
         cmd = "python benchmarks/conditional.py " + " ".join(os.sys.argv[1:])

@@ -63,6 +63,17 @@ def test_checkpoint_resume_continues_exactly(tiny_model, tmp_path):
     assert full.samples.shape == (3, 16, 2) and np.isfinite(full.elbo_trace).all()
 
 
+def test_average_selection_is_the_mean_of_the_trailing_iterates(tiny_model):
+    m = _measure(tiny_model, 2, 2)
+    op, y = m.build_operator(), torch.from_numpy(m.measurement)
+    prior = build_prior({"name": "uniform", "dim": 2})
+    last = run_em(op, y, prior, EMSettings(iterations=4, **TINY), seed=2)
+    avg = run_em(op, y, prior, EMSettings(iterations=4, select="average", average_fraction=0.5, **TINY), seed=2)
+    np.testing.assert_allclose(avg.a_trace, last.a_trace)  # the choice does not change the run
+    assert last.a == pytest.approx(last.a_trace[-1]) and last.b == pytest.approx(last.b_trace[-1])
+    assert avg.a == pytest.approx(np.mean(last.a_trace[-2:])) and avg.b == pytest.approx(np.mean(last.b_trace[-2:]))
+
+
 @pytest.mark.parametrize("estep", ["reverse_kl", "cfm"])
 def test_other_esteps_run(tiny_model, estep):
     m = _measure(tiny_model, 2, 2)

@@ -55,7 +55,9 @@ class EMSettings(Params):
     box_penalty: float = Field(10.0, ge=0, description="λ of the prior-box penalty (reverse KL, ELBO)")
     elbo_every: int = Field(1, ge=1, description="iterations between ELBO evaluations")
     elbo_samples: int = Field(2000, ge=1, description="samples of the measured data per ELBO evaluation")
-    select: Literal["last", "best_elbo"] = Field("last", description="final (a, b): last iterate or best ELBO")
+    select: Literal["last", "best_elbo", "average"] = Field(
+        "last", description="final (a, b): last iterate, best ELBO, or the mean over the last average_fraction")
+    average_fraction: float = Field(0.2, gt=0, le=1, description="select=average: trailing share of iterations")
     posterior_samples: int = Field(1000, ge=1, description="posterior samples written per measurement")
     checkpoint_every: int = Field(50, ge=1, description="iterations between checkpoints")
     sampler: dict[str, Any] = Field(default_factory=dict, description="settings of the cflow/cfm network")
@@ -186,6 +188,17 @@ def _restore(st: _State, ckpt: dict, settings: EMSettings, extra: dict) -> None:
     st.best = (float(b[0]), int(b[1]), float(b[2]), float(b[3]))
 
 
+def _select(st: _State, s: EMSettings) -> tuple[float, float]:
+    """The reported (a, b): the last iterate, the best-ELBO iterate, or the mean of the trailing iterates
+    (Polyak–Ruppert averaging: the stochastic E-steps make single iterates jitter around the fixed point)."""
+    if s.select == "best_elbo" and st.best[1] > 0:
+        return st.best[2], st.best[3]
+    if s.select == "average":
+        k = max(1, math.ceil(s.average_fraction * st.it))
+        return float(np.mean(st.a_trace[-k:])), float(np.mean(st.b_trace[-k:]))
+    return st.a, st.b
+
+
 def run_em(operator, y: torch.Tensor, prior, settings: EMSettings, seed: int = 0, checkpoint=None,
            resume: dict | None = None, progress: Progress | None = None) -> EMResult:
     """Estimate (a, b) and the posteriors of the measurements ``y`` (N, m).
@@ -246,7 +259,7 @@ def run_em(operator, y: torch.Tensor, prior, settings: EMSettings, seed: int = 0
         st.seconds = time.perf_counter() - t0
         if checkpoint is not None and (st.it % s.checkpoint_every == 0 or st.it == s.iterations):
             write_atomic(_checkpoint(st, s, extra), checkpoint)
-    a, b = (st.best[2], st.best[3]) if s.select == "best_elbo" and st.best[1] > 0 else (st.a, st.b)
+    a, b = _select(st, s)
     t1 = time.perf_counter()
     samples = flow.sample(y, s.posterior_samples, st.gen).cpu().numpy()
     t_sample = time.perf_counter() - t1
