@@ -37,7 +37,8 @@ SHARED = Path(os.environ.get("INVSOLVE_SHARED_DATA", ROOT / ".." / "shared" / "d
 DIAG = [0.1 / (i + 1) for i in range(5)]
 
 
-def gmm_table(steps: int, n_obs: int, n_samples: int, tmp: Path, only=None) -> tuple[list[str], list[str]]:
+def gmm_table(steps: int, n_obs: int, n_samples: int, tmp: Path, only=None,
+              mmd_particles: int = 20000) -> tuple[list[str], list[str]]:
     from invsolve.api_samplers import train_sampler, training_prior
     from invsolve.samplers import load_sampler
     from invsolve.samplers.exact import energy_distance, exact_posterior
@@ -45,7 +46,7 @@ def gmm_table(steps: int, n_obs: int, n_samples: int, tmp: Path, only=None) -> t
     runs = [("cflow (mixture latent)", "cflow", {"hidden": 128, "latent": "mixture", "mixture_components": 10}),
             ("cfm (independent)", "cfm", {"hidden": 128, "coupling": "independent"}),
             ("cfm (OT, β=20)", "cfm", {"hidden": 128, "coupling": "ot"}),
-            ("mmd-flow (distilled, 4000 particles)", "mmd-flow", {"particles": 4000})]
+            (f"mmd-flow (distilled, {mmd_particles} particles)", "mmd-flow", {"particles": mmd_particles})]
     runs = [r for r in runs if only is None or r[1] in only]
     rows = ["| sampler | steps | energy dist. | exact vs exact | ratio | 90% coverage | train [s] | sample [ms/obs] |",
             "|---|---|---|---|---|---|---|---|"]
@@ -143,12 +144,13 @@ def main() -> None:
                     help="gmm: only these samplers")
     ap.add_argument("--samplers", nargs="+", default=["cfm"], choices=["cflow", "cfm", "mmd-flow"],
                     help="images: samplers to train and evaluate (a --sampler-file-* needs exactly one)")
+    ap.add_argument("--mmd-particles", type=int, default=20000, help="gmm: particles of the mmd-flow sampler")
     ap.add_argument("--markdown", default=None, help="append the tables to this file")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     with tempfile.TemporaryDirectory() as d:
         if a.part == "gmm":
-            rows, crows = gmm_table(a.steps, a.observations, a.samples, Path(d), a.only)
+            rows, crows = gmm_table(a.steps, a.observations, a.samples, Path(d), a.only, a.mmd_particles)
             text = "\n".join(rows)
             if len(crows) > 2:
                 text += "\n\nEnergy distance to the exact posterior against ODE steps (Euler):\n\n" + "\n".join(crows)
