@@ -208,7 +208,7 @@ def main() -> None:
             f"| {rss} | {fmt((res['sort'] or {}).get('diff'), '.1e')} "
             f"| {fmt((res.get('reference') or {}).get('diff'), '.1e')} |" + (f" {errs}" if errs else ""))
     flops = {n: 2 * P * 3 * n * D for n, _ in rows}
-    notes = [f"- floor FLOP (2·P·(2N + M)·d): " + ", ".join(f"{n:,}: {f / 1e9:.0f} G" for n, f in flops.items()),
+    notes = ["- floor FLOP (2·P·(2N + M)·d): " + ", ".join(f"{n:,}: {f / 1e9:.0f} G" for n, f in flops.items()),
              "- floor GFLOP/s: " + ", ".join(f"{n:,}: {flops[n] / t(r, 'floor') / 1e9:.0f}"
                                             for n, r in rows if t(r, "floor")),
              f"- load average (1 min) at start / end: {load0:.2f} / {load1:.2f} (shared machine)"]

@@ -17,10 +17,16 @@ seconds per image.
 
 Part ``ct``: limited-angle and low-dose CT of the same crops: FBP, TV, EPLL, patchNR.
 
+Part ``budget``: what a training budget buys: one patchNR trained on
+``learn.png`` and stopped at each of ``--budgets`` (a resumed checkpoint, so the
+runs are one run), then ×4 superresolution MAP of the crops with each; training
+seconds, validation NLL on ``val.png`` and PSNR/SSIM per budget.
+
 Usage:
     python benchmarks/patch_priors.py speed
     python benchmarks/patch_priors.py superres --images 3 --train-steps 5000 [--iterations 300]
     python benchmarks/patch_priors.py ct --images 3 --train-steps 5000 [--iterations 300]
+    python benchmarks/patch_priors.py budget --budgets 1000 5000 20000 --images 2 --iterations 40
 The shared data folder is ``$INVSOLVE_SHARED_DATA`` (default ../shared/data).
 """
 
@@ -243,9 +249,47 @@ def quality(args, problem: str) -> list[str]:
     return rows
 
 
+def budget(args) -> list[str]:
+    import torch
+
+    from invsolve import api, api_priors
+    from invsolve.methods.patch_map import preset_for
+    from invsolve.priors.training import train_patchnr
+
+    learn, _ = api_priors.read_training_images(str(SHARED / "material" / "learn.png"))
+    val, _ = api_priors.read_training_images(str(SHARED / "material" / "val.png"))
+    learn_t, val_t = [torch.from_numpy(im) for im in learn], [torch.from_numpy(im) for im in val]
+    crops = _crops(args.images, args.crop)
+    stack = np.stack([c for _, c in crops])
+    m = api.simulate(stack, "superres", {"factor": 4}, seed=0, device="cpu")
+    mp = {"n_patches": max(1000, int(preset_for("superres", "superres", "patchnr")["n_patches"] * (args.crop / 600) ** 2))}
+    if args.iterations:
+        mp["iterations"] = args.iterations
+    bic = api.evaluate(api.reconstruct(m, "bicubic", {}, device="cpu").images, stack)
+    rows = ["| training steps | train s (cumulative) | val NLL | PSNR | SSIM | MAP s/image |", "|---|---|---|---|---|---|",
+            f"| bicubic (no prior) | – | – | {bic['psnr']:.2f} | {bic['ssim']:.4f} | – |"]
+    with tempfile.TemporaryDirectory() as tmp:
+        ck, train_s = Path(tmp) / "ck.pt", 0.0
+        for i, steps in enumerate(sorted(args.budgets)):
+            t0 = time.perf_counter()
+            prior, hist = train_patchnr(learn_t, val_t, steps=steps, batch_size=32, lr=1e-4, seed=0,
+                                        checkpoint_every=steps, checkpoint_path=ck, resume=i > 0)
+            train_s += time.perf_counter() - t0
+            pf = str(api_priors.save_prior(prior, Path(tmp) / f"p{steps}.pt"))
+            t0 = time.perf_counter()
+            r = api.reconstruct(m, None, mp, seed=0, device="cpu", batch_size=1, prior="patchnr", prior_file=pf)
+            sec = (time.perf_counter() - t0) / len(crops)
+            sc = api.evaluate(r.images, stack)
+            rows.append(f"| {steps} | {train_s:.0f} | {hist['final']['val_nll']:.2f} | {sc['psnr']:.2f} | "
+                        f"{sc['ssim']:.4f} | {sec:.1f} |")
+            print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("part", choices=["speed", "superres", "ct"])
+    ap.add_argument("part", choices=["speed", "superres", "ct", "budget"])
+    ap.add_argument("--budgets", type=int, nargs="+", default=[1000, 5000, 20000], help="budget: training steps")
     ap.add_argument("--images", type=int, default=11, help="test crops (test.png, then testset/img1..)")
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--train-steps", type=int, default=5000, help="patchNR training steps (quality parts)")
@@ -262,7 +306,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(min(args.threads, os.cpu_count() or 1))
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
-    rows = speed(args) if args.part == "speed" else quality(args, args.part)
+    rows = speed(args) if args.part == "speed" else budget(args) if args.part == "budget" else quality(args, args.part)
     table = "\n".join(rows)
     print(table)
     if not args.no_append:
