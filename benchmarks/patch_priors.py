@@ -66,6 +66,8 @@ def _case(kind: str, arg: int, reps: int) -> dict:
     img = torch.rand(1, 600, 600)
     if kind.startswith("ref_"):
         return _reference_style(kind, arg, reps, img)
+    if kind == "train_parts":
+        return _train_parts(arg)
     if kind == "train":
         _, hist = train_patchnr(img, None, PatchNRConfig(), steps=arg, batch_size=32, lr=1e-4, seed=0, log_every=arg)
         return {"ms_per_step": 1e3 * hist["seconds_per_step"]}
@@ -88,6 +90,44 @@ def _case(kind: str, arg: int, reps: int) -> dict:
     sec = (time.perf_counter() - t0) / reps
     return {"s_per_iteration": sec, "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
             "peak_gb_before": base / 2**20}
+
+
+def _train_parts(reps: int) -> dict:
+    """Where a training step's time goes (batch 32, paper flow): forward NLL, backward, fused Adam, and the
+    step's FLOP count (matrix products only), to compare with what the CPU's matrix units can do."""
+    import torch
+
+    from invsolve.priors.patchnr import PatchNR, PatchNRConfig
+    from invsolve.priors.training import _adam
+
+    flow = PatchNR(PatchNRConfig())
+    opt = _adam(flow.parameters(), 1e-4)
+    x = torch.rand(32, 36)
+
+    def timed(fn):
+        for _ in range(5):
+            fn()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        return 1e3 * (time.perf_counter() - t0) / reps
+
+    def fwd():
+        return flow.nll(x).mean()
+
+    def fwd_bwd():
+        opt.zero_grad(set_to_none=True)
+        fwd().backward()
+
+    f = timed(fwd)
+    fb = timed(fwd_bwd)
+    adam = timed(opt.step)
+    macs = sum(m.in_features * m.out_features for m in flow.modules() if isinstance(m, torch.nn.Linear)) * 32
+    gflop = 3 * 2 * macs / 1e9  # forward, input gradients, weight gradients
+    a, b = torch.rand(512, 512), torch.rand(512, 512)
+    g = 2 * 512**3 / 1e9 / (timed(lambda: a @ b) / 1e3)
+    return {"fwd_ms": f, "bwd_ms": fb - f, "adam_ms": adam, "gflop": gflop, "gemm_gflops": g,
+            "floor_ms": 1e3 * gflop / g, "params": sum(p.numel() for p in flow.parameters())}
 
 
 def _reference_style(kind: str, arg: int, reps: int, img) -> dict:
@@ -157,6 +197,13 @@ def speed(args) -> list[str]:
     rows.append(f"| training step (batch 32, 5×512) | {t['ms_per_step']:.1f} ms | {rt['ms_per_step']:.1f} ms | "
                 f"{rt['ms_per_step'] / t['ms_per_step']:.2f}× | {REF['train_ms']:.0f} ms "
                 f"({REF['train_ms'] / t['ms_per_step']:.2f}×) | ≥ 10× |")
+    p = child("train_parts", 200, 0)
+    rows.append(f"| training step, parts (1 process, {_threads()} thread(s)) | forward {p['fwd_ms']:.1f} ms, backward "
+                f"{p['bwd_ms']:.1f} ms, Adam {p['adam_ms']:.1f} ms ({p['params'] / 1e6:.1f} M parameters) | – | – | – | – |")
+    rows.append(f"| training step, matrix-product floor | {p['gflop']:.2f} GFLOP at this CPU's {p['gemm_gflops']:.0f} "
+                f"GFLOP/s (512² float32 product) = {p['floor_ms']:.1f} ms, before Adam | – | – | – | – |")
+    if args.train_only:
+        return head_rows() + rows
     for n, ref_s in ((10000, REF["map_s_10k"]), (130000, REF["map_s_130k"])):
         r = child("map", n, args.map_reps)
         rr = child("ref_map", n, args.map_reps)
@@ -165,9 +212,18 @@ def speed(args) -> list[str]:
                     f"{rr['s_per_iteration']:.2f} s, {rr['peak_gb']:.2f} GB | "
                     f"{rr['s_per_iteration'] / r['s_per_iteration']:.2f}× time, "
                     f"{rr['peak_gb'] / r['peak_gb']:.2f}× memory | {quoted} | ≥ 2× time and memory |")
-    head = ["| case | invsolve | reference-style, this machine | ratio | reference as quoted | target |",
+    return head_rows() + rows
+
+
+def head_rows() -> list[str]:
+    return ["| case | invsolve | reference-style, this machine | ratio | reference as quoted | target |",
             "|---|---|---|---|---|---|"]
-    return head + rows
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 # -- quality -------------------------------------------------------------------------
@@ -294,6 +350,7 @@ def main(argv=None) -> int:
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--train-steps", type=int, default=5000, help="patchNR training steps (quality parts)")
     ap.add_argument("--train-steps-speed", type=int, default=60)
+    ap.add_argument("--train-only", action="store_true", help="speed: training cases only (no MAP cases)")
     ap.add_argument("--iterations", type=int, default=None, help="MAP iterations (default: the presets)")
     ap.add_argument("--zero-shot-steps", type=int, default=2000)
     ap.add_argument("--map-reps", type=int, default=3, help="timed MAP iterations per speed case")
