@@ -4,7 +4,7 @@ surrogate, GIXRF synthetic recovery, and conditional flow vs MCMC posteriors.
 Usage::
 
     python benchmarks/metrology.py [--ns 1 2 4 8] [--seeds 5] [--iterations 150] [--estep reverse_kl]
-                                   [--parts scatterometry gixrf] [--threads 1] [--append]
+                                   [--parts scatterometry gixrf oracle] [--threads 1] [--append]
 
 Tables are printed as Markdown; ``--append`` adds them to benchmarks/RESULTS.md
 with the command, date and machine.  The scatterometry part needs the shared
@@ -92,6 +92,26 @@ def scatterometry(args) -> str:
     return "\n".join(rows)
 
 
+def oracle_floor(args) -> str:
+    """The known-x maximum-likelihood (a, b) over many data draws: how close any estimator can be expected to get."""
+    op = build_operator("surrogate", {}, (3,))
+    prior = build_prior({"name": "uniform", "dim": 3})
+    a0, b0 = 0.005, 0.1
+    rows = [f"Known-x maximum likelihood of (a, b), truth ({a0}, {b0}), {args.oracle_draws} data draws (seeds 0…):", "",
+            "| N | mean \\|Δa\\|/a | mean \\|Δb\\|/b | mean sum | median sum | draws with both < 10 % |",
+            "|---|---|---|---|---|---|"]
+    for n in args.ns:
+        e = []
+        for seed in range(args.oracle_draws):
+            x, y = simulate(op, prior, n, a0, b0, seed)
+            a, b = oracle(op, x, y, a0, b0)
+            e.append((abs(a - a0) / a0, abs(b - b0) / b0))
+        e = np.array(e)
+        rows.append(f"| {n} | {e[:, 0].mean():.3f} | {e[:, 1].mean():.3f} | {e.sum(1).mean():.3f} | "
+                    f"{np.median(e.sum(1)):.3f} | {np.mean((e < 0.1).all(1)):.1%} |")
+    return "\n".join(rows)
+
+
 def energy_distance(x: torch.Tensor, y: torch.Tensor, width: torch.Tensor) -> float:
     """2E|X−Y| − E|X−X′| − E|Y−Y′| of samples (n, d), (k, d), coordinates divided by ``width``."""
     x, y = x.double() / width, y.double() / width
@@ -171,7 +191,9 @@ def main() -> None:
     ap.add_argument("--mcmc-steps", type=int, default=2000)
     ap.add_argument("--estep", default="reverse_kl", choices=["forward_kl", "reverse_kl", "cfm"])
     ap.add_argument("--select", default="last", choices=["last", "best_elbo", "average"])
-    ap.add_argument("--parts", nargs="+", default=["scatterometry", "gixrf"])
+    ap.add_argument("--parts", nargs="+", default=["scatterometry", "gixrf"],
+                    choices=["scatterometry", "gixrf", "oracle"])
+    ap.add_argument("--oracle-draws", type=int, default=200, help="oracle: data draws per N")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--append", action="store_true")
     args = ap.parse_args()
@@ -179,6 +201,8 @@ def main() -> None:
     out = []
     if "scatterometry" in args.parts:
         out += ["### Scatterometry surrogate (3 → 23): EM-DeepGEM noise estimation", "", scatterometry(args), ""]
+    if "oracle" in args.parts:
+        out += ["### Scatterometry surrogate: the statistical floor", "", oracle_floor(args), ""]
     if "gixrf" in args.parts:
         out += ["### GIXRF (Ni on Si, Ni Kα at 10 keV): recovery and flow vs MCMC", "", gixrf(args), ""]
     text = "\n".join(out)
