@@ -54,16 +54,20 @@ def simulate(op, prior, n, a, b, seed):
     return x, f + a * torch.randn(f.shape, generator=g) + b * f * torch.randn(f.shape, generator=g)
 
 
-def oracle(op, x, y, a0, b0):
+def oracle(op, x, y):
     """The maximum-likelihood (a, b) with the true parameters x known: the statistical floor of the data."""
     with torch.no_grad():
         f = op(x)
     return mstep_mixed((y - f).double(), f.double(), 0.3, 0.3, 3000, tol=1e-10)
 
 
+def surrogate_problem():
+    """The scatterometry surrogate (3 -> 23) and its uniform prior on [-1, 1]^3."""
+    return build_operator("surrogate", {}, (3,)), build_prior({"name": "uniform", "dim": 3})
+
+
 def scatterometry(args) -> str:
-    op = build_operator("surrogate", {}, (3,))
-    prior = build_prior({"name": "uniform", "dim": 3})
+    op, prior = surrogate_problem()
     rows = ["| (a*, b*) | N | EM \\|Δa\\|/a | EM \\|Δb\\|/b | EM \\|Δa\\|/a + \\|Δb\\|/b (mean ± sd) | "
             "oracle (true x known) \\|Δa\\|/a + \\|Δb\\|/b | EM \\|Δa\\| + \\|Δb\\| | reference \\|Δa\\|+\\|Δb\\| | "
             "â (mean) | b̂ (mean) | s per run |",
@@ -77,7 +81,7 @@ def scatterometry(args) -> str:
                 t = time.perf_counter()
                 r = run_em(op, y, prior, settings, seed=seed)
                 res.append((r.a, r.b, time.perf_counter() - t))
-                orc.append(oracle(op, x, y, a0, b0))
+                orc.append(oracle(op, x, y))
                 print(f"scatterometry a*={a0} b*={b0} N={n} seed={seed}: a={r.a:.5f} b={r.b:.4f} "
                       f"(oracle {orc[-1][0]:.5f}, {orc[-1][1]:.4f}) {res[-1][2]:.0f}s", flush=True)
             a, b, s = (np.array(v) for v in zip(*res))
@@ -94,8 +98,7 @@ def scatterometry(args) -> str:
 
 def oracle_floor(args) -> str:
     """The known-x maximum-likelihood (a, b) over many data draws: how close any estimator can be expected to get."""
-    op = build_operator("surrogate", {}, (3,))
-    prior = build_prior({"name": "uniform", "dim": 3})
+    op, prior = surrogate_problem()
     a0, b0 = 0.005, 0.1
     rows = [f"Known-x maximum likelihood of (a, b), truth ({a0}, {b0}), {args.oracle_draws} data draws (seeds 0…):", "",
             "| N | mean \\|Δa\\|/a | mean \\|Δb\\|/b | mean sum | median sum | draws with both < 10 % |",
@@ -104,7 +107,7 @@ def oracle_floor(args) -> str:
         e = []
         for seed in range(args.oracle_draws):
             x, y = simulate(op, prior, n, a0, b0, seed)
-            a, b = oracle(op, x, y, a0, b0)
+            a, b = oracle(op, x, y)
             e.append((abs(a - a0) / a0, abs(b - b0) / b0))
         e = np.array(e)
         rows.append(f"| {n} | {e[:, 0].mean():.3f} | {e[:, 1].mean():.3f} | {e.sum(1).mean():.3f} | "

@@ -127,7 +127,8 @@ def _train_parts(reps: int) -> dict:
     a, b = torch.rand(512, 512), torch.rand(512, 512)
     g = 2 * 512**3 / 1e9 / (timed(lambda: a @ b) / 1e3)
     return {"fwd_ms": f, "bwd_ms": fb - f, "adam_ms": adam, "gflop": gflop, "gemm_gflops": g,
-            "floor_ms": 1e3 * gflop / g, "params": sum(p.numel() for p in flow.parameters())}
+            "floor_ms": 1e3 * gflop / g, "params": sum(p.numel() for p in flow.parameters()),
+            "threads": torch.get_num_threads()}
 
 
 def _reference_style(kind: str, arg: int, reps: int, img) -> dict:
@@ -198,7 +199,7 @@ def speed(args) -> list[str]:
                 f"{rt['ms_per_step'] / t['ms_per_step']:.2f}× | {REF['train_ms']:.0f} ms "
                 f"({REF['train_ms'] / t['ms_per_step']:.2f}×) | ≥ 10× |")
     p = child("train_parts", 200, 0)
-    rows.append(f"| training step, parts (1 process, {_threads()} thread(s)) | forward {p['fwd_ms']:.1f} ms, backward "
+    rows.append(f"| training step, parts (1 process, {p['threads']} thread(s)) | forward {p['fwd_ms']:.1f} ms, backward "
                 f"{p['bwd_ms']:.1f} ms, Adam {p['adam_ms']:.1f} ms ({p['params'] / 1e6:.1f} M parameters) | – | – | – | – |")
     rows.append(f"| training step, matrix-product floor | {p['gflop']:.2f} GFLOP at this CPU's {p['gemm_gflops']:.0f} "
                 f"GFLOP/s (512² float32 product) = {p['floor_ms']:.1f} ms, before Adam | – | – | – | – |")
@@ -219,11 +220,6 @@ def head_rows() -> list[str]:
     return ["| case | invsolve | reference-style, this machine | ratio | reference as quoted | target |",
             "|---|---|---|---|---|---|"]
 
-
-def _threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 # -- quality -------------------------------------------------------------------------
@@ -262,11 +258,18 @@ def _train_priors(args, tmp: Path, names: list[str]) -> dict[str, str]:
     return files
 
 
+def _scaled_patches(prior: str, crop: int, zero_shot: bool = False) -> int:
+    """The superres preset's N_p scaled by area from the paper's 600² to a crop² image (at least 1000)."""
+    from invsolve.methods.patch_map import preset_for
+
+    s = preset_for("superres", "superres", prior, zero_shot=zero_shot)
+    return max(1000, int(s["n_patches"] * (crop / 600) ** 2))
+
+
 def quality(args, problem: str) -> list[str]:
     from invsolve import api
 
     crops = _crops(args.images, args.crop)
-    area = (args.crop / 600) ** 2
     if problem == "superres":
         ops = [("superres", {"factor": 4})]
         methods = [("bicubic", None), ("tv", None), ("wpp", "wpp"), ("epll", "epll"), ("patchnr", "patchnr"),
@@ -286,10 +289,7 @@ def quality(args, problem: str) -> list[str]:
                 if pr is not None and args.iterations:
                     mp["iterations"] = args.iterations
                 if pr is not None and op_name == "superres":  # N_p scaled by area from the paper's 600²
-                    from invsolve.methods.patch_map import preset_for
-
-                    s = preset_for(op_name, "superres", "patchnr" if pr == "zero" else pr, zero_shot=pr == "zero")
-                    mp["n_patches"] = max(1000, int(s["n_patches"] * area))
+                    mp["n_patches"] = _scaled_patches("patchnr" if pr == "zero" else pr, args.crop, pr == "zero")
                 if pr is None:
                     r = api.reconstruct(m, label, {}, seed=0, device="cpu", batch_size=1)
                 elif pr == "zero":
@@ -309,7 +309,6 @@ def budget(args) -> list[str]:
     import torch
 
     from invsolve import api, api_priors
-    from invsolve.methods.patch_map import preset_for
     from invsolve.priors.training import train_patchnr
 
     learn, _ = api_priors.read_training_images(str(SHARED / "material" / "learn.png"))
@@ -318,7 +317,7 @@ def budget(args) -> list[str]:
     crops = _crops(args.images, args.crop)
     stack = np.stack([c for _, c in crops])
     m = api.simulate(stack, "superres", {"factor": 4}, seed=0, device="cpu")
-    mp = {"n_patches": max(1000, int(preset_for("superres", "superres", "patchnr")["n_patches"] * (args.crop / 600) ** 2))}
+    mp = {"n_patches": _scaled_patches("patchnr", args.crop)}
     if args.iterations:
         mp["iterations"] = args.iterations
     bic = api.evaluate(api.reconstruct(m, "bicubic", {}, device="cpu").images, stack)
