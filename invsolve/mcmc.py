@@ -8,6 +8,16 @@ vector prior.  During burn-in the step size is adapted per measurement
 towards a target acceptance rate (0.574 MALA, 0.234 random walk) and the
 proposal is preconditioned by the chains' per-entry spread; afterwards both
 are frozen, so the kept states are an exact MCMC sample.
+
+Narrow posteriors inside a wide prior box strand chains: a chain started far
+from the mass, where the log target is thousands of nats below the mode,
+barely moves at the step size the converged chains need, and the spread of
+such chains mimics a wide posterior.  Each chain therefore starts at the best
+of ``init_candidates`` prior draws, and during the first part of burn-in a
+chain whose log target lies more than ``stuck_nats`` below its group's best
+chain restarts from a randomly chosen chain within that margin (burn-in only, so the
+kept states stay a valid MCMC sample).  The split-R̂ of every coordinate
+(Vehtari et al. 2021) is reported so that a run that did not mix is visible.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from .config import Params, validate_params
 from .errors import ConfigError
 from .methods import no_track
 
-__all__ = ["MCMCParams", "run_chains", "mcmc_sample", "mcmc_posterior"]
+__all__ = ["MCMCParams", "run_chains", "mcmc_sample", "mcmc_posterior", "split_rhat"]
 
 
 class MCMCParams(Params):
@@ -36,6 +46,9 @@ class MCMCParams(Params):
     adapt: bool = Field(True, description="adapt step size and preconditioner during burn-in")
     target_accept: float | None = Field(None, gt=0, lt=1, description="default 0.574 (mala) or 0.234 (rw)")
     keep_samples: bool = Field(False, description="keep the samples in the posterior summary")
+    init_candidates: int = Field(16, ge=1, description="each chain starts at the best of this many prior draws")
+    stuck_nats: float | None = Field(None, gt=0, description="burn-in restart threshold below the group's best chain's "
+                                     "log target; default 10 + 3·dim")
 
 
 def _target(operator, noise, prior, y_rep):
@@ -86,6 +99,7 @@ def run_chains(logp, x0: torch.Tensor, groups: int, params: MCMCParams, scale: t
     x = x0.clone()
     lp, g = logp(x, mala)
     kept, acc_sum, acc_n = [], 0.0, 0
+    stuck = p.stuck_nats if p.stuck_nats is not None else 10.0 + 3.0 * d
     total = p.burn_in + p.steps
     for it in track(range(total), f"MCMC ({p.method})"):
         h = log_h.exp().repeat_interleave(C)[:, None]
@@ -109,6 +123,8 @@ def run_chains(logp, x0: torch.Tensor, groups: int, params: MCMCParams, scale: t
             g = torch.where(ok[:, None], g_new, g)
         rate = ok.to(dt).reshape(groups, C).mean(1)
         if it < p.burn_in:
+            if (it + 1) % 100 == 0 and it + 1 <= 0.6 * p.burn_in and C > 1:
+                x, lp, g = _restart_stuck(x, lp, g, groups, stuck, generator)
             if p.adapt:
                 log_h = log_h + (rate - target) * 2.0 / math.sqrt(it + 10)
                 if (it + 1) % 100 == 0 and it + 1 < p.burn_in and C > 1:
@@ -119,8 +135,50 @@ def run_chains(logp, x0: torch.Tensor, groups: int, params: MCMCParams, scale: t
             acc_sum, acc_n = acc_sum + float(rate.mean()), acc_n + 1
             if (it - p.burn_in + 1) % p.thin == 0:
                 kept.append(x.reshape(groups, C, d))
-    samples = torch.stack(kept, dim=2).reshape(groups, -1, d) if kept else x.reshape(groups, C, d)
-    return samples, {"acceptance": acc_sum / max(acc_n, 1), "step_size": log_h.exp().tolist(), "target": target}
+    chains = torch.stack(kept, dim=2) if kept else x.reshape(groups, C, 1, d)
+    info = {"acceptance": acc_sum / max(acc_n, 1), "step_size": log_h.exp().tolist(), "target": target,
+            "rhat": split_rhat(chains).amax(1).tolist()}
+    return chains.reshape(groups, -1, d), info
+
+
+def _restart_stuck(x, lp, g, groups: int, nats: float, generator: torch.Generator):
+    """Chains more than ``nats`` below their group's best log target restart from random chains that are not.
+
+    A posterior draw in d dimensions lies about χ²_d/2 nats below the mode, so with the default
+    10 + 3·d nats no chain that holds posterior mass is moved; the best chain rather than the median is the
+    reference so that a majority stranded in one outer basin is not mistaken for the posterior.
+    """
+    R, d = x.shape
+    C = R // groups
+    lpg = lp.reshape(groups, C)
+    best = torch.where(torch.isfinite(lpg), lpg, torch.full_like(lpg, -math.inf)).amax(1, keepdim=True)
+    bad = (lpg < best - nats) | ~torch.isfinite(lpg)
+    if not bool(bad.any()):
+        return x, lp, g
+    good = ~bad
+    # a random good chain of the same group for every chain (argmax of masked uniforms)
+    u = torch.rand((groups, C, C), generator=generator, device=x.device, dtype=x.dtype)
+    src = (u * good[:, None, :]).argmax(2) + torch.arange(groups, device=x.device)[:, None] * C
+    src = torch.where(bad, src, torch.arange(R, device=x.device).reshape(groups, C)).reshape(-1)
+    return x[src], lp[src], (g[src] if g is not None else None)
+
+
+def split_rhat(chains: torch.Tensor) -> torch.Tensor:
+    """Split-R̂ of each coordinate: chains (N, C, S, d) -> (N, d); ≈ 1 when the chains agree, NaN if S < 4.
+
+    References:
+        Vehtari, Gelman, Simpson, Carpenter, Bürkner, Rank-normalization, folding, and localization: an
+        improved R̂ for assessing convergence of MCMC, Bayesian Analysis 16(2) (2021) (without the ranks).
+    """
+    N, C, S, d = chains.shape
+    h = S // 2
+    if h < 2:
+        return torch.full((N, d), float("nan"), dtype=chains.dtype, device=chains.device)
+    halves = torch.cat([chains[:, :, :h], chains[:, :, S - h:]], dim=1).double()  # (N, 2C, h, d)
+    w = halves.var(2).mean(1)
+    b = h * halves.mean(2).var(1)
+    var = (h - 1) / h * w + b / h
+    return torch.sqrt(var / w.clamp_min(1e-300)).to(chains.dtype)
 
 
 def mcmc_sample(operator, noise, prior, y: torch.Tensor, params: MCMCParams, generator: torch.Generator,
@@ -128,7 +186,12 @@ def mcmc_sample(operator, noise, prior, y: torch.Tensor, params: MCMCParams, gen
     """Posterior samples (N, C·S, d) of each measurement y (N, m), float64 chains."""
     N = len(y)
     C = params.chains
-    x0 = prior.sample(N * C, generator, device=generator.device).double()
+    K = params.init_candidates
+    cand = prior.sample(N * C * K, generator, device=generator.device).double()  # (N·C·K, d), group-major
+    with torch.no_grad():
+        lp0, _ = _target(operator, noise, prior, y.double().repeat_interleave(C * K, 0))(cand, False)
+    best = lp0.reshape(N * C, K).argmax(1) + torch.arange(N * C, device=cand.device) * K
+    x0 = cand[best]
     y_rep = y.double().repeat_interleave(C, 0)
     scale = prior.sample(4096, torch.Generator(device=generator.device).manual_seed(0)).double().std(0)
     return run_chains(_target(operator, noise, prior, y_rep), x0, N, params, scale, generator, track)
@@ -163,6 +226,12 @@ def mcmc_posterior(measurement, prior_spec: dict | None, params: dict | MCMCPara
     prior = build_prior(resolve_prior_spec(op, prior_spec))
     y = torch.as_tensor(measurement.measurement, device=dev)
     samples, info = mcmc_sample(op, build_noise(measurement.noise), prior, y, p, generator, track)
+    worst = max((r for r in info["rhat"] if r == r), default=1.0)
+    if worst > 1.1:
+        import warnings
+
+        warnings.warn(f"MCMC chains disagree (split-R-hat up to {worst:.2f}, want < 1.1): the posterior summaries "
+                      "are unreliable; raise --sampler-param burn_in=… and steps=…", RuntimeWarning, stacklevel=2)
     out = summarize_samples(samples, tuple(levels), keep=p.keep_samples)
     out.info = {"name": "mcmc", **p.model_dump(), "prior": prior.spec(), **info,
                 "seconds": time.perf_counter() - t0}

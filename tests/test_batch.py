@@ -17,6 +17,8 @@ from invsolve.api_batch import (PosteriorTask, ReconstructTask, expand_inputs, o
 from invsolve.cli import app
 from invsolve.errors import ConfigError, DataError, Interrupted, OutputExistsError
 
+# the batch tests use MCMC runs far too short to mix: its convergence warning is expected here
+pytestmark = pytest.mark.filterwarnings("ignore:MCMC chains disagree:RuntimeWarning")
 runner = CliRunner()
 MCMC = {"prior": {"name": "gaussian", "std": 1.0}, "chains": 6, "steps": 30, "burn_in": 20, "thin": 2}
 
