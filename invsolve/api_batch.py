@@ -167,6 +167,7 @@ class PosteriorTask:
     track: Any = None
     precision: str = "fp32"
     compile: bool = False
+    importance: int = 0
     command: str = "sample_posterior"
 
     @property
@@ -175,7 +176,7 @@ class PosteriorTask:
                 "prior_file": _file_id(self.prior_file), "sampler_params": self.sampler_params,
                 "num_samples": self.num_samples, "chains": self.chains, "levels": list(self.levels),
                 "keep_samples": self.keep_samples, "seed": self.seed, "precision": self.precision,
-                "compile": self.compile}
+                "compile": self.compile, "importance": self.importance}
 
     def compute(self, m, first_batch: int):
         from .api import _provenance, sample_posterior
@@ -186,7 +187,7 @@ class PosteriorTask:
                                 num_samples=self.num_samples, chains=self.chains, levels=self.levels,
                                 keep_samples=self.keep_samples, seed=self.seed, device=self.device,
                                 batch_size=self.batch_size, track=self.track or no_track, first_batch=first_batch,
-                                precision=self.precision, compile=self.compile)
+                                precision=self.precision, compile=self.compile, importance=self.importance)
         s = post.summary
         results = {"reconstruction": s.mean, "posterior_mean": s.mean, "posterior_std": s.std}
         if s.quantiles is not None:

@@ -73,6 +73,7 @@ class SamplePosteriorRun(BatchRun):
     save_samples: bool = False
     precision: Literal["fp32", "bf16"] = "fp32"
     compile: bool = False
+    importance: int = Field(0, ge=0)
 
 
 class EvaluateRun(Params):

@@ -25,6 +25,7 @@ def sample_posterior(
     save_samples: Annotated[Optional[bool], typer.Option("--save-samples", help="store the samples too", show_default=False)] = None,
     precision: Annotated[Optional[str], typer.Option("--precision", help="fp32, or bf16: trained samplers' network evaluations under bfloat16 autocast (GPUs)")] = None,
     compile: Annotated[Optional[bool], typer.Option("--compile", help="compile the trained sampler's sampling step with torch.compile", show_default=False)] = None,
+    importance: Annotated[Optional[int], typer.Option("--importance", help="vector cflow: draw K·n proposals and keep n by importance resampling against the likelihood (exact as K grows)")] = None,
     config: ConfigOpt = None,
     seed: SeedOpt = None,
     device: DeviceOpt = None,
@@ -53,11 +54,12 @@ def sample_posterior(
         "num_samples": num_samples, "chains": chains, "quantiles": quantile, "save_samples": save_samples,
         "seed": seed, "device": device, "overwrite": overwrite, "quiet": quiet, "json": json, "preview": preview,
         "batch_size": batch_size, "shard": shard, "resume": resume, "precision": precision, "compile": compile,
+        "importance": importance,
     }, "sample-posterior settings")
     task = PosteriorTask(run.sampler, run.sampler_file, run.prior, run.prior_file, run.sampler_params,
                          run.num_samples, run.chains, tuple(run.quantiles), run.save_samples, run.seed, run.device,
                          run.batch_size, track=make_track(run.quiet or run.json_output), precision=run.precision,
-                         compile=run.compile)
+                         compile=run.compile, importance=run.importance)
 
     def panels(st):
         d = st.datasets
