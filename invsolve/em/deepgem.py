@@ -10,6 +10,11 @@ outer loop alternates
   ``cfm`` (conditional flow matching on simulated pairs);
 * **M-step**: posterior samples of the *measured* y, then the closed-form
   nested-EM updates of (a², b²) (:func:`invsolve.em.mstep.mstep_mixed`).
+  With ``mstep_importance = K`` the samples are importance-resampled from K
+  flow proposals each against the current likelihood
+  (:mod:`invsolve.samplers.importance`), so the M-step sees the posterior
+  itself rather than the amortised flow's approximation of it, whose excess
+  width would inflate the residuals and with them (â, b̂).
 
 The ELBO of the measured data, E_q[log p(y|x) + log p(x) − log q(x|y)], is
 traced for the flow (uniform prior: constant inside the box, −λ·distance
@@ -58,6 +63,8 @@ class EMSettings(Params):
     select: Literal["last", "best_elbo", "average"] = Field(
         "last", description="final (a, b): last iterate, best ELBO, or the mean over the last average_fraction")
     average_fraction: float = Field(0.2, gt=0, le=1, description="select=average: trailing share of iterations")
+    mstep_importance: int = Field(0, ge=0, description="M-step and written samples by importance resampling of "
+                                  "this many flow proposals per sample (0: the flow's samples as they are)")
     posterior_samples: int = Field(1000, ge=1, description="posterior samples written per measurement")
     checkpoint_every: int = Field(50, ge=1, description="iterations between checkpoints")
     sampler: dict[str, Any] = Field(default_factory=dict, description="settings of the cflow/cfm network")
@@ -163,6 +170,17 @@ def _elbo(st: _State, operator, prior, y: torch.Tensor, s: EMSettings) -> float:
     return float((ll + _log_prior(prior, x.double(), s.box_penalty) - log_q.double()).mean())
 
 
+@torch.no_grad()
+def _posterior(flow, operator, prior, y: torch.Tensor, n: int, st: _State, s: EMSettings) -> torch.Tensor:
+    """n samples (N, n, d) of each measured y: the flow's, or importance-resampled at the current (a, b)."""
+    if not s.mstep_importance:
+        return flow.sample(y, n, st.gen)
+    from ..samplers.importance import importance_resample
+
+    noise = build_noise({"name": "mixed", "a": st.a, "b": st.b})
+    return importance_resample(flow, operator, noise, prior, y, n, n * s.mstep_importance, st.gen)[0].to(y.dtype)
+
+
 def _checkpoint(st: _State, settings: EMSettings, extra: dict) -> dict:
     return {"format": FORMAT, "version": 1, "settings": settings.model_dump(mode="json"), "iteration": st.it,
             "a": st.a, "b": st.b, "a_trace": st.a_trace, "b_trace": st.b_trace, "elbo_trace": st.elbo,
@@ -225,6 +243,8 @@ def run_em(operator, y: torch.Tensor, prior, settings: EMSettings, seed: int = 0
     from ..samplers.base import write_atomic
 
     s = settings
+    if s.mstep_importance and s.estep == "cfm":
+        raise ConfigError("mstep_importance needs a flow with a density (estep forward_kl or reverse_kl), not cfm")
     dev = y.device
     y = y.float()
     gen = torch.Generator(device=dev).manual_seed(int(seed))
@@ -243,7 +263,7 @@ def run_em(operator, y: torch.Tensor, prior, settings: EMSettings, seed: int = 0
     while st.it < s.iterations:
         _estep(st, operator, prior, s)
         with torch.no_grad():
-            x = flow.sample(y, k, st.gen)  # (N, k, d)
+            x = _posterior(flow, operator, prior, y, k, st, s)  # (N, k, d)
             f = operator(x.reshape(-1, x.shape[-1])).reshape(len(y), k, -1)
         st.a, st.b = mstep_mixed(y[:, None] - f, f, st.a, st.b, s.mstep_iterations)
         st.it += 1
@@ -261,7 +281,7 @@ def run_em(operator, y: torch.Tensor, prior, settings: EMSettings, seed: int = 0
             write_atomic(_checkpoint(st, s, extra), checkpoint)
     a, b = _select(st, s)
     t1 = time.perf_counter()
-    samples = flow.sample(y, s.posterior_samples, st.gen).cpu().numpy()
+    samples = _posterior(flow, operator, prior, y, s.posterior_samples, st, s).cpu().numpy()
     t_sample = time.perf_counter() - t1
     return EMResult(a=a, b=b, a_trace=np.asarray(st.a_trace), b_trace=np.asarray(st.b_trace),
                     elbo_trace=np.asarray(st.elbo, dtype=np.float64), seconds_trace=np.asarray(st.secs),
