@@ -148,3 +148,23 @@ def test_gixrf_measurement_round_trip_and_posterior(tmp_path):
                               device="cpu")
     assert post.mean.shape == (1, 3) and np.isfinite(post.std).all()
     assert build_operator("gixrf", params, (3,)).prior_spec()["low"] == [5, 7, 0.5]
+
+
+def test_importance_mstep_follows_the_known_x_estimate_where_a_rough_flow_does_not(tiny_model):
+    x = np.random.default_rng(4).uniform(-1, 1, (6, 2)).astype(np.float32)
+    m = api.simulate(x, "surrogate", tiny_model, "mixed", {"a": 0.02, "b": 0.1}, seed=4, device="cpu")
+    op, y = m.build_operator(), torch.from_numpy(m.measurement)
+    with torch.no_grad():
+        f = op(torch.from_numpy(x)).double()
+    a_x, b_x = mstep_mixed(y.double() - f, f, 0.3, 0.3, 3000, tol=1e-10)  # the known-x estimate
+    prior = build_prior({"name": "uniform", "dim": 2})
+    rough = {**TINY, "estep_steps": 1, "mstep_samples": 600, "mstep_iterations": 100}  # the flow barely trains
+    plain = run_em(op, y, prior, EMSettings(iterations=25, mstep_importance=0, **rough), seed=0)
+    weighted = run_em(op, y, prior, EMSettings(iterations=25, mstep_importance=20, **rough), seed=0)
+    # the tiny model's outputs sit near 1, so the data fix the total noise level a² + b²·f², not its split
+    f2 = float((f**2).mean())
+    total = lambda a, b: (a * a + b * b * f2) ** 0.5  # noqa: E731
+    assert abs(total(weighted.a, weighted.b) / total(a_x, b_x) - 1) < 0.1
+    assert total(plain.a, plain.b) > 1.5 * total(a_x, b_x)  # the rough flow's width is read as noise
+    with pytest.raises(ConfigError, match="mstep_importance needs a flow"):
+        run_em(op, y, prior, EMSettings(iterations=1, estep="cfm", mstep_importance=3), seed=0)

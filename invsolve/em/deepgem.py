@@ -63,8 +63,9 @@ class EMSettings(Params):
     select: Literal["last", "best_elbo", "average"] = Field(
         "last", description="final (a, b): last iterate, best ELBO, or the mean over the last average_fraction")
     average_fraction: float = Field(0.2, gt=0, le=1, description="select=average: trailing share of iterations")
-    mstep_importance: int = Field(0, ge=0, description="M-step and written samples by importance resampling of "
-                                  "this many flow proposals per sample (0: the flow's samples as they are)")
+    mstep_importance: int | None = Field(
+        None, ge=0, description="M-step and written samples by importance resampling of this many flow proposals "
+        "per sample (0: the flow's samples as they are; default 5 for the flow E-steps, 0 for cfm)")
     posterior_samples: int = Field(1000, ge=1, description="posterior samples written per measurement")
     checkpoint_every: int = Field(50, ge=1, description="iterations between checkpoints")
     sampler: dict[str, Any] = Field(default_factory=dict, description="settings of the cflow/cfm network")
@@ -173,12 +174,19 @@ def _elbo(st: _State, operator, prior, y: torch.Tensor, s: EMSettings) -> float:
 @torch.no_grad()
 def _posterior(flow, operator, prior, y: torch.Tensor, n: int, st: _State, s: EMSettings) -> torch.Tensor:
     """n samples (N, n, d) of each measured y: the flow's, or importance-resampled at the current (a, b)."""
-    if not s.mstep_importance:
+    k = _importance(s)
+    if not k:
         return flow.sample(y, n, st.gen)
     from ..samplers.importance import importance_resample
 
     noise = build_noise({"name": "mixed", "a": st.a, "b": st.b})
-    return importance_resample(flow, operator, noise, prior, y, n, n * s.mstep_importance, st.gen)[0].to(y.dtype)
+    return importance_resample(flow, operator, noise, prior, y, n, n * k, st.gen)[0].to(y.dtype)
+
+
+def _importance(s: EMSettings) -> int:
+    if s.mstep_importance is None:
+        return 0 if s.estep == "cfm" else 5
+    return s.mstep_importance
 
 
 def _checkpoint(st: _State, settings: EMSettings, extra: dict) -> dict:
@@ -243,7 +251,7 @@ def run_em(operator, y: torch.Tensor, prior, settings: EMSettings, seed: int = 0
     from ..samplers.base import write_atomic
 
     s = settings
-    if s.mstep_importance and s.estep == "cfm":
+    if _importance(s) and s.estep == "cfm":
         raise ConfigError("mstep_importance needs a flow with a density (estep forward_kl or reverse_kl), not cfm")
     dev = y.device
     y = y.float()
