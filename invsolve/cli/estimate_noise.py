@@ -51,7 +51,7 @@ def estimate_noise(
     prior_param: Annotated[Optional[list[str]], typer.Option("--prior-param", help="prior parameter KEY=VALUE, e.g. 'low=[-1,-1,-1]'")] = None,
     iterations: Annotated[Optional[int], typer.Option("--iterations", help="outer EM iterations (default 150)")] = None,
     estep: Annotated[Optional[str], typer.Option("--estep", help="forward_kl (default), reverse_kl or cfm")] = None,
-    em_param: Annotated[Optional[list[str]], typer.Option("--em-param", "-E", help="EM setting KEY=VALUE, e.g. estep_steps=10 mstep_iterations=50 lr=1e-3 a_init=0.3 select=average (last|best_elbo|average)")] = None,
+    em_param: Annotated[Optional[list[str]], typer.Option("--em-param", "-E", help="EM setting KEY=VALUE, e.g. estep_steps=10 mstep_iterations=50 lr=1e-3 a_init=0.3 select=average (last|best_elbo|average) mstep_importance=5 (0: off)")] = None,
     checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", help="checkpoint file (default OUTPUT.ckpt)")] = None,
     resume: Annotated[Optional[bool], typer.Option("--resume", help="continue from the checkpoint (same settings and data)", show_default=False)] = None,
     config: ConfigOpt = None,
