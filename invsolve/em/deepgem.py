@@ -49,7 +49,7 @@ Progress = Callable[[int, int, float, float, float], None]
 
 class EMSettings(Params):
     iterations: int = Field(150, ge=1, description="outer EM iterations (total, including resumed ones)")
-    estep: Literal["forward_kl", "reverse_kl", "cfm"] = Field("reverse_kl", description="E-step objective/sampler")
+    estep: Literal["forward_kl", "reverse_kl", "cfm"] = Field("forward_kl", description="E-step objective/sampler")
     estep_steps: int = Field(10, ge=1, description="Adam steps per E-step")
     batch_size: int = Field(512, ge=2, description="simulated pairs per Adam step")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
@@ -294,5 +294,6 @@ def run_em(operator, y: torch.Tensor, prior, settings: EMSettings, seed: int = 0
     return EMResult(a=a, b=b, a_trace=np.asarray(st.a_trace), b_trace=np.asarray(st.b_trace),
                     elbo_trace=np.asarray(st.elbo, dtype=np.float64), seconds_trace=np.asarray(st.secs),
                     samples=samples, best_iteration=int(st.best[1]),
-                    info={"seconds": time.perf_counter() - t0, "sample_seconds": t_sample, "iterations": st.it, "sampler": flow.name,
+                    info={"seconds": time.perf_counter() - t0, "sample_seconds": t_sample, "iterations": st.it,
+                          "mstep_importance": _importance(s), "sampler": flow.name,
                           "sampler_config": flow.config.model_dump(mode="json"), "best_elbo": st.best[0]})
