@@ -277,24 +277,6 @@ class Posterior:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _importance_setup(smp, measurement: Measurement, importance: int, dev):
-    """``weigh(y, n, generator) -> (samples, ess)``: importance resampling of a vector cflow's proposals."""
-    from .api_samplers import training_prior
-    from .mcmc import resolve_prior_spec
-    from .samplers.importance import importance_resample
-    from .samplers.priors import build_prior
-
-    if importance < 1:
-        raise OperatorError(f"--importance takes the proposals per kept sample (at least 1), got {importance}")
-    if smp.name != "cflow" or not smp.vector:
-        raise OperatorError(f"--importance needs a cflow sampler of a vector problem (an exact density); "
-                            f"{measurement.operator.get('name')!r} with {smp.name!r} has none")
-    op = measurement.build_operator(dev)
-    pr = training_prior(smp) or build_prior(resolve_prior_spec(op, None))
-    nm = build_noise(measurement.noise)
-    return lambda y, n, gen: importance_resample(smp, op, nm, pr, y, n, importance * n, gen)
-
-
 def sample_posterior(
     measurement: Measurement,
     *,
@@ -343,13 +325,14 @@ def sample_posterior(
         if prior is not None or prior_file is not None:
             raise OperatorError("give either --sampler-file (a trained sampler) or --prior (Langevin), not both")
         from .samplers import load_sampler
+        from .samplers.importance import importance_weigher
 
         smp = load_sampler(sampler_file, dev).configure(precision, compile)
         if sampler not in (None, smp.name):
             raise OperatorError(f"{sampler_file} holds a {smp.name!r} sampler, not {sampler!r}")
         smp.check_measurement(measurement)
         spec = {"name": smp.name, "file": str(sampler_file), "num_samples": num_samples}
-        weigh = _importance_setup(smp, measurement, importance, dev) if importance else None
+        weigh = importance_weigher(smp, measurement, importance, dev) if importance else None
         ess = []
         for k, sl in enumerate(_batches(len(y_all), batch_size)):
             y = torch.from_numpy(y_all[sl]).to(dev)

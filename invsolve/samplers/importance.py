@@ -31,9 +31,9 @@ import math
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OperatorError
 
-__all__ = ["flow_log_prob", "importance_resample", "systematic_resample"]
+__all__ = ["flow_log_prob", "importance_resample", "importance_weigher", "systematic_resample"]
 
 
 @torch.no_grad()
@@ -95,3 +95,23 @@ def importance_resample(sampler, operator, noise, prior, y: torch.Tensor, n: int
     ess = w.sum(1) ** 2 / (w**2).sum(1)
     idx = systematic_resample(w, n, generator)
     return torch.gather(xs.to(w.device).double(), 1, idx[..., None].expand(-1, -1, d)).to(xs.dtype), ess.float()
+
+
+def importance_weigher(smp, measurement, importance: int, dev):
+    """``weigh(y, n, generator) -> (samples, ess)`` for ``sample-posterior --importance``: a vector cflow's
+    proposals resampled against the likelihood of ``measurement`` (an :class:`invsolve.api.Measurement`) and the
+    sampler's training prior (else the operator's own box)."""
+    from ..api_samplers import training_prior
+    from ..mcmc import resolve_prior_spec
+    from ..noise import build_noise
+    from .priors import build_prior
+
+    if importance < 1:
+        raise OperatorError(f"--importance takes the proposals per kept sample (at least 1), got {importance}")
+    if smp.name != "cflow" or not smp.vector:
+        raise OperatorError(f"--importance needs a cflow sampler of a vector problem (an exact density); "
+                            f"{measurement.operator.get('name')!r} with {smp.name!r} has none")
+    op = measurement.build_operator(dev)
+    pr = training_prior(smp) or build_prior(resolve_prior_spec(op, None))
+    nm = build_noise(measurement.noise)
+    return lambda y, n, gen: importance_resample(smp, op, nm, pr, y, n, importance * n, gen)
