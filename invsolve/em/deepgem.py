@@ -108,10 +108,7 @@ def _log_prior(prior, x: torch.Tensor, lam: float) -> torch.Tensor:
 def _flow_pass(flow, c: torch.Tensor, gen: torch.Generator):
     """x = T(z; y) with gradients, and log q(x | y) (R,), for a cflow with a Gaussian latent."""
     w = flow.sample_work(c, gen)
-    z, ld_inv, _ = flow._to_latent(w, c)  # log|det ∂z/∂w| at w
-    log_q = -0.5 * (z**2).sum(1) - 0.5 * z.shape[1] * math.log(2 * math.pi) + ld_inv
-    log_q = log_q - torch.log(flow.net["xstd"].scale).sum()
-    return flow.from_work(w, None), log_q
+    return flow.from_work(w, None), flow.log_q_vector(*flow._to_latent(w, c))
 
 
 class _State:

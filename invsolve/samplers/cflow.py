@@ -176,6 +176,11 @@ class ConditionalFlow(Sampler):
         d2 = torch.cdist(zf, m.means) ** 2
         return torch.logsumexp(logp - d2 / (2 * s * s), dim=1) - D * math.log(s) - 0.5 * D * math.log(2 * math.pi)
 
+    def log_q_vector(self, z, logdet, h):
+        """log q(x | y) (R,) of a vector flow from its latent pass ``_to_latent(to_work(x), c)``: the latent
+        density and log|det ∂z/∂w|, less the log-scale of the per-entry standardiser w = (x − shift) / scale."""
+        return self._log_pz(z, h) + logdet - torch.log(self.net["xstd"].scale).sum()
+
     def loss(self, xw, c, generator, part=None):
         z, logdet, h = self._to_latent(xw, c)
         return (-(self._log_pz(z, h) + logdet) / z[0].numel()).mean()

@@ -44,8 +44,7 @@ def flow_log_prob(sampler, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     sampler.net.eval()
     c = sampler.condition(y.to(sampler.device, torch.float32), None)
     w = sampler.to_work(x.to(sampler.device, torch.float32), None)
-    z, logdet, h = sampler._to_latent(w, c)
-    return sampler._log_pz(z, h) + logdet - torch.log(sampler.net["xstd"].scale).sum()
+    return sampler.log_q_vector(*sampler._to_latent(w, c))
 
 
 def systematic_resample(weights: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
