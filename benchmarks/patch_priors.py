@@ -11,7 +11,8 @@ patches.  Reference figures on a machine like ours (2 CPU cores, torch 2.13 CPU)
 Part ``superres``: ×4 superresolution (the paper's operator and noise) of the
 material slices: priors trained on ``material/learn.png`` (patchNR validated on
 ``val.png``), evaluated on 256×256 centre crops of ``material/test.png`` and
-``material/testset/*`` (N_p scaled by area from the paper's 130,000 at 600²):
+``material/testset/*`` (the presets carried to the crop size by the library:
+λ by the share of measurement values, N_p by the share of pixels):
 PSNR/SSIM of bicubic, TV, WPP, EPLL, patchNR and zero-shot patchNR, and the
 seconds per image.
 
@@ -246,6 +247,9 @@ def _train_priors(args, tmp: Path, names: list[str]) -> dict[str, str]:
     files = {}
     for name in names:
         t0 = time.perf_counter()
+        if name == "patchnr" and args.patchnr_file:
+            files[name] = str(args.patchnr_file)
+            continue
         if name == "patchnr":
             pr, _ = api_priors.train_prior("patchnr", learn, val, {"batch_size": 32, "lr": 1e-4},
                                            steps=args.train_steps, seed=0, device="cpu")
@@ -256,14 +260,6 @@ def _train_priors(args, tmp: Path, names: list[str]) -> dict[str, str]:
         files[name] = str(api_priors.save_prior(pr, tmp / f"{name}.pt"))
         print(f"trained {name} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return files
-
-
-def _scaled_patches(prior: str, crop: int, zero_shot: bool = False) -> int:
-    """The superres preset's N_p scaled by area from the paper's 600² to a crop² image (at least 1000)."""
-    from invsolve.methods.patch_map import preset_for
-
-    s = preset_for("superres", "superres", prior, zero_shot=zero_shot)
-    return max(1000, int(s["n_patches"] * (crop / 600) ** 2))
 
 
 def quality(args, problem: str) -> list[str]:
@@ -277,7 +273,9 @@ def quality(args, problem: str) -> list[str]:
     else:
         ops = [("ct-limited", {}), ("ct-lowdose", {})]
         methods = [("fbp", None), ("tv", None), ("epll", "epll"), ("patchnr", "patchnr")]
-    rows = ["| operator | method | PSNR | SSIM | s/image |", "|---|---|---|---|---|"]
+    if args.methods:
+        methods = [(lb, pr) for lb, pr in methods if lb.split()[0] in args.methods]
+    rows = ["| operator | method | PSNR | SSIM | s/image | λ, N_p, iterations |", "|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         priors = _train_priors(args, Path(tmp), [p for _, p in methods if p not in (None, "zero")])
         for op_name, op_params in ops:
@@ -288,8 +286,6 @@ def quality(args, problem: str) -> list[str]:
                 mp = {}
                 if pr is not None and args.iterations:
                     mp["iterations"] = args.iterations
-                if pr is not None and op_name == "superres":  # N_p scaled by area from the paper's 600²
-                    mp["n_patches"] = _scaled_patches("patchnr" if pr == "zero" else pr, args.crop, pr == "zero")
                 if pr is None:
                     r = api.reconstruct(m, label, {}, seed=0, device="cpu", batch_size=1)
                 elif pr == "zero":
@@ -300,8 +296,17 @@ def quality(args, problem: str) -> list[str]:
                                         prior_file=priors[pr])
                 sec = (time.perf_counter() - t0) / len(crops)
                 sc = api.evaluate(r.images, stack)
-                rows.append(f"| {op_name} | {label} | {sc['psnr']:.2f} | {sc['ssim']:.4f} | {sec:.1f} |")
+                st = r.method.get("settings")
+                st = f"{st['lam']:.4g}, {st['n_patches']}, {st['iterations']}" if st else "–"
+                rows.append(f"| {op_name} | {label} | {sc['psnr']:.2f} | {sc['ssim']:.4f} | {sec:.1f} | {st} |")
+                print(f"  per image PSNR: {np.round(sc['psnr_per_slice'], 2).tolist()}", file=sys.stderr)
                 print(rows[-1], file=sys.stderr, flush=True)
+    if args.patchnr_file:
+        import torch
+
+        prov = torch.load(args.patchnr_file, map_location="cpu", weights_only=True)["provenance"]
+        rows.append(f"\npatchNR prior: `{args.patchnr_file.name}`, trained {prov['steps']} steps on "
+                    f"{', '.join(Path(f).name for f in prov['images'])} (val NLL {prov.get('val_nll', float('nan')):.2f}).")
     return rows
 
 
@@ -317,7 +322,7 @@ def budget(args) -> list[str]:
     crops = _crops(args.images, args.crop)
     stack = np.stack([c for _, c in crops])
     m = api.simulate(stack, "superres", {"factor": 4}, seed=0, device="cpu")
-    mp = {"n_patches": _scaled_patches("patchnr", args.crop)}
+    mp = {}
     if args.iterations:
         mp["iterations"] = args.iterations
     bic = api.evaluate(api.reconstruct(m, "bicubic", {}, device="cpu").images, stack)
@@ -350,6 +355,11 @@ def main(argv=None) -> int:
     ap.add_argument("--train-steps", type=int, default=5000, help="patchNR training steps (quality parts)")
     ap.add_argument("--train-steps-speed", type=int, default=60)
     ap.add_argument("--train-only", action="store_true", help="speed: training cases only (no MAP cases)")
+    ap.add_argument("--methods", nargs="+", default=None,
+                    choices=["bicubic", "fbp", "tv", "wpp", "epll", "patchnr", "zero-shot"],
+                    help="superres/ct: only these methods (default: all of the part)")
+    ap.add_argument("--patchnr-file", type=Path, default=None,
+                    help="superres/ct: a patchNR prior file to use instead of training one (--train-steps)")
     ap.add_argument("--iterations", type=int, default=None, help="MAP iterations (default: the presets)")
     ap.add_argument("--zero-shot-steps", type=int, default=2000)
     ap.add_argument("--map-reps", type=int, default=3, help="timed MAP iterations per speed case")

@@ -29,6 +29,8 @@ class LangevinParams(Params):
     lam: float | None = Field(None, ge=0, description="prior weight; none: the MAP preset")
     n_patches: int | None = Field(None, ge=1, description="random patches per step; none: the MAP preset")
     padding: int | None = Field(None, ge=0, description="reflect padding; none: the MAP preset")
+    size_scaling: bool = Field(True, description="carry the preset's lam and N_p from the paper's image size "
+                               "to this one, as for MAP")
     init_noise: float = Field(0.01, ge=0, description="std of the noise added to the classical start")
     keep_samples: bool = Field(False, description="store the collected samples")
 

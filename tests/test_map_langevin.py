@@ -1,6 +1,7 @@
 """MAP with a patch prior and Langevin sampling: known posteriors and a small SR check."""
 
 import numpy as np
+import pytest
 import torch
 
 from invsolve.langevin import LangevinParams, langevin_sample
@@ -66,3 +67,35 @@ def test_small_map_superres_with_brief_patchnr_beats_bicubic():
     method = PatchMAP(PatchMAP.Params(iterations=60, lr=0.01, n_patches=4000), prior=prior)
     rec = method.run(y, op, noise, generator=torch.Generator().manual_seed(0))[0].numpy()
     assert psnr(test, rec) > psnr(test, bic) + 0.5
+
+
+def test_presets_carry_to_the_image_size():
+    """The superres preset (lam for 150² data values, N_p for 600² pixels) scales with the problem size."""
+    from invsolve.methods.patch_map import PRESETS, PatchMAP, resolve_settings
+    from invsolve.operators import build_operator
+
+    base = PRESETS[("superres", "patchnr")]
+    full = resolve_settings(build_operator("superres", {}, (600, 600)), "patchnr", PatchMAP.Params())
+    assert full["lam"] == pytest.approx(base["lam"]) and full["n_patches"] == base["n_patches"]
+    half = resolve_settings(build_operator("superres", {}, (300, 300)), "patchnr", PatchMAP.Params())
+    assert half["lam"] == pytest.approx(base["lam"] / 4) and half["n_patches"] == base["n_patches"] // 4
+    assert half["lr"] == base["lr"] and half["iterations"] == base["iterations"]
+    kept = resolve_settings(build_operator("superres", {}, (300, 300)), "patchnr",
+                            PatchMAP.Params(lam=3.0, size_scaling=True))
+    assert kept["lam"] == 3.0 and kept["n_patches"] == base["n_patches"] // 4
+    off = resolve_settings(build_operator("superres", {}, (300, 300)), "patchnr", PatchMAP.Params(size_scaling=False))
+    assert off["lam"] == base["lam"] and off["n_patches"] == base["n_patches"]
+    tiny = resolve_settings(build_operator("superres", {}, (32, 32)), "patchnr", PatchMAP.Params())
+    assert tiny["n_patches"] == 1000
+
+
+def test_ct_preset_scales_with_the_sinogram():
+    from invsolve.methods.patch_map import PRESETS, PatchMAP, resolve_settings
+    from invsolve.operators import build_operator
+
+    op = build_operator("ct-limited", {}, (128, 128))
+    s = resolve_settings(op, "patchnr", PatchMAP.Params())
+    values = op.range_shape[0] * op.range_shape[1]
+    assert op.range_shape[0] == 800
+    assert s["lam"] == pytest.approx(700.0 * values / (800 * 513))
+    assert s["n_patches"] == round(PRESETS[("ct-limited", "patchnr")]["n_patches"] * 128**2 / 362**2)

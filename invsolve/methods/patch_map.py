@@ -7,6 +7,7 @@ minimised by Adam on the pixels from the classical reconstruction.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -25,6 +26,8 @@ class MapParams(Params):
     iterations: int | None = Field(None, ge=1, description="Adam steps; none: preset")
     padding: int | None = Field(None, ge=0, description="reflect padding before patch extraction; none: preset")
     init: Literal["classical", "adjoint", "zeros"] = Field("classical", description="starting point")
+    size_scaling: bool = Field(True, description="carry the preset's lam and N_p from the paper's image size to "
+                               "this one (lam by measurement count, N_p by area); explicit values are kept")
 
 
 #: Paper settings per (operator, prior) with the data term as the noise NLL.
@@ -48,11 +51,56 @@ PRESETS: dict[tuple[str, str], dict] = {
 ZERO_SHOT = dict(lam=0.25 * 5000, n_patches=50000, lr=0.01, iterations=60, padding=6)
 FALLBACK = dict(lam=1000.0, n_patches=20000, lr=0.01, iterations=300, padding=4)
 
+#: The papers' problem sizes behind the presets: image pixels and measurement
+#: values (SR: 600x600 material slices observed at 150x150; CT: 362x362
+#: LoDoPaB slices, 1000 (low dose) or 800 (limited angle) angles x 513 detector
+#: pixels).  The data term is a sum over the measurement and R a mean over
+#: patches, so lambda tuned at one size over-weights the prior on a smaller
+#: image; ``size_scaled`` rescales lambda by the measurement count and N_p by
+#: the image area (the same share of patch positions per step).
+REFERENCE_SIZES: dict[str, tuple[int, int]] = {
+    "superres": (600 * 600, 150 * 150),
+    "ct-lowdose": (362 * 362, 1000 * 513),
+    "ct-limited": (362 * 362, 800 * 513),
+}
+MIN_PATCHES = 1000
+
 
 def preset_for(operator_name: str, kind: str, prior_name: str, zero_shot: bool = False) -> dict:
+    """The papers' settings for an operator and prior, at the papers' problem size."""
     if zero_shot:
         return dict(ZERO_SHOT)
     return dict(PRESETS.get((operator_name, prior_name), PRESETS.get((kind, prior_name), FALLBACK)))
+
+
+def size_scaled(settings: dict, operator, zero_shot: bool = False) -> dict:
+    """``settings`` (a preset) carried to this operator's image and measurement sizes.
+
+    lam is multiplied by (measurement values / the paper's) and n_patches by
+    (image pixels / the paper's), at least ``MIN_PATCHES``; operators without a
+    reference size (and presets already at the paper's size) are unchanged.
+    The result records the factors as ``lam_factor`` and ``patch_factor``.
+    """
+    ref = REFERENCE_SIZES.get("superres" if zero_shot else operator.name,
+                              REFERENCE_SIZES.get(getattr(type(operator), "kind", ""))) if operator is not None else None
+    out = dict(settings)
+    if ref is None:
+        return out
+    pixels = math.prod(operator.domain_shape)
+    values = math.prod(operator.range_shape)
+    out["lam_factor"], out["patch_factor"] = values / ref[1], pixels / ref[0]
+    out["lam"] = settings["lam"] * out["lam_factor"]
+    out["n_patches"] = max(MIN_PATCHES, round(settings["n_patches"] * out["patch_factor"]))
+    return out
+
+
+def resolve_settings(operator, prior_name: str, params, zero_shot: bool = False) -> dict:
+    """Preset (size-scaled unless ``params.size_scaling`` is off) overridden by the explicit ``params``."""
+    s = preset_for(operator.name, getattr(type(operator), "kind", ""), prior_name, zero_shot)
+    if getattr(params, "size_scaling", True):
+        s = size_scaled(s, operator, zero_shot)
+    s.update({k: v for k, v in params.model_dump().items() if v is not None and k in s})
+    return s
 
 
 def map_energy(x, y, operator, noise, prior, lam: float, n_patches: int, padding: int,
@@ -93,9 +141,7 @@ class PatchMAP(Method):
     def settings(self, operator) -> dict:
         if self.prior is None:
             raise ConfigError("method 'map' needs a prior: give --prior NAME --prior-file FILE")
-        s = preset_for(operator.name, getattr(type(operator), "kind", ""), self.prior.name, self.zero_shot)
-        s.update({k: v for k, v in self.params.model_dump().items() if v is not None and k in s})
-        return s
+        return resolve_settings(operator, self.prior.name, self.params, self.zero_shot)
 
     def run(self, y, operator, noise, *, generator=None, track=no_track):
         if hasattr(self.prior, "reset") and y.shape[0] > 1:
