@@ -271,7 +271,7 @@ def quality(args, problem: str) -> list[str]:
         methods = [("bicubic", None), ("tv", None), ("wpp", "wpp"), ("epll", "epll"), ("patchnr", "patchnr"),
                    ("zero-shot patchnr", "zero")]
     else:
-        ops = [("ct-limited", {}), ("ct-lowdose", {})]
+        ops = [(o, {}) for o in (args.operators or ["ct-limited", "ct-lowdose"])]
         methods = [("fbp", None), ("tv", None), ("epll", "epll"), ("patchnr", "patchnr")]
     if args.methods:
         methods = [(lb, pr) for lb, pr in methods if lb.split()[0] in args.methods]
@@ -358,6 +358,8 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", nargs="+", default=None,
                     choices=["bicubic", "fbp", "tv", "wpp", "epll", "patchnr", "zero-shot"],
                     help="superres/ct: only these methods (default: all of the part)")
+    ap.add_argument("--operators", nargs="+", default=None, choices=["ct-limited", "ct-lowdose"],
+                    help="ct: only these operators (default: both)")
     ap.add_argument("--patchnr-file", type=Path, default=None,
                     help="superres/ct: a patchNR prior file to use instead of training one (--train-steps)")
     ap.add_argument("--iterations", type=int, default=None, help="MAP iterations (default: the presets)")
