@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from invsolve.em import EMSettings, mstep_mixed, run_em
+from invsolve.em import EMSettings, mixed_nll, mstep_mixed, run_em
 from invsolve.mcmc import MCMCParams, mcmc_sample
 from invsolve.noise import build_noise
 from invsolve.operators import build_operator
@@ -162,8 +162,7 @@ def marginal_ml(op, prior, y, a0, b0, seed, proposals=20000):
 
     def terms(theta):
         a, b = np.exp(theta)
-        var = a * a + b * b * F * F
-        return LW - 0.5 * ((Y - F) ** 2 / var + torch.log(2 * math.pi * var)).sum(-1)
+        return LW - mixed_nll(Y, F, float(a), float(b))
 
     def nll(theta):
         return -float((torch.logsumexp(terms(theta), 1) - math.log(proposals)).sum())

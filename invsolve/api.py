@@ -376,7 +376,7 @@ def sample_posterior(
             raise OperatorError("give --sampler-file FILE, or --prior NAME --prior-file FILE for Langevin sampling")
         from .config import validate_params
         from .langevin import LangevinParams, langevin_sample
-        from .methods.patch_map import preset_for, size_scaled
+        from .methods.patch_map import resolve_settings
 
         op = measurement.build_operator(dev)
         nm = build_noise(measurement.noise)
@@ -387,9 +387,7 @@ def sample_posterior(
             opts["keep_samples"] = True
         params = validate_params(LangevinParams, opts, "parameters of sampler 'langevin'")
         pr = _resolve_prior(prior, prior_file, False, measurement, op, None, seed, dev, track, {})
-        settings = preset_for(op.name, getattr(type(op), "kind", ""), pr.name)
-        if params.size_scaling:
-            settings = size_scaled(settings, op)
+        settings = resolve_settings(op, pr.name, params)
         spec = {"name": "langevin", "prior": pr.name, "prior_file": str(prior_file), **params.model_dump()}
         for k, sl in enumerate(_batches(len(y_all), batch_size)):
             y = torch.from_numpy(y_all[sl]).to(dev)

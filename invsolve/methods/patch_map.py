@@ -82,7 +82,7 @@ def size_scaled(settings: dict, operator, zero_shot: bool = False) -> dict:
     The result records the factors as ``lam_factor`` and ``patch_factor``.
     """
     ref = REFERENCE_SIZES.get("superres" if zero_shot else operator.name,
-                              REFERENCE_SIZES.get(getattr(type(operator), "kind", ""))) if operator is not None else None
+                              REFERENCE_SIZES.get(getattr(type(operator), "kind", "")))
     out = dict(settings)
     if ref is None:
         return out
@@ -95,9 +95,10 @@ def size_scaled(settings: dict, operator, zero_shot: bool = False) -> dict:
 
 
 def resolve_settings(operator, prior_name: str, params, zero_shot: bool = False) -> dict:
-    """Preset (size-scaled unless ``params.size_scaling`` is off) overridden by the explicit ``params``."""
+    """Preset (size-scaled unless ``params.size_scaling`` is off) overridden by the explicit ``params``
+    (MAP's or Langevin's: their lam, n_patches, padding, ... where set)."""
     s = preset_for(operator.name, getattr(type(operator), "kind", ""), prior_name, zero_shot)
-    if getattr(params, "size_scaling", True):
+    if params.size_scaling:
         s = size_scaled(s, operator, zero_shot)
     s.update({k: v for k, v in params.model_dump().items() if v is not None and k in s})
     return s
