@@ -28,6 +28,7 @@ Usage:
     python benchmarks/patch_priors.py superres --images 3 --train-steps 5000 [--iterations 300]
     python benchmarks/patch_priors.py ct --images 3 --train-steps 5000 [--iterations 300]
     python benchmarks/patch_priors.py budget --budgets 1000 5000 20000 --images 2 --iterations 40
+    python benchmarks/patch_priors.py iterations --images 2 --patchnr-file prior.pt --checkpoints 60 150 300
 The shared data folder is ``$INVSOLVE_SHARED_DATA`` (default ../shared/data).
 """
 
@@ -302,11 +303,7 @@ def quality(args, problem: str) -> list[str]:
                 print(f"  per image PSNR: {np.round(sc['psnr_per_slice'], 2).tolist()}", file=sys.stderr)
                 print(rows[-1], file=sys.stderr, flush=True)
     if args.patchnr_file:
-        import torch
-
-        prov = torch.load(args.patchnr_file, map_location="cpu", weights_only=True)["provenance"]
-        rows.append(f"\npatchNR prior: `{args.patchnr_file.name}`, trained {prov['steps']} steps on "
-                    f"{', '.join(Path(f).name for f in prov['images'])} (val NLL {prov.get('val_nll', float('nan')):.2f}).")
+        rows += _prior_line(args)
     return rows
 
 
@@ -346,9 +343,78 @@ def budget(args) -> list[str]:
     return rows
 
 
+def iterations(args) -> list[str]:
+    """PSNR of the patchNR MAP estimate against the iteration count, beside the classical method and TV."""
+    import torch
+
+    from invsolve import api
+    from invsolve.api_priors import load_prior
+    from invsolve.device import batch_generator
+    from invsolve.methods.patch_map import MapParams, PatchMAP
+    from invsolve.noise import build_noise
+
+    if args.patchnr_file is None:
+        raise SystemExit("iterations: give --patchnr-file PRIOR.pt")
+    op_name = (args.operators or ["superres"])[0]
+    crops = _crops(args.images, args.crop)
+    stack = np.stack([c for _, c in crops])
+    m = api.simulate(stack, op_name, {"factor": 4} if op_name == "superres" else {}, seed=0, device="cpu")
+    classical = "bicubic" if op_name == "superres" else "fbp"
+    rows = ["| method | iterations | PSNR | SSIM | patchNR − TV (dB) | s/image (cumulative) |", "|---|---|---|---|---|---|"]
+    tv = {}
+    for label in (classical, "tv"):
+        sc = api.evaluate(api.reconstruct(m, label, {}, seed=0, device="cpu", batch_size=1).images, stack)
+        tv = sc if label == "tv" else tv
+        rows.append(f"| {label} | – | {sc['psnr']:.2f} | {sc['ssim']:.4f} | – | – |")
+    marks = sorted(set(args.checkpoints))
+    op, nm = m.build_operator("cpu"), build_noise(m.noise)
+    prior = load_prior(str(args.patchnr_file), device="cpu")
+    method = PatchMAP(MapParams(iterations=marks[-1]), prior=prior)
+    snaps: dict[int, list[np.ndarray]] = {k: [] for k in marks}
+    t_at: dict[int, float] = {k: 0.0 for k in marks}
+    y = torch.as_tensor(m.measurement)
+    for i in range(len(crops)):
+        t0 = time.perf_counter()
+
+        def on_step(k, x):
+            if k in snaps:
+                snaps[k].append(x[0].cpu().numpy().copy())
+                t_at[k] += time.perf_counter() - t0
+
+        method.run(y[i: i + 1], op, nm, generator=batch_generator(0, i, torch.device("cpu")), on_step=on_step)
+        print(f"  crop {i}: {[round(float(api.evaluate(snaps[k][-1], stack[i])['psnr']), 2) for k in marks]}",
+              file=sys.stderr, flush=True)
+    for k in marks:
+        sc = api.evaluate(np.stack(snaps[k]), stack)
+        rows.append(f"| patchnr | {k} | {sc['psnr']:.2f} | {sc['ssim']:.4f} | {sc['psnr'] - tv['psnr']:+.2f} | "
+                    f"{t_at[k] / len(crops):.0f} |")
+    st = method.settings(op)
+    rows.append(f"\nλ {st['lam']:.4g}, N_p {st['n_patches']}, lr {st['lr']} (the preset carried to {args.crop}² crops); "
+                f"per-crop PSNR on stderr.")
+    rows += _prior_line(args)
+    return rows
+
+
+def _prior_line(args) -> list[str]:
+    """The prior file's training steps, images and validation NLL (a final file or a training checkpoint)."""
+    import torch
+
+    f = torch.load(args.patchnr_file, map_location="cpu", weights_only=True)
+    prov, tr = f.get("provenance") or {}, f.get("training") or {}
+    steps = prov.get("steps", tr.get("step"))
+    val = prov.get("val_nll", (tr.get("history", {}).get("val") or [[None, None]])[-1][1])
+    val = "no validation image" if val is None else f"val NLL {val:.2f}"
+    images = prov.get("images") or []  # a checkpoint stores image fingerprints, not names
+    kind = "checkpoint" if not prov and tr else "prior"
+    return [f"\npatchNR {kind}: `{args.patchnr_file.name}`, trained {steps} steps on "
+            f"{', '.join(Path(str(i)).name for i in images) or 'its training images'} ({val})."]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("part", choices=["speed", "superres", "ct", "budget"])
+    ap.add_argument("part", choices=["speed", "superres", "ct", "budget", "iterations"])
+    ap.add_argument("--checkpoints", type=int, nargs="+", default=[30, 60, 100, 150, 200, 300],
+                    help="iterations: the iteration counts to report (the largest is run)")
     ap.add_argument("--budgets", type=int, nargs="+", default=[1000, 5000, 20000], help="budget: training steps")
     ap.add_argument("--images", type=int, default=11, help="test crops (test.png, then testset/img1..)")
     ap.add_argument("--crop", type=int, default=256)
@@ -358,8 +424,8 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", nargs="+", default=None,
                     choices=["bicubic", "fbp", "tv", "wpp", "epll", "patchnr", "zero-shot"],
                     help="superres/ct: only these methods (default: all of the part)")
-    ap.add_argument("--operators", nargs="+", default=None, choices=["ct-limited", "ct-lowdose"],
-                    help="ct: only these operators (default: both)")
+    ap.add_argument("--operators", nargs="+", default=None, choices=["ct-limited", "ct-lowdose", "superres"],
+                    help="ct: only these operators (default: both); iterations: the operator (default superres)")
     ap.add_argument("--patchnr-file", type=Path, default=None,
                     help="superres/ct: a patchNR prior file to use instead of training one (--train-steps)")
     ap.add_argument("--iterations", type=int, default=None, help="MAP iterations (default: the presets)")
@@ -374,7 +440,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(min(args.threads, os.cpu_count() or 1))
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
-    rows = speed(args) if args.part == "speed" else budget(args) if args.part == "budget" else quality(args, args.part)
+    parts = {"speed": speed, "budget": budget, "iterations": iterations}
+    rows = parts[args.part](args) if args.part in parts else quality(args, args.part)
     table = "\n".join(rows)
     print(table)
     if not args.no_append:

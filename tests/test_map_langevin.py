@@ -65,8 +65,13 @@ def test_small_map_superres_with_brief_patchnr_beats_bicubic():
     y = noise.sample(op(torch.from_numpy(test)[None]), generator=torch.Generator().manual_seed(0))
     bic = build_method({"name": "bicubic"}).run(y, op, noise)[0].numpy()
     method = PatchMAP(PatchMAP.Params(iterations=60, lr=0.01, n_patches=4000), prior=prior)
-    rec = method.run(y, op, noise, generator=torch.Generator().manual_seed(0))[0].numpy()
+    seen = []
+    rec = method.run(y, op, noise, generator=torch.Generator().manual_seed(0),
+                     on_step=lambda k, x: seen.append((k, x.clone())))[0].numpy()
     assert psnr(test, rec) > psnr(test, bic) + 0.5
+    assert [k for k, _ in seen] == list(range(1, 61))  # on_step sees every iterate, the last one returned
+    np.testing.assert_array_equal(seen[-1][1][0].numpy(), rec)
+    assert psnr(test, seen[-1][1][0].numpy()) > psnr(test, seen[0][1][0].numpy())
 
 
 def test_presets_carry_to_the_image_size():

@@ -144,11 +144,12 @@ class PatchMAP(Method):
             raise ConfigError("method 'map' needs a prior: give --prior NAME --prior-file FILE")
         return resolve_settings(operator, self.prior.name, self.params, self.zero_shot)
 
-    def run(self, y, operator, noise, *, generator=None, track=no_track):
+    def run(self, y, operator, noise, *, generator=None, track=no_track, on_step=None):
+        """As :meth:`Method.run`; ``on_step(k, x)`` (optional) sees the iterate x (B, H, W) after step k (1-based)."""
         if hasattr(self.prior, "reset") and y.shape[0] > 1:
             # a stateful prior (WPP's dual potential) is warm-started per image
-            return torch.cat([self.run(y[i : i + 1], operator, noise, generator=generator, track=track)
-                              for i in range(y.shape[0])])
+            return torch.cat([self.run(y[i : i + 1], operator, noise, generator=generator, track=track,
+                                       on_step=on_step) for i in range(y.shape[0])])
         if hasattr(self.prior, "reset"):
             self.prior.reset()
         from . import initial_guess
@@ -164,9 +165,11 @@ class PatchMAP(Method):
                 x0 = torch.zeros((y.shape[0], *operator.domain_shape), dtype=y.dtype, device=y.device)
         x = x0.detach().clone().requires_grad_(True)
         opt = torch.optim.Adam([x], lr=s["lr"])
-        for _ in track(range(s["iterations"]), f"map ({self.prior.name})"):
+        for k in track(range(s["iterations"]), f"map ({self.prior.name})"):
             opt.zero_grad(set_to_none=True)
             e = map_energy(x, y, operator, noise, self.prior, s["lam"], s["n_patches"], s["padding"], generator)
             e.sum().backward()
             opt.step()
+            if on_step is not None:
+                on_step(k + 1, x.detach())
         return x.detach()
