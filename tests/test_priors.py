@@ -172,6 +172,19 @@ def test_resume_equals_uninterrupted(tmp_path):
         train_patchnr(smooth(seed=9), val, SMALL, steps=12, checkpoint_path=ck, resume=True, **kw)
 
 
+@pytest.mark.slow
+def test_compiled_training_follows_the_eager_run():
+    img = smooth()
+    kw = dict(steps=20, lr=1e-3, seed=2, log_every=5)
+    eager, he = train_patchnr(img, None, SMALL, **kw)
+    comp, hc = train_patchnr(img, None, SMALL, compile=True, **kw)
+    assert [s for s, _ in hc["train"]] == [5, 10, 15, 20]
+    np.testing.assert_allclose([v for _, v in hc["train"]], [v for _, v in he["train"]], rtol=1e-3, atol=1e-3)
+    x = P.random_patches(smooth(seed=4), 4, 200, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(comp.nll(x), eager.nll(x), rtol=1e-3, atol=1e-2)
+
+
 # -- EPLL ----------------------------------------------------------------------------
 
 
