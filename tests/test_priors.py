@@ -172,6 +172,20 @@ def test_resume_equals_uninterrupted(tmp_path):
         train_patchnr(smooth(seed=9), val, SMALL, steps=12, checkpoint_path=ck, resume=True, **kw)
 
 
+def test_compile_failure_is_one_clear_error(monkeypatch):
+    from invsolve.errors import ConfigError
+
+    def broken(model):  # what a machine without a C++ compiler gives at the first compiled call
+        def call(x):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\n(long inductor log)")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.raises(ConfigError, match=r"compile=true failed on this machine \(InvalidCxxCompiler: No working C\+\+ "
+                       r"compiler found\); install a C\+\+ compiler or train without -P compile=true"):
+        train_patchnr(smooth(), None, SMALL, steps=2, compile=True)
+
+
 @pytest.mark.slow
 def test_compiled_training_follows_the_eager_run():
     img = smooth()

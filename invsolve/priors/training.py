@@ -41,6 +41,20 @@ def _adam(params, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr)
 
 
+def _first_loss(model, x: torch.Tensor, compiled_first: bool) -> torch.Tensor:
+    """model(x); on the first step of a compiled run, a compiler failure becomes one clear error."""
+    if not compiled_first:
+        return model(x)
+    from ..errors import ConfigError
+
+    try:
+        return model(x)
+    except Exception as e:  # inductor raises its own types (missing C++ compiler, unsupported op)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ConfigError(f"compile=true failed on this machine ({first}); install a C++ compiler or "
+                          "train without -P compile=true") from e
+
+
 def _fingerprint(images: Images) -> list:
     seq = [images[i] for i in range(len(images))]
     return [[list(im.shape), round(float(im.double().sum()), 6)] for im in seq]
@@ -141,7 +155,7 @@ def train_patchnr(
         x = random_patches(images[i][None], p, batch_size, gen)
         if augment:
             x = random_dihedral(x, p, gen)
-        loss = model(x[share]).mean() * scale  # the global batch mean once DDP averages
+        loss = _first_loss(model, x[share], step == start + 1 and compile).mean() * scale  # DDP averages
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
