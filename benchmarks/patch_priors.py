@@ -374,11 +374,10 @@ def iterations(args) -> list[str]:
     m = api.simulate(stack, op_name, {"factor": 4} if op_name == "superres" else {}, seed=0, device="cpu")
     classical = "bicubic" if op_name == "superres" else "fbp"
     rows = ["| method | iterations | PSNR | SSIM | patchNR − TV (dB) | s/image (cumulative) |", "|---|---|---|---|---|---|"]
-    tv = {}
-    for label in (classical, "tv"):
-        sc = api.evaluate(api.reconstruct(m, label, {}, seed=0, device="cpu", batch_size=1).images, stack)
-        tv = sc if label == "tv" else tv
-        rows.append(f"| {label} | – | {sc['psnr']:.2f} | {sc['ssim']:.4f} | – | – |")
+    base = {label: api.evaluate(api.reconstruct(m, label, {}, seed=0, device="cpu", batch_size=1).images, stack)
+            for label in (classical, "tv")}
+    rows += [f"| {label} | – | {sc['psnr']:.2f} | {sc['ssim']:.4f} | – | – |" for label, sc in base.items()]
+    tv = base["tv"]
     marks = sorted(set(args.checkpoints))
     op, nm = m.build_operator("cpu"), build_noise(m.noise)
     prior = load_prior(str(args.patchnr_file), device="cpu")
@@ -410,9 +409,9 @@ def iterations(args) -> list[str]:
 
 def _prior_line(args) -> list[str]:
     """The prior file's training steps, images and validation NLL (a final file or a training checkpoint)."""
-    import torch
+    from invsolve.priors.base import read_prior_file
 
-    f = torch.load(args.patchnr_file, map_location="cpu", weights_only=True)
+    f = read_prior_file(args.patchnr_file)
     prov, tr = f.get("provenance") or {}, f.get("training") or {}
     steps = prov.get("steps", tr.get("step"))
     val = prov.get("val_nll", (tr.get("history", {}).get("val") or [[None, None]])[-1][1])
@@ -459,15 +458,22 @@ def main(argv=None) -> int:
     table = "\n".join(rows)
     print(table)
     if not args.no_append:
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        cmd = "python benchmarks/patch_priors.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        with open(args.results, "a") as f:
-            f.write(f"\n## Patch priors: {args.part} ({stamp})\n\nCommand: `{cmd.strip()}`  \nMachine: "
-                    f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, torch "
-                    f"{torch.__version__}, {torch.get_num_threads()} thread(s), load average {load0:.2f} at start; "
-                    f"{time.perf_counter() - t0:.0f} s in all"
-                    f"\n\n{table}\n")
+        append_results(args.results, f"Patch priors: {args.part}", "patch_priors.py", argv, load0, t0, table)
     return 0
+
+
+def append_results(results: Path, title: str, script: str, argv, load0: float, t0: float, table: str) -> None:
+    """Append ``table`` to RESULTS.md under a dated heading with the command, the machine and the wall time."""
+    import torch
+
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    cmd = f"python benchmarks/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
+    with open(results, "a") as f:
+        f.write(f"\n## {title} ({stamp})\n\nCommand: `{cmd.strip()}`  \nMachine: "
+                f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, torch "
+                f"{torch.__version__}, {torch.get_num_threads()} thread(s), load average {load0:.2f} at start; "
+                f"{time.perf_counter() - t0:.0f} s in all"
+                f"\n\n{table}\n")
 
 
 if __name__ == "__main__":
