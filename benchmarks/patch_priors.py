@@ -23,11 +23,18 @@ Part ``budget``: what a training budget buys: one patchNR trained on
 runs are one run), then ×4 superresolution MAP of the crops with each; training
 seconds, validation NLL on ``val.png`` and PSNR/SSIM per budget.
 
+Part ``iterations``: PSNR of the patchNR MAP estimate at ``--checkpoints``
+iteration counts of one run per crop, beside the classical method and TV.
+
+Part ``lam``: PSNR against the prior weight (``--lam-factors`` times the preset)
+for TV and patchNR, on crops of the held-out ``val.png`` (``--source val``).
+
 Usage:
     python benchmarks/patch_priors.py speed
     python benchmarks/patch_priors.py superres --images 3 --train-steps 5000 [--iterations 300]
     python benchmarks/patch_priors.py ct --images 3 --train-steps 5000 [--iterations 300]
     python benchmarks/patch_priors.py budget --budgets 1000 5000 20000 --images 2 --iterations 40
+    python benchmarks/patch_priors.py lam --source val --images 1 --patchnr-file prior.pt --iterations 60
     python benchmarks/patch_priors.py iterations --images 2 --patchnr-file prior.pt --checkpoints 60 150 300
 The shared data folder is ``$INVSOLVE_SHARED_DATA`` (default ../shared/data).
 """
@@ -238,9 +245,16 @@ def head_rows() -> list[str]:
 # -- quality -------------------------------------------------------------------------
 
 
-def _crops(n_images: int, size: int) -> list[tuple[str, np.ndarray]]:
+def _crops(n_images: int, size: int, source: str = "test") -> list[tuple[str, np.ndarray]]:
+    """Centre crops of test.png and testset/img1.. (``source="test"``), or of val.png (``"val"``: the centre, then
+    the four corners), the held-out image on which settings may be tuned without touching the test images."""
     from invsolve.io.images import read_images
 
+    if source == "val":
+        im = read_images(str(SHARED / "material" / "val.png"))[0][0]
+        h, w = im.shape
+        at = [((h - size) // 2, (w - size) // 2), (0, 0), (0, w - size), (h - size, 0), (h - size, w - size)]
+        return [(f"val.png@{r},{c}", np.ascontiguousarray(im[r: r + size, c: c + size])) for r, c in at[:n_images]]
     files = [SHARED / "material" / "test.png"] + sorted((SHARED / "material" / "testset").glob("*.png"),
                                                        key=lambda p: int("".join(c for c in p.stem if c.isdigit())))
     out = []
@@ -249,6 +263,15 @@ def _crops(n_images: int, size: int) -> list[tuple[str, np.ndarray]]:
         r, c = (im.shape[0] - size) // 2, (im.shape[1] - size) // 2
         out.append((f.name, np.ascontiguousarray(im[r: r + size, c: c + size])))
     return out
+
+
+def _op_params(op_name: str, crop: int) -> dict:
+    """Operator parameters for a crop: ×4 for superresolution; for CT the crop keeps LoDoPaB's pixel size (0.26 m
+    over 362 pixels), since the whole 0.26 m field on a small crop would lengthen every ray by 362/crop and starve
+    the detector of photons."""
+    if op_name == "superres":
+        return {"factor": 4}
+    return {"domain_size": round(0.26 * crop / 362, 6)}
 
 
 def _train_priors(args, tmp: Path, names: list[str]) -> dict[str, str]:
@@ -283,9 +306,7 @@ def quality(args, problem: str) -> list[str]:
         methods = [("bicubic", None), ("tv", None), ("wpp", "wpp"), ("epll", "epll"), ("patchnr", "patchnr"),
                    ("zero-shot patchnr", "zero")]
     else:
-        # a crop keeps the LoDoPaB pixel size (0.26 m over 362 pixels): the whole 0.26 m field on a small crop
-        # would lengthen every ray by 362/crop and starve the detector of photons
-        ops = [(o, {"domain_size": round(0.26 * args.crop / 362, 6)}) for o in (args.operators or ["ct-limited", "ct-lowdose"])]
+        ops = [(o, _op_params(o, args.crop)) for o in (args.operators or ["ct-limited", "ct-lowdose"])]
         methods = [("fbp", None), ("tv", None), ("epll", "epll"), ("patchnr", "patchnr")]
     if args.methods:
         methods = [(lb, pr) for lb, pr in methods if lb.split()[0] in args.methods]
@@ -371,7 +392,7 @@ def iterations(args) -> list[str]:
     op_name = (args.operators or ["superres"])[0]
     crops = _crops(args.images, args.crop)
     stack = np.stack([c for _, c in crops])
-    m = api.simulate(stack, op_name, {"factor": 4} if op_name == "superres" else {}, seed=0, device="cpu")
+    m = api.simulate(stack, op_name, _op_params(op_name, args.crop), seed=0, device="cpu")
     classical = "bicubic" if op_name == "superres" else "fbp"
     rows = ["| method | iterations | PSNR | SSIM | patchNR − TV (dB) | s/image (cumulative) |", "|---|---|---|---|---|---|"]
     base = {label: api.evaluate(api.reconstruct(m, label, {}, seed=0, device="cpu", batch_size=1).images, stack)
@@ -407,6 +428,54 @@ def iterations(args) -> list[str]:
     return rows
 
 
+def lam(args) -> list[str]:
+    """PSNR against the prior weight λ (a factor times the preset) for TV and patchNR on held-out crops.
+
+    Tuning λ on the test crops would flatter whichever method is tuned; this part sweeps both methods on crops of
+    val.png (``--source val``), so a factor chosen here can be carried to the test crops fairly.
+    """
+    from invsolve import api
+    from invsolve.api_priors import load_prior
+    from invsolve.methods.patch_map import MapParams, PatchMAP
+    from invsolve.methods.tv import TV, TVParams
+
+    op_name = (args.operators or ["superres"])[0]
+    crops = _crops(args.images, args.crop, args.source)
+    stack = np.stack([c for _, c in crops])
+    m = api.simulate(stack, op_name, _op_params(op_name, args.crop), seed=0, device="cpu")
+    op = m.build_operator("cpu")
+    methods = args.methods or ["tv", "patchnr"]
+    base = {}
+    if "tv" in methods:
+        base["tv"] = TV(TVParams()).lam_for(op)
+    if "patchnr" in methods:
+        if args.patchnr_file is None:
+            raise SystemExit("lam: give --patchnr-file PRIOR.pt for patchnr")
+        prior = load_prior(str(args.patchnr_file), device="cpu")
+        base["patchnr"] = PatchMAP(MapParams(), prior=prior).settings(op)["lam"]
+    rows = [f"| method | λ factor | λ | PSNR | SSIM | s/image |", "|---|---|---|---|---|---|"]
+    for label, lam0 in base.items():
+        for f in args.lam_factors:
+            t0 = time.perf_counter()
+            mp = {"lam": lam0 * f}
+            if label == "tv":
+                r = api.reconstruct(m, "tv", mp, seed=0, device="cpu", batch_size=1)
+            else:
+                if args.iterations:
+                    mp["iterations"] = args.iterations
+                r = api.reconstruct(m, None, mp, seed=0, device="cpu", batch_size=1, prior="patchnr",
+                                    prior_file=str(args.patchnr_file))
+            sc = api.evaluate(r.images, stack)
+            rows.append(f"| {label} | {f:g} | {lam0 * f:.4g} | {sc['psnr']:.2f} | {sc['ssim']:.4f} | "
+                        f"{(time.perf_counter() - t0) / len(crops):.1f} |")
+            print(rows[-1], f" per crop {np.round(sc['psnr_per_slice'], 2).tolist()}", file=sys.stderr, flush=True)
+    rows.append(f"\n{op_name} on {', '.join(n for n, _ in crops)} ({args.crop}²); factor 1 is the preset "
+                f"(carried to the crop size for patchNR).")
+    if "patchnr" in base:
+        rows += _prior_line(args)
+    return rows
+
+
 def _prior_line(args) -> list[str]:
     """The prior file's training steps, images and validation NLL (a final file or a training checkpoint)."""
     from invsolve.priors.base import read_prior_file
@@ -424,12 +493,16 @@ def _prior_line(args) -> list[str]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("part", choices=["speed", "superres", "ct", "budget", "iterations"])
+    ap.add_argument("part", choices=["speed", "superres", "ct", "budget", "iterations", "lam"])
     ap.add_argument("--checkpoints", type=int, nargs="+", default=[30, 60, 100, 150, 200, 300],
                     help="iterations: the iteration counts to report (the largest is run)")
     ap.add_argument("--budgets", type=int, nargs="+", default=[1000, 5000, 20000], help="budget: training steps")
     ap.add_argument("--images", type=int, default=11, help="test crops (test.png, then testset/img1..)")
     ap.add_argument("--crop", type=int, default=256)
+    ap.add_argument("--source", choices=["test", "val"], default="test",
+                    help="lam: crops of the test images or of the held-out val.png")
+    ap.add_argument("--lam-factors", type=float, nargs="+", default=[0.5, 1.0, 2.0],
+                    help="lam: multiples of the preset λ to try")
     ap.add_argument("--train-steps", type=int, default=5000, help="patchNR training steps (quality parts)")
     ap.add_argument("--train-steps-speed", type=int, default=60)
     ap.add_argument("--train-only", action="store_true", help="speed: training cases only (no MAP cases)")
@@ -453,7 +526,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(min(args.threads, os.cpu_count() or 1))
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
-    parts = {"speed": speed, "budget": budget, "iterations": iterations}
+    parts = {"speed": speed, "budget": budget, "iterations": iterations, "lam": lam}
     rows = parts[args.part](args) if args.part in parts else quality(args, args.part)
     table = "\n".join(rows)
     print(table)
