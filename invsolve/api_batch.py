@@ -287,8 +287,10 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
             results, attrs, seconds = task.compute(m, b)
             done[fi] = io.write(sl.start, results, source=src, attrs=attrs, timings={task.command: seconds})
         except KeyboardInterrupt:
-            raise Interrupted(f"aborted during a batch; the slices completed so far are kept in {_names(outs)}; "
-                              "run the same command with --resume to finish") from None
+            code = getattr(graceful_stop, "signal", signal.SIGINT)
+            raise Interrupted(f"aborted during a batch on {signal.Signals(code).name}; the slices completed so far "
+                              f"are kept in {_names(outs)}; run the same command with --resume to finish",
+                              exit_code=128 + int(code)) from None
         summary.computed += sl.stop - sl.start
         summary.spec, summary.device = attrs, str(attrs.get("device"))
         if on_slice is not None:
@@ -318,18 +320,21 @@ def _stopped(summary: BatchSummary, outs: Sequence[Path]) -> Interrupted:
 def graceful_stop() -> Iterator[Callable[[], bool]]:
     """Handle SIGINT/SIGTERM by finishing the current batch: yields ``should_stop()``.
 
-    A second Ctrl-C aborts at once (KeyboardInterrupt).  Outside the main thread
-    the handlers cannot be installed and the signals keep their usual effect.
+    A second signal of either kind aborts at once (KeyboardInterrupt): a second
+    Ctrl-C, or a second SIGTERM from a scheduler or ``docker stop`` that will not
+    wait for a long batch.  Outside the main thread the handlers cannot be
+    installed and the signals keep their usual effect.
     """
     state = {"stop": False}
+    graceful_stop.signal = signal.SIGINT  # what an interrupt without a signal (plain KeyboardInterrupt) reports
 
     def handler(signum, frame):
-        if state["stop"] and signum == signal.SIGINT:
+        graceful_stop.signal = signum
+        if state["stop"]:
             raise KeyboardInterrupt
         state["stop"] = True
-        graceful_stop.signal = signum
         print(f"{signal.Signals(signum).name}: finishing the current batch, then stopping "
-              "(Ctrl-C again aborts it)", file=sys.stderr, flush=True)
+              "(Ctrl-C or SIGTERM again aborts it)", file=sys.stderr, flush=True)
 
     old = {}
     try:

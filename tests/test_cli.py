@@ -247,10 +247,13 @@ def _wait_for_handler(pid, sig, timeout=120.0):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_second_sigint_aborts_batch_and_leaves_no_output(tmp_path, phantom_png):
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_second_signal_aborts_batch_and_leaves_no_output(tmp_path, phantom_png, sig):
     import os
     import signal
     import time
+
+    sig = getattr(signal, sig)
 
     m = simulate(tmp_path, phantom_png, "ct-limited")
     out = tmp_path / "tv.h5"
@@ -259,11 +262,12 @@ def test_second_sigint_aborts_batch_and_leaves_no_output(tmp_path, phantom_png):
     try:
         _wait_for_handler(proc.pid, signal.SIGTERM)  # the batch loop's handlers are in place
         time.sleep(1)
-        proc.send_signal(signal.SIGINT)  # the first asks to stop after the batch, the second aborts it
+        proc.send_signal(sig)  # the first asks to stop after the batch, the second aborts it
         time.sleep(1)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 130 and "finishing the current batch" in err and "aborted during a batch" in err
+    assert proc.returncode == 128 + int(sig), err
+    assert "finishing the current batch" in err and f"aborted during a batch on {sig.name}" in err
     assert sorted(os.listdir(tmp_path)) == ["m.h5", "phantom.png"]
