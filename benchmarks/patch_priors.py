@@ -458,11 +458,11 @@ def lam(args) -> list[str]:
         for f in args.lam_factors:
             t0 = time.perf_counter()
             mp = {"lam": lam0 * f}
+            if args.iterations:
+                mp["iterations"] = args.iterations
             if label == "tv":
                 r = api.reconstruct(m, "tv", mp, seed=0, device="cpu", batch_size=1)
             else:
-                if args.iterations:
-                    mp["iterations"] = args.iterations
                 r = api.reconstruct(m, None, mp, seed=0, device="cpu", batch_size=1, prior="patchnr",
                                     prior_file=str(args.patchnr_file))
             sc = api.evaluate(r.images, stack)
@@ -470,7 +470,7 @@ def lam(args) -> list[str]:
                         f"{(time.perf_counter() - t0) / len(crops):.1f} |")
             print(rows[-1], f" per crop {np.round(sc['psnr_per_slice'], 2).tolist()}", file=sys.stderr, flush=True)
     rows.append(f"\n{op_name} on {', '.join(n for n, _ in crops)} ({args.crop}²); factor 1 is the preset "
-                f"(carried to the crop size for patchNR).")
+                f"(carried to the crop size for patchNR); iterations: {args.iterations or 'the presets'}.")
     if "patchnr" in base:
         rows += _prior_line(args)
     return rows
@@ -514,7 +514,8 @@ def main(argv=None) -> int:
                     help="ct: only these operators (default: both); iterations: the operator (default superres)")
     ap.add_argument("--patchnr-file", type=Path, default=None,
                     help="superres/ct: a patchNR prior file to use instead of training one (--train-steps)")
-    ap.add_argument("--iterations", type=int, default=None, help="MAP iterations (default: the presets)")
+    ap.add_argument("--iterations", type=int, default=None,
+                    help="MAP iterations (default: the presets); the lam part gives them to TV as well")
     ap.add_argument("--zero-shot-steps", type=int, default=2000)
     ap.add_argument("--map-reps", type=int, default=3, help="timed MAP iterations per speed case")
     ap.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))
