@@ -378,53 +378,67 @@ def budget(args) -> list[str]:
 
 
 def iterations(args) -> list[str]:
-    """PSNR of the patchNR MAP estimate against the iteration count, beside the classical method and TV."""
+    """PSNR against the iteration count of TV and the patchNR MAP (one run per crop and method, iterates read at
+    ``--checkpoints``), beside the classical method: whether each method has converged before the two are compared."""
     import torch
 
     from invsolve import api
     from invsolve.api_priors import load_prior
     from invsolve.device import batch_generator
     from invsolve.methods.patch_map import MapParams, PatchMAP
+    from invsolve.methods.tv import TV, TVParams
     from invsolve.noise import build_noise
 
-    if args.patchnr_file is None:
-        raise SystemExit("iterations: give --patchnr-file PRIOR.pt")
+    labels = [m for m in (args.methods or ["tv", "patchnr"]) if m in ("tv", "patchnr")]
+    if "patchnr" in labels and args.patchnr_file is None:
+        raise SystemExit("iterations: give --patchnr-file PRIOR.pt (or --methods tv)")
     op_name = (args.operators or ["superres"])[0]
     crops = _crops(args.images, args.crop)
     stack = np.stack([c for _, c in crops])
     m = api.simulate(stack, op_name, _op_params(op_name, args.crop), seed=0, device="cpu")
     classical = "bicubic" if op_name == "superres" else "fbp"
-    rows = ["| method | iterations | PSNR | SSIM | patchNR − TV (dB) | s/image (cumulative) |", "|---|---|---|---|---|---|"]
-    base = {label: api.evaluate(api.reconstruct(m, label, {}, seed=0, device="cpu", batch_size=1).images, stack)
-            for label in (classical, "tv")}
-    rows += [f"| {label} | – | {sc['psnr']:.2f} | {sc['ssim']:.4f} | – | – |" for label, sc in base.items()]
-    tv = base["tv"]
+    rows = ["| method | iterations | PSNR | SSIM | − TV at the same iterations (dB) | s/image (cumulative) |",
+            "|---|---|---|---|---|---|"]
+    sc = api.evaluate(api.reconstruct(m, classical, {}, seed=0, device="cpu", batch_size=1).images, stack)
+    rows.append(f"| {classical} | – | {sc['psnr']:.2f} | {sc['ssim']:.4f} | – | – |")
     marks = sorted(set(args.checkpoints))
     op, nm = m.build_operator("cpu"), build_noise(m.noise)
-    prior = load_prior(str(args.patchnr_file), device="cpu")
-    method = PatchMAP(MapParams(iterations=marks[-1]), prior=prior)
-    snaps: dict[int, list[np.ndarray]] = {k: [] for k in marks}
-    t_at: dict[int, float] = {k: 0.0 for k in marks}
+    methods = {}
+    if "tv" in labels:
+        methods["tv"] = TV(TVParams(iterations=marks[-1]))
+    if "patchnr" in labels:
+        methods["patchnr"] = PatchMAP(MapParams(iterations=marks[-1]),
+                                      prior=load_prior(str(args.patchnr_file), device="cpu"))
     y = torch.as_tensor(m.measurement)
-    for i in range(len(crops)):
-        t0 = time.perf_counter()
+    scores: dict[str, dict[int, dict]] = {}
+    for label, method in methods.items():
+        snaps: dict[int, list[np.ndarray]] = {k: [] for k in marks}
+        t_at: dict[int, float] = {k: 0.0 for k in marks}
+        for i in range(len(crops)):
+            t0 = time.perf_counter()
 
-        def on_step(k, x):
-            if k in snaps:
-                snaps[k].append(x[0].cpu().numpy().copy())
-                t_at[k] += time.perf_counter() - t0
+            def on_step(k, x):
+                if k in snaps:
+                    snaps[k].append(x[0].cpu().numpy().copy())
+                    t_at[k] += time.perf_counter() - t0
 
-        method.run(y[i: i + 1], op, nm, generator=batch_generator(0, i, torch.device("cpu")), on_step=on_step)
-        print(f"  crop {i}: {[round(float(api.evaluate(snaps[k][-1], stack[i])['psnr']), 2) for k in marks]}",
-              file=sys.stderr, flush=True)
-    for k in marks:
-        sc = api.evaluate(np.stack(snaps[k]), stack)
-        rows.append(f"| patchnr | {k} | {sc['psnr']:.2f} | {sc['ssim']:.4f} | {sc['psnr'] - tv['psnr']:+.2f} | "
-                    f"{t_at[k] / len(crops):.0f} |")
-    st = method.settings(op)
-    rows.append(f"\nλ {st['lam']:.4g}, N_p {st['n_patches']}, lr {st['lr']} (the preset carried to {args.crop}² crops); "
-                f"per-crop PSNR on stderr.")
-    rows += _prior_line(args)
+            method.run(y[i: i + 1], op, nm, generator=batch_generator(0, i, torch.device("cpu")), on_step=on_step)
+            print(f"  {label} crop {i}: {[round(float(api.evaluate(snaps[k][-1], stack[i])['psnr']), 2) for k in marks]}",
+                  file=sys.stderr, flush=True)
+        scores[label] = {k: api.evaluate(np.stack(snaps[k]), stack) | {"s": t_at[k] / len(crops)} for k in marks}
+    for label, per in scores.items():
+        for k, sc in per.items():
+            vs = f"{sc['psnr'] - scores['tv'][k]['psnr']:+.2f}" if "tv" in scores and label != "tv" else "–"
+            rows.append(f"| {label} | {k} | {sc['psnr']:.2f} | {sc['ssim']:.4f} | {vs} | {sc['s']:.0f} |")
+    notes = []
+    if "tv" in methods:
+        notes.append(f"TV λ {methods['tv'].lam_for(op):.4g}, lr {methods['tv'].params.lr}")
+    if "patchnr" in methods:
+        st = methods["patchnr"].settings(op)
+        notes.append(f"patchNR λ {st['lam']:.4g}, N_p {st['n_patches']}, lr {st['lr']}")
+    rows.append(f"\n{'; '.join(notes)} (the presets, carried to {args.crop}² crops); per-crop PSNR on stderr.")
+    if "patchnr" in methods:
+        rows += _prior_line(args)
     return rows
 
 

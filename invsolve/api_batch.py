@@ -288,8 +288,9 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
             done[fi] = io.write(sl.start, results, source=src, attrs=attrs, timings={task.command: seconds})
         except KeyboardInterrupt:
             code = getattr(graceful_stop, "signal", signal.SIGINT)
-            raise Interrupted(f"aborted during a batch on {signal.Signals(code).name}; the slices completed so far "
-                              f"are kept in {_names(outs)}; run the same command with --resume to finish",
+            kept = (f"the slices completed so far are kept in {_names(outs)}; run the same command with --resume "
+                    "to finish") if any(d.any() for d in done) else "no slice was complete, so nothing was written"
+            raise Interrupted(f"aborted during a batch on {signal.Signals(code).name}; {kept}",
                               exit_code=128 + int(code)) from None
         summary.computed += sl.stop - sl.start
         summary.spec, summary.device = attrs, str(attrs.get("device"))

@@ -270,4 +270,5 @@ def test_second_signal_aborts_batch_and_leaves_no_output(tmp_path, phantom_png, 
         proc.kill()
     assert proc.returncode == 128 + int(sig), err
     assert "finishing the current batch" in err and f"aborted during a batch on {sig.name}" in err
+    assert "nothing was written" in err
     assert sorted(os.listdir(tmp_path)) == ["m.h5", "phantom.png"]

@@ -104,3 +104,22 @@ def test_ct_preset_scales_with_the_sinogram():
     assert op.range_shape[0] == 800
     assert s["lam"] == pytest.approx(700.0 * values / (800 * 513))
     assert s["n_patches"] == round(PRESETS[("ct-limited", "patchnr")]["n_patches"] * 128**2 / 362**2)
+
+
+def test_tv_on_step_sees_every_iterate_and_tv_improves_on_bicubic():
+    from skimage import data
+
+    from invsolve.methods import build_method
+    from invsolve.metrics import psnr
+
+    test = data.camera()[200:264, 200:264].astype(np.float32) / 255
+    op = build_operator("superres", {}, test.shape)
+    noise = build_noise({"name": "gaussian", "sigma": 0.01})
+    y = noise.sample(op(torch.from_numpy(test)[None]), generator=torch.Generator().manual_seed(0))
+    seen = []
+    rec = build_method({"name": "tv", "iterations": 40}).run(y, op, noise, on_step=lambda k, x: seen.append((k, x.clone())))
+    assert [k for k, _ in seen] == list(range(1, 41))
+    torch.testing.assert_close(seen[-1][1], rec, rtol=0, atol=0)
+    first, last = psnr(test, seen[0][1][0].numpy()), psnr(test, rec[0].numpy())
+    bic = psnr(test, build_method({"name": "bicubic"}).run(y, op, noise)[0].numpy())
+    assert last > first and last > bic + 0.5, (bic, first, last)

@@ -50,7 +50,8 @@ class TV(Method):
             return self.params.lam
         return PRESET_LAM.get(operator.name, PRESET_LAM.get(getattr(type(operator), "kind", ""), 1.0))
 
-    def run(self, y, operator, noise, *, generator=None, track=no_track):
+    def run(self, y, operator, noise, *, generator=None, track=no_track, on_step=None):
+        """As :meth:`Method.run`; ``on_step(k, x)`` (optional) sees the iterate x (B, H, W) after step k (1-based)."""
         from . import initial_guess
 
         p = self.params
@@ -59,7 +60,7 @@ class TV(Method):
             x0 = initial_guess(y, operator, noise)
         x = x0.detach().clone().requires_grad_(True)
         opt = torch.optim.Adam([x], lr=p.lr)
-        for _ in track(range(p.iterations), "tv"):
+        for k in track(range(p.iterations), "tv"):
             opt.zero_grad(set_to_none=True)
             loss = (noise.nll(y, operator(x)) + lam * tv_smooth(x, p.eps)).sum()
             loss.backward()
@@ -67,4 +68,6 @@ class TV(Method):
             if p.nonneg:
                 with torch.no_grad():
                     x.clamp_(min=0)
+            if on_step is not None:
+                on_step(k + 1, x.detach())
         return x.detach()
