@@ -23,8 +23,9 @@ Part ``budget``: what a training budget buys: one patchNR trained on
 runs are one run), then ×4 superresolution MAP of the crops with each; training
 seconds, validation NLL on ``val.png`` and PSNR/SSIM per budget.
 
-Part ``iterations``: PSNR of the patchNR MAP estimate at ``--checkpoints``
-iteration counts of one run per crop, beside the classical method and TV.
+Part ``iterations``: PSNR of TV and of the patchNR MAP estimate at
+``--checkpoints`` iteration counts of one run per crop and method, beside the
+classical method (``--methods tv`` for TV alone): is each one converged?
 
 Part ``lam``: PSNR against the prior weight (``--lam-factors`` times the preset)
 for TV and patchNR, on crops of the held-out ``val.png`` (``--source val``).
@@ -467,7 +468,7 @@ def lam(args) -> list[str]:
             raise SystemExit("lam: give --patchnr-file PRIOR.pt for patchnr")
         prior = load_prior(str(args.patchnr_file), device="cpu")
         base["patchnr"] = PatchMAP(MapParams(), prior=prior).settings(op)["lam"]
-    rows = [f"| method | λ factor | λ | PSNR | SSIM | s/image |", "|---|---|---|---|---|---|"]
+    rows = ["| method | λ factor | λ | PSNR | SSIM | s/image |", "|---|---|---|---|---|---|"]
     for label, lam0 in base.items():
         for f in args.lam_factors:
             t0 = time.perf_counter()
