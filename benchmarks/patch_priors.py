@@ -433,7 +433,7 @@ def iterations(args) -> list[str]:
             rows.append(f"| {label} | {k} | {sc['psnr']:.2f} | {sc['ssim']:.4f} | {vs} | {sc['s']:.0f} |")
     notes = []
     if "tv" in methods:
-        notes.append(f"TV λ {methods['tv'].lam_for(op):.4g}, lr {methods['tv'].params.lr}")
+        notes.append(f"TV λ {methods['tv'].lam_for(op):.4g}, lr {methods['tv'].lr_for(op)}")
     if "patchnr" in methods:
         st = methods["patchnr"].settings(op)
         notes.append(f"patchNR λ {st['lam']:.4g}, N_p {st['n_patches']}, lr {st['lr']}")

@@ -22,10 +22,17 @@ PRESET_LAM = {
 }
 
 
+#: Adam step sizes per operator (default 0.01).  Limited-angle CT converges slowly
+#: at 0.01 (on 128² material crops 30.5 dB after 200 iterations, 33.0 dB after
+#: 2000); at 0.1 it is within 0.05 dB of that limit after 400 iterations.
+PRESET_LR = {"ct-limited": 0.1}
+
+
 class TVParams(Params):
     lam: float | None = Field(None, ge=0, description="weight of TV; none: the operator preset's value")
     iterations: int = Field(200, ge=1, description="Adam iterations")
-    lr: float = Field(0.01, gt=0, description="Adam step size (image units)")
+    lr: float | None = Field(None, gt=0, description="Adam step size (image units); none: the operator preset's "
+                             "(0.1 for ct-limited, else 0.01)")
     eps: float = Field(1e-3, gt=0, description="smoothing of |grad x|")
     nonneg: bool = Field(True, description="project onto x >= 0 after each step")
 
@@ -50,6 +57,11 @@ class TV(Method):
             return self.params.lam
         return PRESET_LAM.get(operator.name, PRESET_LAM.get(getattr(type(operator), "kind", ""), 1.0))
 
+    def lr_for(self, operator) -> float:
+        if self.params.lr is not None:
+            return self.params.lr
+        return PRESET_LR.get(operator.name, PRESET_LR.get(getattr(type(operator), "kind", ""), 0.01))
+
     def run(self, y, operator, noise, *, generator=None, track=no_track, on_step=None):
         """As :meth:`Method.run`; ``on_step(k, x)`` (optional) sees the iterate x (B, H, W) after step k (1-based)."""
         from . import initial_guess
@@ -59,7 +71,7 @@ class TV(Method):
         with torch.no_grad():
             x0 = initial_guess(y, operator, noise)
         x = x0.detach().clone().requires_grad_(True)
-        opt = torch.optim.Adam([x], lr=p.lr)
+        opt = torch.optim.Adam([x], lr=self.lr_for(operator))
         for k in track(range(p.iterations), "tv"):
             opt.zero_grad(set_to_none=True)
             loss = (noise.nll(y, operator(x)) + lam * tv_smooth(x, p.eps)).sum()
