@@ -287,11 +287,10 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
             results, attrs, seconds = task.compute(m, b)
             done[fi] = io.write(sl.start, results, source=src, attrs=attrs, timings={task.command: seconds})
         except KeyboardInterrupt:
-            code = getattr(graceful_stop, "signal", signal.SIGINT)
+            sig = _last_signal()
             kept = (f"the slices completed so far are kept in {_names(outs)}; run the same command with --resume "
                     "to finish") if any(d.any() for d in done) else "no slice was complete, so nothing was written"
-            raise Interrupted(f"aborted during a batch on {signal.Signals(code).name}; {kept}",
-                              exit_code=128 + int(code)) from None
+            raise Interrupted(f"aborted during a batch on {sig.name}; {kept}", exit_code=128 + int(sig)) from None
         summary.computed += sl.stop - sl.start
         summary.spec, summary.device = attrs, str(attrs.get("device"))
         if on_slice is not None:
@@ -310,11 +309,16 @@ def _names(outs: Sequence[Path]) -> str:
     return str(outs[0]) if len(outs) == 1 else f"{len(outs)} outputs in {outs[0].parent}"
 
 
+def _last_signal() -> signal.Signals:
+    """The signal that stopped the run (SIGINT for a plain KeyboardInterrupt, e.g. outside ``graceful_stop``)."""
+    return signal.Signals(getattr(graceful_stop, "signal", signal.SIGINT))
+
+
 def _stopped(summary: BatchSummary, outs: Sequence[Path]) -> Interrupted:
-    code = getattr(graceful_stop, "signal", signal.SIGINT)
-    return Interrupted(f"stopped after {summary.computed} slice(s) on {signal.Signals(code).name}; "
+    sig = _last_signal()
+    return Interrupted(f"stopped after {summary.computed} slice(s) on {sig.name}; "
                        f"{_names(outs)} holds every completed slice; run the same command with --resume to finish",
-                       exit_code=128 + int(code))
+                       exit_code=128 + int(sig))
 
 
 @contextlib.contextmanager

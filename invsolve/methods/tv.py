@@ -28,6 +28,11 @@ PRESET_LAM = {
 PRESET_LR = {"ct-limited": 0.1}
 
 
+def _preset(table: dict, operator, default: float) -> float:
+    """The operator's entry in a preset table, by its name, then by its kind, else ``default``."""
+    return table.get(operator.name, table.get(getattr(type(operator), "kind", ""), default))
+
+
 class TVParams(Params):
     lam: float | None = Field(None, ge=0, description="weight of TV; none: the operator preset's value")
     iterations: int = Field(200, ge=1, description="Adam iterations")
@@ -55,12 +60,12 @@ class TV(Method):
     def lam_for(self, operator) -> float:
         if self.params.lam is not None:
             return self.params.lam
-        return PRESET_LAM.get(operator.name, PRESET_LAM.get(getattr(type(operator), "kind", ""), 1.0))
+        return _preset(PRESET_LAM, operator, 1.0)
 
     def lr_for(self, operator) -> float:
         if self.params.lr is not None:
             return self.params.lr
-        return PRESET_LR.get(operator.name, PRESET_LR.get(getattr(type(operator), "kind", ""), 0.01))
+        return _preset(PRESET_LR, operator, 0.01)
 
     def run(self, y, operator, noise, *, generator=None, track=no_track, on_step=None):
         """As :meth:`Method.run`; ``on_step(k, x)`` (optional) sees the iterate x (B, H, W) after step k (1-based)."""
