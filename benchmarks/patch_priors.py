@@ -408,7 +408,7 @@ def iterations(args) -> list[str]:
     if "tv" in labels:
         methods["tv"] = TV(TVParams(iterations=marks[-1]))
     if "patchnr" in labels:
-        methods["patchnr"] = PatchMAP(MapParams(iterations=marks[-1]),
+        methods["patchnr"] = PatchMAP(MapParams(iterations=marks[-1], init=args.map_init),
                                       prior=load_prior(str(args.patchnr_file), device="cpu"))
     y = torch.as_tensor(m.measurement)
     scores: dict[str, dict[int, dict]] = {}
@@ -436,7 +436,8 @@ def iterations(args) -> list[str]:
         notes.append(f"TV λ {methods['tv'].lam_for(op):.4g}, lr {methods['tv'].lr_for(op)}")
     if "patchnr" in methods:
         st = methods["patchnr"].settings(op)
-        notes.append(f"patchNR λ {st['lam']:.4g}, N_p {st['n_patches']}, lr {st['lr']}")
+        notes.append(f"patchNR λ {st['lam']:.4g}, N_p {st['n_patches']}, lr {st['lr']}, started from "
+                     f"{'TV (its time included)' if args.map_init == 'tv' else args.map_init}")
     rows.append(f"\n{'; '.join(notes)} (the presets, carried to {args.crop}² crops); per-crop PSNR on stderr.")
     if "patchnr" in methods:
         rows += _prior_line(args)
@@ -531,6 +532,8 @@ def main(argv=None) -> int:
                     help="superres/ct: a patchNR prior file to use instead of training one (--train-steps)")
     ap.add_argument("--iterations", type=int, default=None,
                     help="MAP iterations (default: the presets); the lam part gives them to TV as well")
+    ap.add_argument("--map-init", choices=["classical", "tv"], default="classical",
+                    help="iterations: the patchNR MAP's starting point (tv: TV's reconstruction)")
     ap.add_argument("--zero-shot-steps", type=int, default=2000)
     ap.add_argument("--map-reps", type=int, default=3, help="timed MAP iterations per speed case")
     ap.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))

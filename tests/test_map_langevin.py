@@ -123,3 +123,26 @@ def test_tv_on_step_sees_every_iterate_and_tv_improves_on_bicubic():
     first, last = psnr(test, seen[0][1][0].numpy()), psnr(test, rec[0].numpy())
     bic = psnr(test, build_method({"name": "bicubic"}).run(y, op, noise)[0].numpy())
     assert last > first and last > bic + 0.5, (bic, first, last)
+
+
+def test_map_tv_warm_start_begins_at_tvs_reconstruction():
+    """init=tv starts the MAP from TV's own result (Adam's first step moves each pixel by at most lr)."""
+    from skimage import data
+
+    from invsolve.methods import build_method
+    from invsolve.methods.patch_map import PatchMAP
+
+    test = data.camera()[200:232, 200:232].astype(np.float32) / 255
+    op = build_operator("superres", {}, test.shape)
+    noise = build_noise({"name": "gaussian", "sigma": 0.01})
+    y = noise.sample(op(torch.from_numpy(test)[None]), generator=torch.Generator().manual_seed(0))
+    tv = build_method({"name": "tv"}).run(y, op, noise)
+    bic = build_method({"name": "bicubic"}).run(y, op, noise)
+    lr = 1e-4
+    for init, start in (("tv", tv), ("classical", bic)):
+        seen = []
+        PatchMAP(PatchMAP.Params(iterations=1, lr=lr, lam=1.0, n_patches=64, init=init),
+                 prior=GaussianPixelPrior(1.0)).run(y, op, noise, generator=torch.Generator().manual_seed(0),
+                                                    on_step=lambda k, x: seen.append(x.clone()))
+        assert (seen[0] - start).abs().max() <= lr * 1.01, init
+    assert (tv - bic).abs().max() > 100 * lr  # the two starts are distinguishable

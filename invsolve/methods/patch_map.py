@@ -25,7 +25,10 @@ class MapParams(Params):
     lr: float | None = Field(None, gt=0, description="Adam step size; none: preset")
     iterations: int | None = Field(None, ge=1, description="Adam steps; none: preset")
     padding: int | None = Field(None, ge=0, description="reflect padding before patch extraction; none: preset")
-    init: Literal["classical", "adjoint", "zeros"] = Field("classical", description="starting point")
+    init: Literal["classical", "tv", "adjoint", "zeros"] = Field(
+        "classical", description="starting point: the classical method (FBP, bicubic, the observation), TV's "
+        "reconstruction at its presets (a warm start for operators where the classical start is far off, e.g. "
+        "limited-angle CT), the adjoint, or zeros")
     size_scaling: bool = Field(True, description="carry the preset's lam and N_p from the paper's image size to "
                                "this one (lam by measurement count, N_p by area); explicit values are kept")
 
@@ -159,6 +162,9 @@ class PatchMAP(Method):
         with torch.no_grad():
             if p.init == "classical":
                 x0 = initial_guess(y, operator, noise)
+            elif p.init == "tv":
+                with torch.enable_grad():  # TV is itself minimised by Adam
+                    x0 = METHODS.get("tv")(METHODS.get("tv").Params()).run(y, operator, noise)
             elif p.init == "adjoint":
                 x0 = operator.adjoint(y)
             else:
