@@ -47,6 +47,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -311,7 +312,7 @@ def quality(args, problem: str) -> list[str]:
         methods = [("fbp", None), ("tv", None), ("epll", "epll"), ("patchnr", "patchnr")]
     if args.methods:
         methods = [(lb, pr) for lb, pr in methods if lb.split()[0] in args.methods]
-    rows = ["| operator | method | PSNR | SSIM | s/image | λ, N_p, iterations |", "|---|---|---|---|---|---|"]
+    rows = _live(args, ["| operator | method | PSNR | SSIM | s/image | λ, N_p, iterations |", "|---|---|---|---|---|---|"])
     with tempfile.TemporaryDirectory() as tmp:
         priors = _train_priors(args, Path(tmp), [p for _, p in methods if p not in (None, "zero")])
         for op_name, op_params in ops:
@@ -358,8 +359,9 @@ def budget(args) -> list[str]:
     if args.iterations:
         mp["iterations"] = args.iterations
     bic = api.evaluate(api.reconstruct(m, "bicubic", {}, device="cpu").images, stack)
-    rows = ["| training steps | train s (cumulative) | val NLL | PSNR | SSIM | MAP s/image |", "|---|---|---|---|---|---|",
-            f"| bicubic (no prior) | – | – | {bic['psnr']:.2f} | {bic['ssim']:.4f} | – |"]
+    rows = _live(args, ["| training steps | train s (cumulative) | val NLL | PSNR | SSIM | MAP s/image |",
+                        "|---|---|---|---|---|---|",
+                        f"| bicubic (no prior) | – | – | {bic['psnr']:.2f} | {bic['ssim']:.4f} | – |"])
     with tempfile.TemporaryDirectory() as tmp:
         ck, train_s = Path(tmp) / "ck.pt", 0.0
         for i, steps in enumerate(sorted(args.budgets)):
@@ -469,7 +471,7 @@ def lam(args) -> list[str]:
             raise SystemExit("lam: give --patchnr-file PRIOR.pt for patchnr")
         prior = load_prior(str(args.patchnr_file), device="cpu")
         base["patchnr"] = PatchMAP(MapParams(), prior=prior).settings(op)["lam"]
-    rows = ["| method | λ factor | λ | PSNR | SSIM | s/image |", "|---|---|---|---|---|---|"]
+    rows = _live(args, ["| method | λ factor | λ | PSNR | SSIM | s/image |", "|---|---|---|---|---|---|"])
     for label, lam0 in base.items():
         for f in args.lam_factors:
             t0 = time.perf_counter()
@@ -490,6 +492,17 @@ def lam(args) -> list[str]:
     if "patchnr" in base:
         rows += _prior_line(args)
     return rows
+
+
+def _live(args, header: list[str]) -> list[str]:
+    """The part's table as it grows: a stopped run (Ctrl-C, SIGTERM) still appends the rows finished so far."""
+    args.rows = list(header)
+    args.header_rows = len(header)
+    return args.rows
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _prior_line(args) -> list[str]:
@@ -546,12 +559,21 @@ def main(argv=None) -> int:
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     parts = {"speed": speed, "budget": budget, "iterations": iterations, "lam": lam}
-    rows = parts[args.part](args) if args.part in parts else quality(args, args.part)
+    args.rows, args.header_rows, title, code = [], 0, f"Patch priors: {args.part}", 0
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        rows = parts[args.part](args) if args.part in parts else quality(args, args.part)
+    except KeyboardInterrupt:
+        if len(args.rows) <= args.header_rows:
+            print("stopped before the first row was complete; nothing appended", file=sys.stderr)
+            return 130
+        rows = args.rows + ["\nStopped before the end: the rows above are complete, the rest were not run."]
+        title, code = f"{title}, stopped", 130
     table = "\n".join(rows)
     print(table)
     if not args.no_append:
-        append_results(args.results, f"Patch priors: {args.part}", "patch_priors.py", argv, load0, t0, table)
-    return 0
+        append_results(args.results, title, "patch_priors.py", argv, load0, t0, table)
+    return code
 
 
 def append_results(results: Path, title: str, script: str, argv, load0: float, t0: float, table: str) -> None:
