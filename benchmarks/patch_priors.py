@@ -320,7 +320,7 @@ def quality(args, problem: str) -> list[str]:
             m = api.simulate(stack, op_name, op_params, seed=0, device="cpu")
             for label, pr in methods:
                 t0 = time.perf_counter()
-                mp = {}
+                mp = _map_params(args) if pr is not None else {}
                 if pr is not None and args.iterations:
                     mp["iterations"] = args.iterations
                 if pr is None:
@@ -338,6 +338,8 @@ def quality(args, problem: str) -> list[str]:
                 rows.append(f"| {op_name} | {label} | {sc['psnr']:.2f} | {sc['ssim']:.4f} | {sec:.1f} | {st} |")
                 print(f"  per image PSNR: {np.round(sc['psnr_per_slice'], 2).tolist()}", file=sys.stderr)
                 print(rows[-1], file=sys.stderr, flush=True)
+    if _map_params(args):
+        rows.append(f"\nMAP parameters given for the prior rows: {_map_params(args)}.")
     if args.patchnr_file:
         rows += _prior_line(args)
     return rows
@@ -410,7 +412,7 @@ def iterations(args) -> list[str]:
     if "tv" in labels:
         methods["tv"] = TV(TVParams(iterations=marks[-1]))
     if "patchnr" in labels:
-        methods["patchnr"] = PatchMAP(MapParams(iterations=marks[-1], init=args.map_init),
+        methods["patchnr"] = PatchMAP(MapParams(**{**_map_params(args), "iterations": marks[-1]}),
                                       prior=load_prior(str(args.patchnr_file), device="cpu"))
     y = torch.as_tensor(m.measurement)
     scores: dict[str, dict[int, dict]] = {}
@@ -438,8 +440,9 @@ def iterations(args) -> list[str]:
         notes.append(f"TV λ {methods['tv'].lam_for(op):.4g}, lr {methods['tv'].lr_for(op)}")
     if "patchnr" in methods:
         st = methods["patchnr"].settings(op)
-        notes.append(f"patchNR λ {st['lam']:.4g}, N_p {st['n_patches']}, lr {st['lr']}, started from "
-                     f"{'TV (its time included)' if args.map_init == 'tv' else args.map_init}")
+        init = methods["patchnr"].params.init
+        notes.append(f"patchNR λ {st['lam']:.4g}, N_p {st['n_patches']}, lr {st['lr']}, padding {st['padding']}, "
+                     f"started from {'TV (its time included)' if init == 'tv' else init}")
     rows.append(f"\n{'; '.join(notes)} (the presets, carried to {args.crop}² crops); per-crop PSNR on stderr.")
     if "patchnr" in methods:
         rows += _prior_line(args)
@@ -481,17 +484,32 @@ def lam(args) -> list[str]:
             if label == "tv":
                 r = api.reconstruct(m, "tv", mp, seed=0, device="cpu", batch_size=1)
             else:
-                r = api.reconstruct(m, None, mp, seed=0, device="cpu", batch_size=1, prior="patchnr",
-                                    prior_file=str(args.patchnr_file))
+                r = api.reconstruct(m, None, {**_map_params(args), **mp}, seed=0, device="cpu", batch_size=1,
+                                    prior="patchnr", prior_file=str(args.patchnr_file))
             sc = api.evaluate(r.images, stack)
             rows.append(f"| {label} | {f:g} | {lam0 * f:.4g} | {sc['psnr']:.2f} | {sc['ssim']:.4f} | "
                         f"{(time.perf_counter() - t0) / len(crops):.1f} |")
             print(rows[-1], f" per crop {np.round(sc['psnr_per_slice'], 2).tolist()}", file=sys.stderr, flush=True)
     rows.append(f"\n{op_name} on {', '.join(n for n, _ in crops)} ({args.crop}²); factor 1 is the preset "
-                f"(carried to the crop size for patchNR); iterations: {args.iterations or 'the presets'}.")
+                f"(carried to the crop size for patchNR); iterations: {args.iterations or 'the presets'}"
+                f"{f'; patchNR MAP parameters given: {_map_params(args)}' if _map_params(args) else ''}.")
     if "patchnr" in base:
         rows += _prior_line(args)
     return rows
+
+
+def _map_params(args) -> dict:
+    """The MAP parameters given on the command line (``--map-param KEY=VALUE``, ``--map-init``) for the prior rows."""
+    out = {} if args.map_init == "classical" else {"init": args.map_init}
+    for item in args.map_param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--map-param {item!r}: write KEY=VALUE, e.g. padding=3")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value  # a word, e.g. init=tv
+    return out
 
 
 def _live(args, header: list[str]) -> list[str]:
@@ -546,7 +564,10 @@ def main(argv=None) -> int:
     ap.add_argument("--iterations", type=int, default=None,
                     help="MAP iterations (default: the presets); the lam part gives them to TV as well")
     ap.add_argument("--map-init", choices=["classical", "tv"], default="classical",
-                    help="iterations: the patchNR MAP's starting point (tv: TV's reconstruction)")
+                    help="the prior MAP's starting point (tv: TV's reconstruction); as --map-param init=…")
+    ap.add_argument("--map-param", action="append", default=[], metavar="KEY=VALUE",
+                    help="a MAP parameter for the prior rows (repeatable), e.g. padding=3; "
+                         "the lam and iterations parts' own settings take precedence")
     ap.add_argument("--zero-shot-steps", type=int, default=2000)
     ap.add_argument("--map-reps", type=int, default=3, help="timed MAP iterations per speed case")
     ap.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))
