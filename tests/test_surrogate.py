@@ -1,5 +1,7 @@
 """The ``surrogate`` operator: learned forward models from state dicts or TorchScript."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -20,7 +22,9 @@ def small(tmp_path_factory):
     net = build_mlp([2, 16, 5], "tanh")
     d = tmp_path_factory.mktemp("surrogate")
     torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, d / "sd.pt")
-    torch.jit.save(torch.jit.script(net), str(d / "ts.pt"))
+    with warnings.catch_warnings():  # torch deprecates writing TorchScript; users' existing files still load
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(net), str(d / "ts.pt"))
     return net, d
 
 
