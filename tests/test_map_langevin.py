@@ -146,3 +146,30 @@ def test_map_tv_warm_start_begins_at_tvs_reconstruction():
                                                     on_step=lambda k, x: seen.append(x.clone()))
         assert (seen[0] - start).abs().max() <= lr * 1.01, init
     assert (tv - bic).abs().max() > 100 * lr  # the two starts are distinguishable
+
+
+def test_superres_padding_gives_border_pixels_a_full_share_of_patches():
+    """With the preset's reflect padding (patch size - 1) every pixel lies in at least p² patch positions;
+    without padding a corner pixel lies in one."""
+    from invsolve.methods.patch_map import PatchMAP, map_energy, resolve_settings
+
+    op = build_operator("superres", {}, (24, 24))
+    noise = build_noise({"name": "gaussian", "sigma": 0.01})
+    pad = resolve_settings(op, "patchnr", PatchMAP.Params())["padding"]
+    assert pad == 5
+
+    class Count:  # R = sum of all patch entries: d R / d x_ij counts the positions covering pixel ij
+        patch_size = 6
+
+        def regularizer(self, patches):
+            return patches.sum()
+
+    counts = {}
+    for p in (0, pad):
+        x = torch.zeros(1, 24, 24, dtype=torch.float64, requires_grad=True)
+        y = torch.zeros(1, *op.range_shape, dtype=torch.float64)
+        e = map_energy(x, y, op.double(), noise, Count(), 1.0, 10**6, p) - noise.nll(y, op.double()(x))
+        (g,) = torch.autograd.grad(e.sum(), x)
+        counts[p] = g[0]
+    assert counts[0][0, 0] == 1 and counts[0][12, 12] == 36
+    assert counts[pad].min() >= 36

@@ -187,6 +187,7 @@ def test_compile_failure_is_one_clear_error(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # inside torch.compile
 def test_compiled_training_follows_the_eager_run():
     img = smooth()
     kw = dict(steps=20, lr=1e-3, seed=2, log_every=5)
