@@ -320,7 +320,7 @@ def quality(args, problem: str) -> list[str]:
             m = api.simulate(stack, op_name, op_params, seed=0, device="cpu")
             for label, pr in methods:
                 t0 = time.perf_counter()
-                mp = _map_params(args) if pr is not None else {}
+                mp = dict(args.map_params) if pr is not None else {}
                 if pr is not None and args.iterations:
                     mp["iterations"] = args.iterations
                 if pr is None:
@@ -338,8 +338,8 @@ def quality(args, problem: str) -> list[str]:
                 rows.append(f"| {op_name} | {label} | {sc['psnr']:.2f} | {sc['ssim']:.4f} | {sec:.1f} | {st} |")
                 print(f"  per image PSNR: {np.round(sc['psnr_per_slice'], 2).tolist()}", file=sys.stderr)
                 print(rows[-1], file=sys.stderr, flush=True)
-    if _map_params(args):
-        rows.append(f"\nMAP parameters given for the prior rows: {_map_params(args)}.")
+    if args.map_params:
+        rows.append(f"\nMAP parameters given for the prior rows: {args.map_params}.")
     if args.patchnr_file:
         rows += _prior_line(args)
     return rows
@@ -412,7 +412,7 @@ def iterations(args) -> list[str]:
     if "tv" in labels:
         methods["tv"] = TV(TVParams(iterations=marks[-1]))
     if "patchnr" in labels:
-        methods["patchnr"] = PatchMAP(MapParams(**{**_map_params(args), "iterations": marks[-1]}),
+        methods["patchnr"] = PatchMAP(MapParams(**{**args.map_params, "iterations": marks[-1]}),
                                       prior=load_prior(str(args.patchnr_file), device="cpu"))
     y = torch.as_tensor(m.measurement)
     scores: dict[str, dict[int, dict]] = {}
@@ -484,7 +484,7 @@ def lam(args) -> list[str]:
             if label == "tv":
                 r = api.reconstruct(m, "tv", mp, seed=0, device="cpu", batch_size=1)
             else:
-                r = api.reconstruct(m, None, {**_map_params(args), **mp}, seed=0, device="cpu", batch_size=1,
+                r = api.reconstruct(m, None, {**args.map_params, **mp}, seed=0, device="cpu", batch_size=1,
                                     prior="patchnr", prior_file=str(args.patchnr_file))
             sc = api.evaluate(r.images, stack)
             rows.append(f"| {label} | {f:g} | {lam0 * f:.4g} | {sc['psnr']:.2f} | {sc['ssim']:.4f} | "
@@ -492,7 +492,7 @@ def lam(args) -> list[str]:
             print(rows[-1], f" per crop {np.round(sc['psnr_per_slice'], 2).tolist()}", file=sys.stderr, flush=True)
     rows.append(f"\n{op_name} on {', '.join(n for n, _ in crops)} ({args.crop}²); factor 1 is the preset "
                 f"(carried to the crop size for patchNR); iterations: {args.iterations or 'the presets'}"
-                f"{f'; patchNR MAP parameters given: {_map_params(args)}' if _map_params(args) else ''}.")
+                f"{f'; patchNR MAP parameters given: {args.map_params}' if args.map_params else ''}.")
     if "patchnr" in base:
         rows += _prior_line(args)
     return rows
@@ -580,6 +580,7 @@ def main(argv=None) -> int:
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     parts = {"speed": speed, "budget": budget, "iterations": iterations, "lam": lam}
+    args.map_params = _map_params(args)  # parsed once; every part reads args.map_params
     args.rows, args.header_rows, title, code = [], 0, f"Patch priors: {args.part}", 0
     signal.signal(signal.SIGTERM, _interrupt)
     try:

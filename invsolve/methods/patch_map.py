@@ -16,7 +16,7 @@ from pydantic import Field
 
 from ..config import Params
 from ..errors import ConfigError
-from .base import METHODS, Method, no_track
+from .base import METHODS, Method, build_method, no_track
 
 
 class MapParams(Params):
@@ -43,8 +43,8 @@ class MapParams(Params):
 #: border pixel lies in as many patch positions as an inner one instead of 1..35.
 #: Without it the 5-pixel frame is left almost to the data term alone; on two
 #: held-out 256x256 val.png crops padding 5 gave 28.43 dB against 28.26
-#: (benchmarks/RESULTS.md).  WPP keeps the
-#: paper's setting (a distribution match, to which reflected copies add duplicates).
+#: (benchmarks/RESULTS.md).  WPP keeps the paper's setting (a distribution
+#: match, to which reflected copies add duplicates).
 #: ``-M padding=0`` reproduces the papers.
 PRESETS: dict[tuple[str, str], dict] = {
     ("ct-lowdose", "patchnr"): dict(lam=700.0, n_patches=40000, lr=0.005, iterations=300, padding=4),
@@ -172,7 +172,7 @@ class PatchMAP(Method):
                 x0 = initial_guess(y, operator, noise)
             elif p.init == "tv":
                 with torch.enable_grad():  # TV is itself minimised by Adam
-                    x0 = METHODS.get("tv")(METHODS.get("tv").Params()).run(y, operator, noise)
+                    x0 = build_method({"name": "tv"}).run(y, operator, noise)
             elif p.init == "adjoint":
                 x0 = operator.adjoint(y)
             else:
