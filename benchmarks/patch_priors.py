@@ -284,8 +284,9 @@ def _train_priors(args, tmp: Path, names: list[str]) -> dict[str, str]:
     files = {}
     for name in names:
         t0 = time.perf_counter()
-        if name == "patchnr" and args.patchnr_file:
-            files[name] = str(args.patchnr_file)
+        given = {"patchnr": args.patchnr_file, "epll": args.epll_file}.get(name)
+        if given:
+            files[name] = str(given)
             continue
         if name == "patchnr":
             pr, _ = api_priors.train_prior("patchnr", learn, val, {"batch_size": 32, "lr": 1e-4},
@@ -342,6 +343,8 @@ def quality(args, problem: str) -> list[str]:
         rows.append(f"\nMAP parameters given for the prior rows: {args.map_params}.")
     if args.patchnr_file:
         rows += _prior_line(args)
+    if args.epll_file:
+        rows.append(f"\nEPLL prior: `{args.epll_file.name}` (fitted beforehand with `invsolve train-prior --prior epll`).")
     return rows
 
 
@@ -561,6 +564,8 @@ def main(argv=None) -> int:
                     help="ct: only these operators (default: both); iterations: the operator (default superres)")
     ap.add_argument("--patchnr-file", type=Path, default=None,
                     help="superres/ct: a patchNR prior file to use instead of training one (--train-steps)")
+    ap.add_argument("--epll-file", type=Path, default=None,
+                    help="superres/ct: an EPLL prior file to use instead of fitting one on learn.png")
     ap.add_argument("--iterations", type=int, default=None,
                     help="MAP iterations (default: the presets); the lam part gives them to TV as well")
     ap.add_argument("--map-init", choices=["classical", "tv"], default="classical",

@@ -173,3 +173,24 @@ def test_superres_padding_gives_border_pixels_a_full_share_of_patches():
         counts[p] = g[0]
     assert counts[0][0, 0] == 1 and counts[0][12, 12] == 36
     assert counts[pad].min() >= 36
+
+
+def test_map_average_returns_the_mean_of_the_last_iterates():
+    """average=a returns the mean of the last round(a · iterations) iterates; average=0 the last one;
+    the superresolution preset of patchNR averages the last sixth."""
+    from invsolve.methods.patch_map import PatchMAP, resolve_settings
+
+    op = build_operator("superres", {}, (16, 16))
+    noise = build_noise({"name": "gaussian", "sigma": 0.05})
+    y = noise.sample(op(torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(1))),
+                     generator=torch.Generator().manual_seed(2))
+    assert resolve_settings(op, "patchnr", PatchMAP.Params())["average"] == pytest.approx(1 / 6)
+    assert resolve_settings(op, "epll", PatchMAP.Params())["average"] == 0
+    for average, tail in ((0.25, 3), (0.0, 1)):
+        seen = []
+        out = PatchMAP(PatchMAP.Params(iterations=12, lr=0.05, lam=1.0, n_patches=40, average=average),
+                       prior=GaussianPixelPrior(0.5)).run(y, op, noise, generator=torch.Generator().manual_seed(0),
+                                                          on_step=lambda k, x: seen.append(x.clone()))
+        assert len(seen) == 12
+        torch.testing.assert_close(out, torch.stack(seen[-tail:]).mean(0), rtol=0, atol=1e-6)
+        assert tail == 1 or (out - seen[-1]).abs().max() > 1e-4  # the iterates moved: the mean is not the last

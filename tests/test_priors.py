@@ -220,6 +220,27 @@ def test_one_component_gmm_is_the_gaussian_nll():
     assert torch.allclose(g1, g2, atol=1e-8)
 
 
+def test_epll_row_blocks_of_any_size_give_the_same_nll_and_gradient(monkeypatch):
+    import invsolve.priors.epll as epll
+
+    g = torch.Generator().manual_seed(3)
+    prior = EPLL(EPLLConfig(patch_size=2, n_components=3)).double()
+    a = torch.randn(3, 4, 4, dtype=torch.float64, generator=g)
+    prior.covariances.copy_(a @ a.transpose(1, 2) + 0.1 * torch.eye(4, dtype=torch.float64))
+    prior.means.copy_(torch.randn(3, 4, dtype=torch.float64, generator=g))
+    prior.weights.copy_(torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64))
+    prior.after_load()
+    x = torch.randn(101, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    monkeypatch.setattr(epll, "CHUNK", 10 ** 6)  # one block
+    whole = prior.nll(x)
+    (g_whole,) = torch.autograd.grad(whole.sum(), x)
+    monkeypatch.setattr(epll, "CHUNK", 7 * 12)  # blocks of 7 rows, the last one short
+    blocked = prior.nll(x)
+    (g_blocked,) = torch.autograd.grad(blocked.sum(), x)
+    assert len(epll._rows(101, 12)) == 15
+    assert torch.allclose(blocked, whole, atol=1e-12) and torch.allclose(g_blocked, g_whole, atol=1e-12)
+
+
 def test_em_recovers_two_components_and_max_iter_tol_take_effect():
     g = torch.Generator().manual_seed(0)
     mus = torch.tensor([[2.0, 0.0, 1.0, -1.0], [-2.0, 1.0, 0.0, 1.0]])

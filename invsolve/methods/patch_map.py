@@ -29,6 +29,9 @@ class MapParams(Params):
         "classical", description="starting point: the classical method (FBP, bicubic, the observation), TV's "
         "reconstruction at its presets (a warm start for operators where the classical start is far off, e.g. "
         "limited-angle CT), the adjoint, or zeros")
+    average: float | None = Field(
+        None, ge=0, lt=1, description="fraction of the iterations whose iterates are averaged into the result "
+        "(tail averaging; 0: the last iterate); none: preset")
     size_scaling: bool = Field(True, description="carry the preset's lam and N_p from the paper's image size to "
                                "this one (lam by measurement count, N_p by area); explicit values are kept")
 
@@ -46,10 +49,17 @@ class MapParams(Params):
 #: (benchmarks/RESULTS.md).  WPP keeps the paper's setting (a distribution
 #: match, to which reflected copies add duplicates).
 #: ``-M padding=0`` reproduces the papers.
+#: A second one: superresolution with patchNR returns the mean of the last sixth
+#: of its iterates instead of the last one (``average``).  Each step draws fresh
+#: random patches, so at a constant Adam step the iterate keeps jittering around
+#: the minimiser (RMS change per step ~0.003 on a 256x256 crop); the tail mean
+#: removes that jitter: +0.03 dB on both held-out val.png crops at 60
+#: iterations.  ``-M average=0`` returns the last iterate as the papers do.
 PRESETS: dict[tuple[str, str], dict] = {
     ("ct-lowdose", "patchnr"): dict(lam=700.0, n_patches=40000, lr=0.005, iterations=300, padding=4),
     ("ct-limited", "patchnr"): dict(lam=700.0, n_patches=40000, lr=0.005, iterations=3000, padding=4),
-    ("superres", "patchnr"): dict(lam=0.15 * 5000, n_patches=130000, lr=0.03, iterations=300, padding=5),
+    ("superres", "patchnr"): dict(lam=0.15 * 5000, n_patches=130000, lr=0.03, iterations=300, padding=5,
+                                   average=1 / 6),
     ("blur", "patchnr"): dict(lam=0.87 * 5000, n_patches=40000, lr=0.005, iterations=600, padding=4),
     ("ct-lowdose", "epll"): dict(lam=1000.0, n_patches=30000, lr=0.01, iterations=300, padding=4),
     ("ct-limited", "epll"): dict(lam=1000.0, n_patches=30000, lr=0.01, iterations=3000, padding=4),
@@ -111,6 +121,7 @@ def resolve_settings(operator, prior_name: str, params, zero_shot: bool = False)
     s = preset_for(operator.name, getattr(type(operator), "kind", ""), prior_name, zero_shot)
     if params.size_scaling:
         s = size_scaled(s, operator, zero_shot)
+    s.setdefault("average", 0.0)
     s.update({k: v for k, v in params.model_dump().items() if v is not None and k in s})
     return s
 
@@ -125,6 +136,11 @@ def map_energy(x, y, operator, noise, prior, lam: float, n_patches: int, padding
     reg = torch.stack([prior.regularizer(random_patches(xi[None], prior.patch_size, n_patches, generator))
                        for xi in xp])
     return data + lam * reg
+
+
+def tail_mean(mean: torch.Tensor | None, x: torch.Tensor, count: int) -> torch.Tensor:
+    """Running mean of iterates: ``mean`` of count - 1 iterates updated with ``x`` (its count-th), a new tensor."""
+    return x.clone() if mean is None else mean + (x - mean) / count
 
 
 @METHODS.register("map")
@@ -156,7 +172,11 @@ class PatchMAP(Method):
         return resolve_settings(operator, self.prior.name, self.params, self.zero_shot)
 
     def run(self, y, operator, noise, *, generator=None, track=no_track, on_step=None):
-        """As :meth:`Method.run`; ``on_step(k, x)`` (optional) sees the iterate x (B, H, W) after step k (1-based)."""
+        """As :meth:`Method.run`; ``on_step(k, x)`` (optional) sees the iterate x (B, H, W) after step k (1-based).
+
+        Returns the last iterate, or with ``average`` > 0 the mean of the last
+        round(average · iterations) iterates.
+        """
         if hasattr(self.prior, "reset") and y.shape[0] > 1:
             # a stateful prior (WPP's dual potential) is warm-started per image
             return torch.cat([self.run(y[i : i + 1], operator, noise, generator=generator, track=track,
@@ -179,11 +199,16 @@ class PatchMAP(Method):
                 x0 = torch.zeros((y.shape[0], *operator.domain_shape), dtype=y.dtype, device=y.device)
         x = x0.detach().clone().requires_grad_(True)
         opt = torch.optim.Adam([x], lr=s["lr"])
-        for k in track(range(s["iterations"]), f"map ({self.prior.name})"):
+        n = s["iterations"]
+        start = n - round(s["average"] * n)  # iterates start + 1 .. n enter the tail mean
+        mean = None
+        for k in track(range(n), f"map ({self.prior.name})"):
             opt.zero_grad(set_to_none=True)
             e = map_energy(x, y, operator, noise, self.prior, s["lam"], s["n_patches"], s["padding"], generator)
             e.sum().backward()
             opt.step()
             if on_step is not None:
                 on_step(k + 1, x.detach())
-        return x.detach()
+            if k + 1 > start:
+                mean = tail_mean(mean, x.detach(), k + 1 - start)
+        return x.detach() if mean is None else mean

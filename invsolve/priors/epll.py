@@ -30,7 +30,11 @@ from .patches import random_patches
 
 __all__ = ["EPLL", "EPLLConfig", "EPLLTraining", "fit_gmm"]
 
-CHUNK = 2 ** 23  # elements of one (patches × K·d) block
+#: Elements of one (patches × K·d) block.  2**20 (8 MB in float64) keeps every
+#: block below glibc's largest mmap threshold (32 MB), so blocks are reused from
+#: the heap; 2**23 blocks were mapped and zero-filled afresh on each call, and
+#: log_components on 20,000 patches, K = 200, took 3.1x the CPU time.
+CHUNK = 2 ** 20
 
 
 class EPLLConfig(PriorConfig):
