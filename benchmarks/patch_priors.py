@@ -8,6 +8,9 @@ patches.  Reference figures on a machine like ours (2 CPU cores, torch 2.13 CPU)
 52 ms per training step; 27 s per MAP iteration and 7.4 GB at 130,000 patches;
 0.94 s per iteration at 10,000 patches.
 
+Part ``epll-speed``: EPLL's EM iteration and MAP regulariser (K = 200, 6×6
+patches) with the row blocks in use against the former 2**23-element blocks.
+
 Part ``superres``: ×4 superresolution (the paper's operator and noise) of the
 material slices: priors trained on ``material/learn.png`` (patchNR validated on
 ``val.png``), evaluated on 256×256 centre crops of ``material/test.png`` and
@@ -32,6 +35,7 @@ for TV and patchNR, on crops of the held-out ``val.png`` (``--source val``).
 
 Usage:
     python benchmarks/patch_priors.py speed
+    python benchmarks/patch_priors.py epll-speed --threads 1
     python benchmarks/patch_priors.py superres --images 3 --train-steps 5000 [--iterations 300]
     python benchmarks/patch_priors.py ct --images 3 --train-steps 5000 [--iterations 300]
     python benchmarks/patch_priors.py budget --budgets 1000 5000 20000 --images 2 --iterations 40
@@ -46,9 +50,7 @@ import argparse
 import json
 import os
 import platform
-import resource
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,188 +62,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = Path(os.environ.get("INVSOLVE_SHARED_DATA", ROOT / ".." / "shared" / "data"))
-REF = {"train_ms": 52.0, "map_s_130k": 27.0, "map_gb_130k": 7.4, "map_s_10k": 0.94}
-
-
-# -- speed ---------------------------------------------------------------------------
-
-
-def _case(kind: str, arg: int, reps: int) -> dict:
-    """One timed case in this process (called in a child process by ``speed``)."""
-    import torch
-
-    from invsolve.priors.patchnr import PatchNR, PatchNRConfig
-    from invsolve.priors.training import train_patchnr
-
-    torch.manual_seed(0)
-    img = torch.rand(1, 600, 600)
-    if kind.startswith("ref_"):
-        return _reference_style(kind, arg, reps, img)
-    if kind == "train_parts":
-        return _train_parts(arg)
-    if kind == "train":
-        _, hist = train_patchnr(img, None, PatchNRConfig(), steps=arg, batch_size=32, lr=1e-4, seed=0, log_every=arg)
-        return {"ms_per_step": 1e3 * hist["seconds_per_step"]}
-    if kind == "train_compiled":  # time the steps after compilation: from the record at step 10 to the last
-        stamps = []
-        t0 = time.perf_counter()
-        train_patchnr(img, None, PatchNRConfig(), steps=arg + 10, batch_size=32, lr=1e-4, seed=0, log_every=10,
-                      compile=True, callback=lambda rec: stamps.append(time.perf_counter()))
-        return {"ms_per_step": 1e3 * (stamps[-1] - stamps[0]) / arg, "compile_s": stamps[0] - t0}
-    from invsolve import api
-
-    prior = PatchNR(PatchNRConfig()).freeze()
-    m = api.simulate(img[0].numpy(), "superres", {"factor": 4}, seed=0, device="cpu")
-    from invsolve.methods.patch_map import PatchMAP
-    from invsolve.noise import build_noise
-
-    op, nm = m.build_operator("cpu"), build_noise(m.noise)
-    meth = PatchMAP(PatchMAP.Params(n_patches=arg, iterations=1), prior=prior)
-    y = torch.from_numpy(m.measurement)
-    g = torch.Generator().manual_seed(0)
-    meth.run(y, op, nm, generator=g)  # warm-up
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    meth = PatchMAP(PatchMAP.Params(n_patches=arg, iterations=reps), prior=prior)
-    t0 = time.perf_counter()
-    meth.run(y, op, nm, generator=g)
-    sec = (time.perf_counter() - t0) / reps
-    return {"s_per_iteration": sec, "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-            "peak_gb_before": base / 2**20}
-
-
-def _train_parts(reps: int) -> dict:
-    """Where a training step's time goes (batch 32, paper flow): forward NLL, backward, fused Adam, and the
-    step's FLOP count (matrix products only), to compare with what the CPU's matrix units can do."""
-    import torch
-
-    from invsolve.priors.patchnr import PatchNR, PatchNRConfig
-    from invsolve.priors.training import _adam
-
-    flow = PatchNR(PatchNRConfig())
-    opt = _adam(flow.parameters(), 1e-4)
-    x = torch.rand(32, 36)
-
-    def timed(fn):
-        for _ in range(5):
-            fn()
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        return 1e3 * (time.perf_counter() - t0) / reps
-
-    def fwd():
-        return flow.nll(x).mean()
-
-    def fwd_bwd():
-        opt.zero_grad(set_to_none=True)
-        fwd().backward()
-
-    f = timed(fwd)
-    fb = timed(fwd_bwd)
-    adam = timed(opt.step)
-    macs = sum(m.in_features * m.out_features for m in flow.modules() if isinstance(m, torch.nn.Linear)) * 32
-    gflop = 3 * 2 * macs / 1e9  # forward, input gradients, weight gradients
-    a, b = torch.rand(512, 512), torch.rand(512, 512)
-    g = 2 * 512**3 / 1e9 / (timed(lambda: a @ b) / 1e3)
-    return {"fwd_ms": f, "bwd_ms": fb - f, "adam_ms": adam, "gflop": gflop, "gemm_gflops": g,
-            "floor_ms": 1e3 * gflop / g, "params": sum(p.numel() for p in flow.parameters()),
-            "threads": torch.get_num_threads()}
-
-
-def _reference_style(kind: str, arg: int, reps: int, img) -> dict:
-    """The reference code's per-step work, rebuilt here to time it side by side on this machine:
-    every step unfolds all patches of the image and indexes a random subset, and the flow's
-    weights keep requiring gradients during MAP (same flow, same batch / patch counts)."""
-    import torch
-    import torch.nn.functional as F
-
-    from invsolve.priors.patchnr import PatchNR, PatchNRConfig
-
-    flow = PatchNR(PatchNRConfig())
-    g = torch.Generator().manual_seed(0)
-
-    def all_patches(x):  # (1, H, W) -> (L, 36)
-        return F.unfold(x[:, None], 6).transpose(1, 2).reshape(-1, 36)
-
-    if kind == "ref_train":
-        opt = torch.optim.Adam(flow.parameters(), lr=1e-4)
-
-        def step():
-            pat = all_patches(img)
-            x = pat[torch.randint(len(pat), (32,), generator=g)]
-            loss = flow.nll(x).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        for _ in range(3):
-            step()
-        t0 = time.perf_counter()
-        for _ in range(arg):
-            step()
-        return {"ms_per_step": 1e3 * (time.perf_counter() - t0) / arg}
-    x = img.clone().requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=0.03)
-
-    def iteration():
-        pat = all_patches(x)
-        sel = pat[torch.randint(len(pat), (arg,), generator=g)]
-        loss = flow.nll(sel).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    iteration()
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        iteration()
-    return {"s_per_iteration": (time.perf_counter() - t0) / reps,
-            "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
-
-
-def speed(args) -> list[str]:
-    rows = []
-
-    def child(kind, arg, reps):
-        code = (f"import sys, json; sys.path.insert(0, {str(ROOT)!r}); sys.argv=['x'];"
-                f"from benchmarks.patch_priors import _case; print(json.dumps(_case({kind!r}, {arg}, {reps})))")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-        if out.returncode:
-            raise RuntimeError(out.stderr[-2000:])
-        return json.loads(out.stdout.strip().splitlines()[-1])
-
-    t = child("train", args.train_steps_speed, 0)
-    rt = child("ref_train", args.train_steps_speed, 0)
-    rows.append(f"| training step (batch 32, 5×512) | {t['ms_per_step']:.1f} ms | {rt['ms_per_step']:.1f} ms | "
-                f"{rt['ms_per_step'] / t['ms_per_step']:.2f}× | {REF['train_ms']:.0f} ms "
-                f"({REF['train_ms'] / t['ms_per_step']:.2f}×) | ≥ 10× |")
-    if args.compiled:
-        tc = child("train_compiled", args.train_steps_speed, 0)
-        rows.append(f"| training step, `-P compile=true` ({tc['compile_s']:.0f} s to compile) | {tc['ms_per_step']:.1f} ms "
-                    f"| {rt['ms_per_step']:.1f} ms | {rt['ms_per_step'] / tc['ms_per_step']:.2f}× | {REF['train_ms']:.0f} ms "
-                    f"({REF['train_ms'] / tc['ms_per_step']:.2f}×) | ≥ 10× |")
-    p = child("train_parts", 200, 0)
-    rows.append(f"| training step, parts (1 process, {p['threads']} thread(s)) | forward {p['fwd_ms']:.1f} ms, backward "
-                f"{p['bwd_ms']:.1f} ms, Adam {p['adam_ms']:.1f} ms ({p['params'] / 1e6:.1f} M parameters) | – | – | – | – |")
-    rows.append(f"| training step, matrix-product floor | {p['gflop']:.2f} GFLOP at this CPU's {p['gemm_gflops']:.0f} "
-                f"GFLOP/s (512² float32 product) = {p['floor_ms']:.1f} ms, before Adam | – | – | – | – |")
-    if args.train_only:
-        return head_rows() + rows
-    for n, ref_s in ((10000, REF["map_s_10k"]), (130000, REF["map_s_130k"])):
-        r = child("map", n, args.map_reps)
-        rr = child("ref_map", n, args.map_reps)
-        quoted = f"{ref_s} s" + (f", {REF['map_gb_130k']} GB" if n == 130000 else "")
-        rows.append(f"| MAP iteration, 600², {n:,} patches | {r['s_per_iteration']:.2f} s, {r['peak_gb']:.2f} GB | "
-                    f"{rr['s_per_iteration']:.2f} s, {rr['peak_gb']:.2f} GB | "
-                    f"{rr['s_per_iteration'] / r['s_per_iteration']:.2f}× time, "
-                    f"{rr['peak_gb'] / r['peak_gb']:.2f}× memory | {quoted} | ≥ 2× time and memory |")
-    return head_rows() + rows
-
-
-def head_rows() -> list[str]:
-    return ["| case | invsolve | reference-style, this machine | ratio | reference as quoted | target |",
-            "|---|---|---|---|---|---|"]
-
+from benchmarks.patch_speed import epll_speed, speed  # noqa: E402
 
 
 # -- quality -------------------------------------------------------------------------
@@ -543,7 +364,7 @@ def _prior_line(args) -> list[str]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("part", choices=["speed", "superres", "ct", "budget", "iterations", "lam"])
+    ap.add_argument("part", choices=["speed", "epll-speed", "superres", "ct", "budget", "iterations", "lam"])
     ap.add_argument("--checkpoints", type=int, nargs="+", default=[30, 60, 100, 150, 200, 300],
                     help="iterations: the iteration counts to report (the largest is run)")
     ap.add_argument("--budgets", type=int, nargs="+", default=[1000, 5000, 20000], help="budget: training steps")
@@ -584,7 +405,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(min(args.threads, os.cpu_count() or 1))
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
-    parts = {"speed": speed, "budget": budget, "iterations": iterations, "lam": lam}
+    parts = {"speed": speed, "epll-speed": epll_speed, "budget": budget, "iterations": iterations, "lam": lam}
     args.map_params = _map_params(args)  # parsed once; every part reads args.map_params
     args.rows, args.header_rows, title, code = [], 0, f"Patch priors: {args.part}", 0
     signal.signal(signal.SIGTERM, _interrupt)
