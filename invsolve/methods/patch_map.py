@@ -54,7 +54,9 @@ class MapParams(Params):
 #: random patches, so at a constant Adam step the iterate keeps jittering around
 #: the minimiser (RMS change per step ~0.003 on a 256x256 crop); the tail mean
 #: removes that jitter: +0.03 dB on both held-out val.png crops at 60
-#: iterations.  ``-M average=0`` returns the last iterate as the papers do.
+#: iterations, and +0.02 ... +0.03 dB on each of the 11 test crops
+#: (benchmarks/RESULTS.md).  ``-M average=0`` returns the last iterate as the
+#: papers do.
 PRESETS: dict[tuple[str, str], dict] = {
     ("ct-lowdose", "patchnr"): dict(lam=700.0, n_patches=40000, lr=0.005, iterations=300, padding=4),
     ("ct-limited", "patchnr"): dict(lam=700.0, n_patches=40000, lr=0.005, iterations=3000, padding=4),
