@@ -266,7 +266,8 @@ def iterations(args) -> list[str]:
         st = methods["patchnr"].settings(op)
         init = methods["patchnr"].params.init
         notes.append(f"patchNR λ {st['lam']:.4g}, N_p {st['n_patches']}, lr {st['lr']}, padding {st['padding']}, "
-                     f"started from {'TV (its time included)' if init == 'tv' else init}")
+                     f"started from {'TV (its time included)' if init == 'tv' else init}; the rows are the iterate "
+                     f"at each count (the preset's tail mean, average {st['average']:.3g}, is not applied)")
     rows.append(f"\n{'; '.join(notes)} (the presets, carried to {args.crop}² crops); per-crop PSNR on stderr.")
     if "patchnr" in methods:
         rows += _prior_line(args)
