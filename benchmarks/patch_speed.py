@@ -210,19 +210,18 @@ def _child(kind: str, arg: int, reps: int) -> dict:
 
 def speed(args) -> list[str]:
     rows = []
-    child = _child
 
-    t = child("train", args.train_steps_speed, 0)
-    rt = child("ref_train", args.train_steps_speed, 0)
+    t = _child("train", args.train_steps_speed, 0)
+    rt = _child("ref_train", args.train_steps_speed, 0)
     rows.append(f"| training step (batch 32, 5×512) | {t['ms_per_step']:.1f} ms | {rt['ms_per_step']:.1f} ms | "
                 f"{rt['ms_per_step'] / t['ms_per_step']:.2f}× | {REF['train_ms']:.0f} ms "
                 f"({REF['train_ms'] / t['ms_per_step']:.2f}×) | ≥ 10× |")
     if args.compiled:
-        tc = child("train_compiled", args.train_steps_speed, 0)
+        tc = _child("train_compiled", args.train_steps_speed, 0)
         rows.append(f"| training step, `-P compile=true` ({tc['compile_s']:.0f} s to compile) | {tc['ms_per_step']:.1f} ms "
                     f"| {rt['ms_per_step']:.1f} ms | {rt['ms_per_step'] / tc['ms_per_step']:.2f}× | {REF['train_ms']:.0f} ms "
                     f"({REF['train_ms'] / tc['ms_per_step']:.2f}×) | ≥ 10× |")
-    p = child("train_parts", 200, 0)
+    p = _child("train_parts", 200, 0)
     rows.append(f"| training step, parts (1 process, {p['threads']} thread(s)) | forward {p['fwd_ms']:.1f} ms, backward "
                 f"{p['bwd_ms']:.1f} ms, Adam {p['adam_ms']:.1f} ms ({p['params'] / 1e6:.1f} M parameters) | – | – | – | – |")
     rows.append(f"| training step, matrix-product floor | {p['gflop']:.2f} GFLOP at this CPU's {p['gemm_gflops']:.0f} "
@@ -230,8 +229,8 @@ def speed(args) -> list[str]:
     if args.train_only:
         return head_rows() + rows
     for n, ref_s in ((10000, REF["map_s_10k"]), (130000, REF["map_s_130k"])):
-        r = child("map", n, args.map_reps)
-        rr = child("ref_map", n, args.map_reps)
+        r = _child("map", n, args.map_reps)
+        rr = _child("ref_map", n, args.map_reps)
         quoted = f"{ref_s} s" + (f", {REF['map_gb_130k']} GB" if n == 130000 else "")
         rows.append(f"| MAP iteration, 600², {n:,} patches | {r['s_per_iteration']:.2f} s, {r['peak_gb']:.2f} GB | "
                     f"{rr['s_per_iteration']:.2f} s, {rr['peak_gb']:.2f} GB | "
