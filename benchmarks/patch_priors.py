@@ -23,8 +23,9 @@ Part ``ct``: limited-angle and low-dose CT of the same crops: FBP, TV, EPLL, pat
 
 Part ``budget``: what a training budget buys: one patchNR trained on
 ``learn.png`` and stopped at each of ``--budgets`` (a resumed checkpoint, so the
-runs are one run), then ×4 superresolution MAP of the crops with each; training
-seconds, validation NLL on ``val.png`` and PSNR/SSIM per budget.
+runs are one run), or the checkpoint files given with ``--budget-files``, then ×4
+superresolution MAP of the crops with each; training seconds, validation NLL on
+``val.png`` and PSNR/SSIM per budget.
 
 Part ``iterations``: PSNR of TV and of the patchNR MAP estimate at
 ``--checkpoints`` iteration counts of one run per crop and method, beside the
@@ -39,6 +40,7 @@ Usage:
     python benchmarks/patch_priors.py superres --images 3 --train-steps 5000 [--iterations 300]
     python benchmarks/patch_priors.py ct --images 3 --train-steps 5000 [--iterations 300]
     python benchmarks/patch_priors.py budget --budgets 1000 5000 20000 --images 2 --iterations 40
+    python benchmarks/patch_priors.py budget --budget-files ck5000.pt ck20000.pt --images 2 --iterations 60
     python benchmarks/patch_priors.py lam --source val --images 1 --patchnr-file prior.pt --iterations 60
     python benchmarks/patch_priors.py iterations --images 2 --patchnr-file prior.pt --checkpoints 60 150 300
 The shared data folder is ``$INVSOLVE_SHARED_DATA`` (default ../shared/data).
@@ -188,6 +190,20 @@ def budget(args) -> list[str]:
     rows = _live(args, ["| training steps | train s (cumulative) | val NLL | PSNR | SSIM | MAP s/image |",
                         "|---|---|---|---|---|---|",
                         f"| bicubic (no prior) | – | – | {bic['psnr']:.2f} | {bic['ssim']:.4f} | – |"])
+    if args.budget_files:  # checkpoints of one earlier run, e.g. train-prior --checkpoint-every, copied per step
+        for pf in args.budget_files:
+            steps, val, _, _ = _prior_facts(pf)
+            t0 = time.perf_counter()
+            r = api.reconstruct(m, None, mp, seed=0, device="cpu", batch_size=1, prior="patchnr", prior_file=str(pf))
+            sec = (time.perf_counter() - t0) / len(crops)
+            sc = api.evaluate(r.images, stack)
+            val = "–" if val is None else f"{val:.2f}"
+            rows.append(f"| {steps} | – | {val} | {sc['psnr']:.2f} | {sc['ssim']:.4f} | {sec:.1f} |")
+            print(f"  per image PSNR: {np.round(sc['psnr_per_slice'], 2).tolist()}", file=sys.stderr)
+            print(rows[-1], file=sys.stderr, flush=True)
+        rows.append(f"\nPrior files: {', '.join(f'`{Path(f).name}`' for f in args.budget_files)} (training "
+                    "time per step: the speed part).")
+        return rows
     with tempfile.TemporaryDirectory() as tmp:
         ck, train_s = Path(tmp) / "ck.pt", 0.0
         for i, steps in enumerate(sorted(args.budgets)):
@@ -348,17 +364,22 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _prior_line(args) -> list[str]:
-    """The prior file's training steps, images and validation NLL (a final file or a training checkpoint)."""
+def _prior_facts(path: Path) -> tuple:
+    """(training steps, validation NLL or None, "prior" or "checkpoint", image names) of a patchNR file."""
     from invsolve.priors.base import read_prior_file
 
-    f = read_prior_file(args.patchnr_file)
+    f = read_prior_file(path)
     prov, tr = f.get("provenance") or {}, f.get("training") or {}
     steps = prov.get("steps", tr.get("step"))
     val = prov.get("val_nll", (tr.get("history", {}).get("val") or [[None, None]])[-1][1])
-    val = "no validation image" if val is None else f"val NLL {val:.2f}"
     images = prov.get("images") or []  # a checkpoint stores image fingerprints, not names
-    kind = "checkpoint" if not prov and tr else "prior"
+    return steps, val, "checkpoint" if not prov and tr else "prior", images
+
+
+def _prior_line(args) -> list[str]:
+    """The prior file's training steps, images and validation NLL (a final file or a training checkpoint)."""
+    steps, val, kind, images = _prior_facts(args.patchnr_file)
+    val = "no validation image" if val is None else f"val NLL {val:.2f}"
     return [f"\npatchNR {kind}: `{args.patchnr_file.name}`, trained {steps} steps on "
             f"{', '.join(Path(str(i)).name for i in images) or 'its training images'} ({val})."]
 
@@ -369,6 +390,8 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoints", type=int, nargs="+", default=[30, 60, 100, 150, 200, 300],
                     help="iterations: the iteration counts to report (the largest is run)")
     ap.add_argument("--budgets", type=int, nargs="+", default=[1000, 5000, 20000], help="budget: training steps")
+    ap.add_argument("--budget-files", type=Path, nargs="+", default=None,
+                    help="budget: evaluate these patchNR files (checkpoints of one run) instead of training")
     ap.add_argument("--images", type=int, default=11, help="test crops (test.png, then testset/img1..)")
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--source", choices=["test", "val"], default="test",
@@ -425,6 +448,19 @@ def main(argv=None) -> int:
     return code
 
 
+def cpu_features() -> str:
+    """The CPU's widest matrix instructions (AMX, AVX-512 BF16, AVX-512, AVX2), from /proc/cpuinfo."""
+    try:
+        flags = next((ln.split(":", 1)[1].split() for ln in open("/proc/cpuinfo") if ln.startswith("flags")), [])
+    except OSError:
+        return "CPU flags unknown"
+    for flag, label in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"), ("avx512f", "AVX-512"),
+                        ("avx2", "AVX2")):
+        if flag in flags:
+            return label
+    return "no AVX2"
+
+
 def append_results(results: Path, title: str, script: str, argv, load0: float, t0: float, table: str) -> None:
     """Append ``table`` to RESULTS.md under a dated heading with the command, the machine and the wall time."""
     import torch
@@ -433,7 +469,7 @@ def append_results(results: Path, title: str, script: str, argv, load0: float, t
     cmd = f"python benchmarks/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
     with open(results, "a") as f:
         f.write(f"\n## {title} ({stamp})\n\nCommand: `{cmd.strip()}`  \nMachine: "
-                f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, torch "
+                f"{os.cpu_count()} cores, {platform.processor() or platform.machine()} ({cpu_features()}), torch "
                 f"{torch.__version__}, {torch.get_num_threads()} thread(s), load average {load0:.2f} at start; "
                 f"{time.perf_counter() - t0:.0f} s in all"
                 f"\n\n{table}\n")

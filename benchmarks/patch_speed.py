@@ -1,5 +1,6 @@
 """Speed cases of ``benchmarks/patch_priors.py`` (parts ``speed`` and ``epll-speed``).
 
+The MAP cases include the patch flow's subnets in bfloat16 (``-M precision=bf16``).
 Every case runs in its own Python process (``_child``), so its allocator state and
 peak memory are its own; the reference-style cases rebuild the reference patchNR
 code's per-step work on this machine, to time it side by side.
@@ -57,12 +58,13 @@ def _case(kind: str, arg: int, reps: int) -> dict:
     from invsolve.noise import build_noise
 
     op, nm = m.build_operator("cpu"), build_noise(m.noise)
-    meth = PatchMAP(PatchMAP.Params(n_patches=arg, iterations=1), prior=prior)
+    precision = "bf16" if kind == "map_bf16" else "fp32"
+    meth = PatchMAP(PatchMAP.Params(n_patches=arg, iterations=1, precision=precision), prior=prior)
     y = torch.from_numpy(m.measurement)
     g = torch.Generator().manual_seed(0)
     meth.run(y, op, nm, generator=g)  # warm-up
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    meth = PatchMAP(PatchMAP.Params(n_patches=arg, iterations=reps), prior=prior)
+    meth = PatchMAP(PatchMAP.Params(n_patches=arg, iterations=reps, precision=precision), prior=prior)
     t0 = time.perf_counter()
     meth.run(y, op, nm, generator=g)
     sec = (time.perf_counter() - t0) / reps
@@ -236,6 +238,11 @@ def speed(args) -> list[str]:
                     f"{rr['s_per_iteration']:.2f} s, {rr['peak_gb']:.2f} GB | "
                     f"{rr['s_per_iteration'] / r['s_per_iteration']:.2f}× time, "
                     f"{rr['peak_gb'] / r['peak_gb']:.2f}× memory | {quoted} | ≥ 2× time and memory |")
+    b = _child("map_bf16", 130000, args.map_reps)  # rr: the reference-style 130,000-patch case above
+    rows.append(f"| MAP iteration, 600², 130,000 patches, `-M precision=bf16` | {b['s_per_iteration']:.2f} s, "
+                f"{b['peak_gb']:.2f} GB | {rr['s_per_iteration']:.2f} s, {rr['peak_gb']:.2f} GB | "
+                f"{rr['s_per_iteration'] / b['s_per_iteration']:.2f}× time, {rr['peak_gb'] / b['peak_gb']:.2f}× "
+                f"memory | {REF['map_s_130k']} s, {REF['map_gb_130k']} GB | ≥ 2× time and memory |")
     return head_rows() + rows
 
 

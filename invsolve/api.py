@@ -305,7 +305,8 @@ def sample_posterior(
     chains on the data term plus a patch prior (``prior``, ``prior_file``).
     Batches are seeded as in :func:`reconstruct`.  ``precision="bf16"`` and
     ``compile`` speed up trained samplers on GPUs (see
-    :meth:`invsolve.samplers.base.Sampler.configure`).  ``importance=K`` (vector
+    :meth:`invsolve.samplers.base.Sampler.configure`); ``precision="bf16"``
+    also runs Langevin's patchNR subnets in bfloat16 (as ``-S precision=bf16``).  ``importance=K`` (vector
     ``cflow`` samplers) draws K·``num_samples`` proposals per measurement and
     keeps ``num_samples`` of them by importance resampling against the
     measurement's likelihood and the training prior, removing the amortised
@@ -346,9 +347,11 @@ def sample_posterior(
                 parts.append(summarize_samples(xs, levels, keep=keep_samples))
         if weigh is not None:
             spec.update(importance=importance, effective_sample_size=ess)
-    elif precision != "fp32" or compile:
-        raise OperatorError("--precision bf16 and --compile apply to trained samplers (--sampler-file); "
-                            "Langevin and MCMC evaluate likelihoods and run in float32")
+    elif compile:
+        raise OperatorError("--compile applies to trained samplers (--sampler-file); drop it for Langevin and MCMC")
+    elif precision != "fp32" and sampler == "mcmc":
+        raise OperatorError("--precision bf16 applies to trained samplers (--sampler-file) and to Langevin with "
+                            "the patchnr prior; MCMC evaluates likelihoods in float32")
     elif sampler == "mcmc":
         from .mcmc import mcmc_posterior
 
@@ -385,6 +388,8 @@ def sample_posterior(
             opts["chains"] = chains
         if keep_samples:
             opts["keep_samples"] = True
+        if precision != "fp32":
+            opts["precision"] = precision  # the patch flow's subnets in bf16
         params = validate_params(LangevinParams, opts, "parameters of sampler 'langevin'")
         pr = _resolve_prior(prior, prior_file, False, measurement, op, None, seed, dev, track, {})
         settings = resolve_settings(op, pr.name, params)

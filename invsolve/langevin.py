@@ -9,6 +9,7 @@ variance so memory does not grow with the number of samples.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -33,6 +34,8 @@ class LangevinParams(Params):
                                "to this one, as for MAP")
     init_noise: float = Field(0.01, ge=0, description="std of the noise added to the classical start")
     keep_samples: bool = Field(False, description="store the collected samples")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="patchnr: bf16 runs the flow's subnets in "
+                                               "bfloat16 for the prior term, as for MAP")
 
 
 #: tau per operator kind (paper: 2e-7 for patchNR CT with lam 6000; images in [0, 1]).
@@ -53,9 +56,10 @@ def langevin_sample(y, operator, noise, prior, params: LangevinParams, map_setti
         PatchNR, Inverse Problems 39 (2023), arXiv 2205.12021 (patch-prior ULA).
     """
     from .methods import initial_guess
-    from .methods.patch_map import map_energy
+    from .methods.patch_map import check_precision, map_energy
 
     p = params
+    check_precision(p.precision, prior.name, "-S")
     B, C = y.shape[0], p.chains
     kind = getattr(type(operator), "kind", "")
     tau = p.step_size if p.step_size is not None else PRESET_STEP.get(kind, 1e-6)
@@ -72,7 +76,7 @@ def langevin_sample(y, operator, noise, prior, params: LangevinParams, map_setti
     need_samples = p.keep_samples or bool(levels)
     for k in track(range(p.steps), f"langevin ({prior.name})"):
         x = x.detach().requires_grad_(True)
-        e = map_energy(x, yc, operator, noise, prior, lam, n_patches, padding, generator)
+        e = map_energy(x, yc, operator, noise, prior, lam, n_patches, padding, generator, p.precision)
         (g,) = torch.autograd.grad(e.sum(), x)
         with torch.no_grad():
             xi = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)

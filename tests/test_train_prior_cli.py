@@ -131,3 +131,33 @@ def test_shared_material_image_trains(tmp_path, shared_data):
     assert res.exit_code == 0, res.stderr
     s = json.loads(res.stdout)
     assert s["patch_size"] == 6 and np.isfinite(s["val_nll"])
+
+
+def test_bf16_prior_term_runs_for_patchnr_and_is_refused_for_wpp(tmp_path, pngs):
+    """-M/-S precision=bf16 (and sample-posterior --precision bf16) run patchNR's subnets in bfloat16;
+    with another prior it is one clear error and no output."""
+    common = ["--images", pngs / "im0.png", "--steps", 10, "-P", "patch_size=4", "-q"]
+    flow = ["-P", "blocks=2", "-P", "width=16"]
+    assert run("--prior", "patchnr", *common, *flow, "--output", tmp_path / "p.pt").exit_code == 0
+    assert run("--prior", "wpp", *common, "-P", "n_reference=100", "--output", tmp_path / "w.pt").exit_code == 0
+    m = tmp_path / "m.h5"
+    cli = lambda *a: runner.invoke(app, [str(x) for x in a])  # noqa: E731
+    assert cli("simulate", "--operator", "superres", "--scale", 4, "--input", pngs / "im1.png", "--output", m,
+               "--seed", 0).exit_code == 0
+    fast = ["-M", "iterations=5", "-M", "n_patches=200", "-M", "precision=bf16"]
+    res = cli("reconstruct", m, "--prior", "patchnr", "--prior-file", tmp_path / "p.pt", *fast, "--output",
+              tmp_path / "r.h5")
+    assert res.exit_code == 0, res.stderr
+    with h5py.File(tmp_path / "r.h5") as f:
+        assert json.loads(f.attrs["method"])["precision"] == "bf16"
+        assert np.isfinite(f["reconstruction"][()]).all()
+    res = cli("sample-posterior", m, "--prior", "patchnr", "--prior-file", tmp_path / "p.pt", "--sampler", "langevin",
+              "--chains", 2, "-S", "steps=6", "-S", "burn_in=2", "-S", "thin=2", "--precision", "bf16",
+              "--output", tmp_path / "s.h5")
+    assert res.exit_code == 0, res.stderr
+    with h5py.File(tmp_path / "s.h5") as f:
+        assert json.loads(f.attrs["sampler"])["precision"] == "bf16"
+    res = cli("reconstruct", m, "--prior", "wpp", "--prior-file", tmp_path / "w.pt", *fast, "--output",
+              tmp_path / "w.h5")
+    assert res.exit_code == 1 and "precision=bf16 applies to the patchnr prior, not 'wpp'" in err_line(res)
+    assert not (tmp_path / "w.h5").exists()

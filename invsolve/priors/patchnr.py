@@ -59,7 +59,7 @@ class Coupling(nn.Module):
         self.g1 = subnet(self.n1, 2 * self.n2, width)
 
     def _st(self, g: nn.Module, u: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        r = g(u)
+        r = g(u).to(u.dtype)  # under bf16 autocast only the subnets' products run in bf16
         return soft_clamp(r[:, :n], self.clamp), r[:, n:]
 
     def forward(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
