@@ -12,6 +12,7 @@ scaled by the same 1/(2σ²); Adam is invariant to that common factor.
 
 Usage:
     python benchmarks/patch_map_parity.py --patchnr-file prior.pt --images 2 --iterations 60
+    python benchmarks/patch_map_parity.py --patchnr-file prior.pt --images 1 --crop 600 --iterations 60 --bf16
 
 References:
     Altekrüger et al., PatchNR: learning from very few images by patch normalizing
@@ -61,6 +62,7 @@ def main(argv=None) -> int:
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--iterations", type=int, default=60)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--bf16", action="store_true", help="also run invsolve with -M precision=bf16")
     ap.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     ap.add_argument("--no-append", action="store_true")
     args = ap.parse_args(argv)
@@ -81,8 +83,9 @@ def main(argv=None) -> int:
     m = api.simulate(stack, "superres", {"factor": 4}, seed=0, device="cpu")
     op, nm = m.build_operator("cpu"), build_noise(m.noise)
     y_all = torch.as_tensor(m.measurement)
-    ours, ref, t_ours, t_ref = [], [], 0.0, 0.0
+    ours, ref, fast, t_ours, t_ref, t_fast = [], [], [], 0.0, 0.0, 0.0
     method = PatchMAP(MapParams(iterations=args.iterations), prior=load_prior(str(args.patchnr_file)))
+    bf16 = PatchMAP(MapParams(iterations=args.iterations, precision="bf16"), prior=method.prior)
     s = method.settings(op)
     two_sigma2 = 2 * float(m.noise["sigma"]) ** 2
     PatchMAP(MapParams(iterations=1), prior=method.prior).run(y_all[:1], op, nm)  # warm-up (lazy imports)
@@ -92,19 +95,27 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         ours.append(method.run(y, op, nm, generator=batch_generator(0, i, torch.device("cpu")))[0].numpy())
         t_ours += (time.perf_counter() - t0) / args.iterations
+        if args.bf16:
+            t0 = time.perf_counter()
+            fast.append(bf16.run(y, op, nm, generator=batch_generator(0, i, torch.device("cpu")))[0].numpy())
+            t_fast += (time.perf_counter() - t0) / args.iterations
         with torch.no_grad():
             x0 = initial_guess(y, op, nm)
         x, sec = reference_style_map(x0, y, op, flow, s["lam"] * two_sigma2, s["n_patches"], s["lr"],
                                      args.iterations, seed=i)
         ref.append(x[0].numpy())
         t_ref += sec
-        print(f"  crop {i}: invsolve {api.evaluate(ours[-1], stack[i])['psnr']:.2f} dB, reference-style "
+        also = f", bf16 {api.evaluate(fast[-1], stack[i])['psnr']:.2f} dB" if args.bf16 else ""
+        print(f"  crop {i}: invsolve {api.evaluate(ours[-1], stack[i])['psnr']:.2f} dB{also}, reference-style "
               f"{api.evaluate(ref[-1], stack[i])['psnr']:.2f} dB", file=sys.stderr, flush=True)
     a, b = api.evaluate(np.stack(ours), stack), api.evaluate(np.stack(ref), stack)
+    c = api.evaluate(np.stack(fast), stack) if args.bf16 else None
     n = len(crops)
     rows = ["| MAP loop | PSNR | SSIM | s/iteration | time ratio |", "|---|---|---|---|---|",
             f"| invsolve | {a['psnr']:.2f} | {a['ssim']:.4f} | {t_ours / n:.2f} | 1 |",
             f"| reference-style | {b['psnr']:.2f} | {b['ssim']:.4f} | {t_ref / n:.2f} | {t_ref / t_ours:.2f}× |",
+            *([f"| invsolve, `-M precision=bf16` | {c['psnr']:.2f} | {c['ssim']:.4f} | {t_fast / n:.2f} | "
+               f"{t_fast / t_ours:.2f}× |"] if args.bf16 else []),
             f"\n{n} crops of {args.crop}², ×4 superresolution, {args.iterations} iterations, λ {s['lam']:.4g} "
             f"(reference scale {s['lam'] * two_sigma2:.4g}), N_p {s['n_patches']}, lr {s['lr']}; per-crop PSNR "
             f"on stderr."] + _prior_line(args)

@@ -183,7 +183,7 @@ def budget(args) -> list[str]:
     crops = _crops(args.images, args.crop)
     stack = np.stack([c for _, c in crops])
     m = api.simulate(stack, "superres", {"factor": 4}, seed=0, device="cpu")
-    mp = {}
+    mp = dict(args.map_params)
     if args.iterations:
         mp["iterations"] = args.iterations
     bic = api.evaluate(api.reconstruct(m, "bicubic", {}, device="cpu").images, stack)
@@ -203,6 +203,8 @@ def budget(args) -> list[str]:
             print(rows[-1], file=sys.stderr, flush=True)
         rows.append(f"\nPrior files: {', '.join(f'`{Path(f).name}`' for f in args.budget_files)} (training "
                     "time per step: the speed part).")
+        if args.map_params:
+            rows.append(f"\nMAP parameters given: {args.map_params}.")
         return rows
     with tempfile.TemporaryDirectory() as tmp:
         ck, train_s = Path(tmp) / "ck.pt", 0.0
@@ -219,6 +221,8 @@ def budget(args) -> list[str]:
             rows.append(f"| {steps} | {train_s:.0f} | {hist['final']['val_nll']:.2f} | {sc['psnr']:.2f} | "
                         f"{sc['ssim']:.4f} | {sec:.1f} |")
             print(rows[-1], file=sys.stderr, flush=True)
+    if args.map_params:
+        rows.append(f"\nMAP parameters given: {args.map_params}.")
     return rows
 
 
