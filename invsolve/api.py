@@ -306,8 +306,8 @@ def sample_posterior(
     Batches are seeded as in :func:`reconstruct`.  ``precision="bf16"`` and
     ``compile`` speed up trained samplers on GPUs (see
     :meth:`invsolve.samplers.base.Sampler.configure`); ``precision="bf16"``
-    also runs Langevin's patchNR subnets in bfloat16 (as ``-S precision=bf16``).  ``importance=K`` (vector
-    ``cflow`` samplers) draws K·``num_samples`` proposals per measurement and
+    also runs Langevin's patchNR subnets in bfloat16 (as ``-S precision=bf16``).
+    ``importance=K`` (vector ``cflow`` samplers) draws K·``num_samples`` proposals per measurement and
     keeps ``num_samples`` of them by importance resampling against the
     measurement's likelihood and the training prior, removing the amortised
     flow's approximation error (:mod:`invsolve.samplers.importance`); the
