@@ -455,7 +455,8 @@ def main(argv=None) -> int:
 def cpu_features() -> str:
     """The CPU's widest matrix instructions (AMX, AVX-512 BF16, AVX-512, AVX2), from /proc/cpuinfo."""
     try:
-        flags = next((ln.split(":", 1)[1].split() for ln in open("/proc/cpuinfo") if ln.startswith("flags")), [])
+        with open("/proc/cpuinfo") as f:
+            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
     except OSError:
         return "CPU flags unknown"
     for flag, label in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"), ("avx512f", "AVX-512"),
