@@ -131,7 +131,15 @@ def setup(device: str) -> tuple[Dist, str]:
     return Dist(rank, world, local, backend), device
 
 
-def finish() -> None:
-    """Leave the process group (when one was joined)."""
+def finish(clean: bool = True) -> None:
+    """Leave the process group (when one was joined).
+
+    After a clean run every rank first waits at a barrier: a rank with nothing left to do (rank 0 alone writes
+    the output) must not tear down its gloo group while another rank still uses it; without the barrier that
+    teardown aborted the process now and then.  After a failure there is no barrier (the other ranks may be
+    inside a collective that will never complete; torchrun stops them).
+    """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if clean:
+            torch.distributed.barrier()
         torch.distributed.destroy_process_group()

@@ -43,4 +43,5 @@ def main() -> None:
         if "torch.distributed" in sys.modules:  # leave a torchrun process group cleanly
             from ..distributed import finish
 
-            finish()
+            exc = sys.exc_info()[1]  # typer ends a successful command with SystemExit(0)
+            finish(clean=exc is None or (isinstance(exc, SystemExit) and exc.code in (0, None)))
