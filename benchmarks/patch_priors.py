@@ -190,37 +190,33 @@ def budget(args) -> list[str]:
     rows = _live(args, ["| training steps | train s (cumulative) | val NLL | PSNR | SSIM | MAP s/image |",
                         "|---|---|---|---|---|---|",
                         f"| bicubic (no prior) | – | – | {bic['psnr']:.2f} | {bic['ssim']:.4f} | – |"])
+    def run_map(pf):  # MAP of the crops with one prior file: (scores, seconds per image)
+        t0 = time.perf_counter()
+        r = api.reconstruct(m, None, mp, seed=0, device="cpu", batch_size=1, prior="patchnr", prior_file=str(pf))
+        return api.evaluate(r.images, stack), (time.perf_counter() - t0) / len(crops)
+
     if args.budget_files:  # checkpoints of one earlier run, e.g. train-prior --checkpoint-every, copied per step
         for pf in args.budget_files:
             steps, val, _, _ = _prior_facts(pf)
-            t0 = time.perf_counter()
-            r = api.reconstruct(m, None, mp, seed=0, device="cpu", batch_size=1, prior="patchnr", prior_file=str(pf))
-            sec = (time.perf_counter() - t0) / len(crops)
-            sc = api.evaluate(r.images, stack)
+            sc, sec = run_map(pf)
             val = "–" if val is None else f"{val:.2f}"
             rows.append(f"| {steps} | – | {val} | {sc['psnr']:.2f} | {sc['ssim']:.4f} | {sec:.1f} |")
             print(f"  per image PSNR: {np.round(sc['psnr_per_slice'], 2).tolist()}", file=sys.stderr)
             print(rows[-1], file=sys.stderr, flush=True)
         rows.append(f"\nPrior files: {', '.join(f'`{Path(f).name}`' for f in args.budget_files)} (training "
                     "time per step: the speed part).")
-        if args.map_params:
-            rows.append(f"\nMAP parameters given: {args.map_params}.")
-        return rows
-    with tempfile.TemporaryDirectory() as tmp:
-        ck, train_s = Path(tmp) / "ck.pt", 0.0
-        for i, steps in enumerate(sorted(args.budgets)):
-            t0 = time.perf_counter()
-            prior, hist = train_patchnr(learn_t, val_t, steps=steps, batch_size=32, lr=1e-4, seed=0,
-                                        checkpoint_every=steps, checkpoint_path=ck, resume=i > 0)
-            train_s += time.perf_counter() - t0
-            pf = str(api_priors.save_prior(prior, Path(tmp) / f"p{steps}.pt"))
-            t0 = time.perf_counter()
-            r = api.reconstruct(m, None, mp, seed=0, device="cpu", batch_size=1, prior="patchnr", prior_file=pf)
-            sec = (time.perf_counter() - t0) / len(crops)
-            sc = api.evaluate(r.images, stack)
-            rows.append(f"| {steps} | {train_s:.0f} | {hist['final']['val_nll']:.2f} | {sc['psnr']:.2f} | "
-                        f"{sc['ssim']:.4f} | {sec:.1f} |")
-            print(rows[-1], file=sys.stderr, flush=True)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            ck, train_s = Path(tmp) / "ck.pt", 0.0
+            for i, steps in enumerate(sorted(args.budgets)):
+                t0 = time.perf_counter()
+                prior, hist = train_patchnr(learn_t, val_t, steps=steps, batch_size=32, lr=1e-4, seed=0,
+                                            checkpoint_every=steps, checkpoint_path=ck, resume=i > 0)
+                train_s += time.perf_counter() - t0
+                sc, sec = run_map(api_priors.save_prior(prior, Path(tmp) / f"p{steps}.pt"))
+                rows.append(f"| {steps} | {train_s:.0f} | {hist['final']['val_nll']:.2f} | {sc['psnr']:.2f} | "
+                            f"{sc['ssim']:.4f} | {sec:.1f} |")
+                print(rows[-1], file=sys.stderr, flush=True)
     if args.map_params:
         rows.append(f"\nMAP parameters given: {args.map_params}.")
     return rows
