@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import torch
+from _results import append_results, load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("INVSOLVE_SHARED_DATA", ROOT / ".." / "shared" / "data"))
@@ -147,6 +146,7 @@ def main() -> None:
     ap.add_argument("--mmd-particles", type=int, default=20000, help="gmm: particles of the mmd-flow sampler")
     ap.add_argument("--markdown", default=None, help="append the tables to this file")
     a = ap.parse_args()
+    load0, t0 = load_average(), time.perf_counter()
     torch.set_num_threads(a.threads)
     with tempfile.TemporaryDirectory() as d:
         if a.part == "gmm":
@@ -160,12 +160,8 @@ def main() -> None:
                                          a.problems, a.samplers))
     print(text)
     if a.markdown:
-        cmd = "python benchmarks/conditional.py " + " ".join(os.sys.argv[1:])
-        head = (f"\n## Conditional samplers: {a.part} ({date.today()})\n\nCommand: `{cmd}`; machine: "
-                f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {a.threads} thread(s).\n\n")
-        with open(a.markdown, "a") as f:
-            f.write(head + text + "\n")
-
+        append_results(a.markdown, f"Conditional samplers: {a.part}", "conditional.py", None, text,
+                       threads=a.threads, load0=load0, t0=t0)
 
 if __name__ == "__main__":
     main()

@@ -14,12 +14,9 @@ Usage: python benchmarks/gpu_check.py [--results benchmarks/RESULTS.md] [--no-ap
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +24,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks._results import append_results, load_average  # noqa: E402
 
 
 def _sync(dev: str) -> None:
@@ -104,6 +102,7 @@ def main(argv=None) -> int:
     ap.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     ap.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
     args = ap.parse_args(argv)
+    load0, start = load_average(), time.perf_counter()
     cuda = torch.cuda.is_available()
     gpu = torch.cuda.get_device_name(0) if cuda else None
     rows: list[tuple[str, str, str, str]] = []  # stage, device, value, target
@@ -147,11 +146,8 @@ def main(argv=None) -> int:
     print("\n".join(table))
     failed = any("FAILED" in r[2] for r in rows)
     if not args.no_append:
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        machine = f"{gpu or 'no GPU'}; {os.cpu_count()} CPU cores; {platform.processor() or platform.machine()}"
-        with open(args.results, "a") as f:
-            f.write(f"\n## GPU check ({stamp})\n\nCommand: `bash benchmarks/gpu_check.sh`  \nMachine: {machine}, "
-                    f"torch {torch.__version__}\n\n" + "\n".join(table) + "\n")
+        append_results(args.results, "GPU check", "gpu_check.py", None, "\n".join(table), load0=load0, t0=start,
+                       command="bash benchmarks/gpu_check.sh", extra=f"; {gpu or 'no GPU'}")
     return 1 if failed else 0
 
 

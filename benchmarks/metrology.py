@@ -27,10 +27,7 @@ References:
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -38,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _results import append_results, load_average
 from invsolve.em import EMSettings, mixed_nll, mstep_mixed, run_em
 from invsolve.mcmc import MCMCParams, mcmc_sample
 from invsolve.noise import build_noise
@@ -328,6 +326,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--append", action="store_true")
     args = ap.parse_args()
+    load0, t0 = load_average(), time.perf_counter()
     torch.set_num_threads(args.threads)
     out = []
     if "scatterometry" in args.parts:
@@ -341,13 +340,8 @@ def main() -> None:
     text = "\n".join(out)
     print(text)
     if args.append:
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        head = (f"\n## Metrology ({datetime.date.today().isoformat()})\n\n"
-                f"Command: `python {' '.join(sys.argv)}`  \nMachine: {platform.machine()}, {os.cpu_count()} cores, "
-                f"torch {torch.__version__}, {args.threads} thread(s), CPU only; load average at the end {load:.1f} "
-                "(shared machine: wall times are inflated by other jobs).\n\n")
-        with open(Path(__file__).with_name("RESULTS.md"), "a") as f:
-            f.write(head + text + "\n")
+        append_results(Path(__file__).with_name("RESULTS.md"), "Metrology", "metrology.py", None, text,
+                       threads=args.threads, load0=load0, t0=t0)
 
 
 if __name__ == "__main__":

@@ -27,10 +27,8 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -38,6 +36,7 @@ import time
 from pathlib import Path
 
 import torch
+from _results import append_results
 
 D, P = 784, 500
 NAIVE_MAX, REF_MAX = 16_384, 65_536
@@ -171,7 +170,7 @@ def main() -> None:
         has_geomloss = True
     except ImportError:
         has_geomloss = False
-    load0 = os.getloadavg()[0]
+    load0, t0 = os.getloadavg()[0], time.perf_counter()
     rows = []
     for n in sizes:
         rep = args.repeats if n <= 65536 else 1
@@ -215,14 +214,8 @@ def main() -> None:
     table = "\n".join(lines + [""] + notes)
     print(table)
     if not args.no_append:
-        cmd = "python benchmarks/mmd.py " + " ".join(a for a in sys.argv[1:])
-        head = (f"\n## Sliced MMD gradient (d = {D}, P = {P}, float32)\n\n"
-                f"Command: `{cmd.strip()}`  \nDate: {datetime.datetime.now():%Y-%m-%d %H:%M}  \n"
-                f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-                f"torch {torch.__version__}, {torch.get_num_threads()} threads\n\n")
-        with open(Path(__file__).with_name("RESULTS.md"), "a") as f:
-            f.write(head + table + "\n")
-
+        append_results(Path(__file__).with_name("RESULTS.md"), f"Sliced MMD gradient (d = {D}, P = {P}, float32)",
+                       "mmd.py", None, table, load0=load0, t0=t0)
 
 if __name__ == "__main__":
     main()

@@ -17,7 +17,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import platform
 import sys
@@ -77,24 +76,6 @@ def raw_astra(op):
     return pid, fp, bp
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import astra
-
-    return (
-        f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} "
-        f"(default threads {torch.get_num_threads()}), astra-toolbox {astra.__version__}, "
-        f"Python {platform.python_version()}"
-    )
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="only 256x256 with 180 angles")
@@ -114,10 +95,12 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import astra
 
+    from benchmarks._results import append_results
+
     from invsolve.operators import OPERATORS, build_operator, load_all
 
     load_all()
-    load0 = f"{os.getloadavg()[0]:.2f}"
+    load0, t0 = os.getloadavg()[0], time.perf_counter()
     default_threads = torch.get_num_threads()
     g = torch.Generator().manual_seed(0)
     rows, scaling, failures = [], [], []
@@ -167,15 +150,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(default_threads)
 
     ms = lambda t: f"{t * 1e3:.1f}"  # noqa: E731
-    lines = [
-        f"### Operators, {datetime.datetime.now().isoformat(timespec='minutes')}",
-        "",
-        f"Command: `python benchmarks/operators.py{' --quick' if args.quick else ''}"
-        f"{' --scaling-only' if args.scaling_only else ''}"
-        f"{f' --repeats {args.repeats}' if args.repeats else ''}`  ",
-        f"Machine: {machine()}  ",
-        f"Load average (1 min) at start / end: {load0} / {os.getloadavg()[0]:.2f}  ",
-    ]
+    lines = []
     if args.scaling_only:
         lines.append(f"Minimum over {repeats} interleaved runs; thread scaling only (the ratio table is in the full run).")
     else:
@@ -203,9 +178,9 @@ def main(argv=None) -> int:
     text = "\n".join(lines)
     print(text)
     if not args.no_append:
-        new = not args.results.exists()
-        with open(args.results, "a") as fh:
-            fh.write(("# Benchmark results\n" if new else "") + "\n" + text)
+        append_results(args.results, "Operators", "operators.py", argv, text, load0=load0, t0=t0,
+                       threads=f"1 and {args.threads} threads (see each table)",
+                       extra=f"; astra-toolbox {astra.__version__}, Python {platform.python_version()}")
         print(f"appended to {args.results}")
     return 1 if failures else 0
 

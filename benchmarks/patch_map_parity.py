@@ -68,7 +68,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    from benchmarks.patch_priors import _crops, _prior_line, append_results
+    from benchmarks._results import append_results
+    from benchmarks.patch_priors import _crops, _prior_line
     from invsolve import api
     from invsolve.api_priors import load_prior
     from invsolve.device import batch_generator
@@ -123,7 +124,7 @@ def main(argv=None) -> int:
     print(table)
     if not args.no_append:
         append_results(args.results, "patchNR MAP against a reference-style loop", "patch_map_parity.py", argv,
-                       load0, t_all, table)
+                       table, load0=load0, t0=t_all)
     return 0
 
 

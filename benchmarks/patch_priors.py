@@ -51,12 +51,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +62,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = Path(os.environ.get("INVSOLVE_SHARED_DATA", ROOT / ".." / "shared" / "data"))
+from benchmarks._results import append_results  # noqa: E402
 from benchmarks.patch_speed import epll_speed, speed  # noqa: E402
 
 
@@ -444,36 +443,8 @@ def main(argv=None) -> int:
     table = "\n".join(rows)
     print(table)
     if not args.no_append:
-        append_results(args.results, title, "patch_priors.py", argv, load0, t0, table)
+        append_results(args.results, title, "patch_priors.py", argv, table, load0=load0, t0=t0)
     return code
-
-
-def cpu_features() -> str:
-    """The CPU's widest matrix instructions (AMX, AVX-512 BF16, AVX-512, AVX2), from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
-    except OSError:
-        return "CPU flags unknown"
-    for flag, label in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"), ("avx512f", "AVX-512"),
-                        ("avx2", "AVX2")):
-        if flag in flags:
-            return label
-    return "no AVX2"
-
-
-def append_results(results: Path, title: str, script: str, argv, load0: float, t0: float, table: str) -> None:
-    """Append ``table`` to RESULTS.md under a dated heading with the command, the machine and the wall time."""
-    import torch
-
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cmd = f"python benchmarks/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
-    with open(results, "a") as f:
-        f.write(f"\n## {title} ({stamp})\n\nCommand: `{cmd.strip()}`  \nMachine: "
-                f"{os.cpu_count()} cores, {platform.processor() or platform.machine()} ({cpu_features()}), torch "
-                f"{torch.__version__}, {torch.get_num_threads()} thread(s), load average {load0:.2f} at start; "
-                f"{time.perf_counter() - t0:.0f} s in all"
-                f"\n\n{table}\n")
 
 
 if __name__ == "__main__":

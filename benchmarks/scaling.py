@@ -19,18 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks._results import append_results  # noqa: E402
 
 _PEAK = ("import resource, runpy, sys; sys.argv = ['invsolve', *sys.argv[1:]];\n"
          "try:\n    runpy.run_module('invsolve', run_name='__main__')\nfinally:\n"
@@ -80,7 +79,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-append", action="store_true")
     args = ap.parse_args(argv)
     method = ["-m", args.method] + (["-M", f"iterations={args.iterations}"] if args.method == "tv" else [])
-    load0 = os.getloadavg()[0]
+    load0, t0 = os.getloadavg()[0], time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         stack = make_stack(Path(tmp), args.slices, args.size)
@@ -107,13 +106,9 @@ def main(argv=None) -> int:
     table = "\n".join(lines)
     print(table)
     if not args.no_append:
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        cmd = "python benchmarks/scaling.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        with open(args.results, "a") as f:
-            f.write(f"\n## Batch scaling on the CPU ({stamp})\n\nCommand: `{cmd.strip()}`  \n"
-                    f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, load average "
-                    f"{load0:.2f} at start; stack of {args.slices} CT slices {args.size}², 180 angles, "
-                    f"`{' '.join(method)}`\n\n{table}\n")
+        append_results(args.results, "Batch scaling on the CPU", "scaling.py", argv, table,
+                       threads="threads per row", load0=load0, t0=t0,
+                       extra=f"; stack of {args.slices} CT slices {args.size}², 180 angles, `{' '.join(method)}`")
     return 0
 
 
