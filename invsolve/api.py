@@ -18,23 +18,20 @@ Example:
 
 from __future__ import annotations
 
-import platform
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ._version import __version__
 from .device import batch_generator, make_generator, resolve_device
 from .errors import DataError, OperatorError, ShapeError
 from .methods import build_method, no_track
 from .noise import build_noise
 from .operators import build_operator, operator_entry
 from .api_evaluate import Estimate, coverage, evaluate, load_estimate  # noqa: F401  (re-exported)
+from .api_files import load_measurement, save_measurement, save_posterior, save_reconstruction  # noqa: F401
 
 __all__ = [
     "Measurement",
@@ -407,95 +404,3 @@ def sample_posterior(
     summary = PosteriorSummary(mean=cat("mean"), std=cat("std"), quantiles=cat("quantiles"),
                                levels=parts[0].levels, samples=cat("samples"))
     return Posterior(summary, spec, measurement, seed, str(dev), {"sample_posterior": time.perf_counter() - t0})
-
-
-def save_posterior(post: Posterior, path: str | Path, overwrite: bool = False) -> Path:
-    """Write a posterior file (layout in :mod:`invsolve.posterior`)."""
-    from .io.hdf5 import write_result
-
-    m, s = post.measurement, post.summary
-    data = {"reconstruction": s.mean, "posterior_mean": s.mean, "posterior_std": s.std,
-            "measurement": m.measurement}
-    if s.quantiles is not None:
-        data["quantiles"] = s.quantiles
-    if s.samples is not None:
-        data["samples"] = s.samples
-    if m.ground_truth is not None:
-        data["ground_truth"] = m.ground_truth
-    attrs = {"kind": "posterior", "operator": m.operator, "noise": m.noise, "sampler": post.sampler,
-             "quantile_levels": list(s.levels), "measurement_seed": m.seed,
-             **_provenance(post.seed, post.device, {**m.timings, **post.timings}, m.source, m.single)}
-    return write_result(path, data, attrs, {"operator_arrays": m.arrays} if m.arrays else None, overwrite)
-
-
-# -- files ---------------------------------------------------------------------
-
-
-def _provenance(seed, device, timings, source, single) -> dict[str, Any]:
-    return {
-        "invsolve_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "seed": int(seed) if seed is not None else None,
-        "device": device,
-        "timings": timings,
-        "source": source,
-        "single": bool(single),
-        "python": platform.python_version(),
-        "torch_version": torch.__version__,
-    }
-
-
-def save_measurement(m: Measurement, path: str | Path, overwrite: bool = False) -> Path:
-    from .io.hdf5 import write_result
-
-    data = {"measurement": m.measurement}
-    if m.ground_truth is not None:
-        data["ground_truth"] = m.ground_truth
-    attrs = {"kind": "measurement", "operator": m.operator, "noise": m.noise,
-             **_provenance(m.seed, m.device, m.timings, m.source, m.single)}
-    return write_result(path, data, attrs, {"operator_arrays": m.arrays} if m.arrays else None, overwrite)
-
-
-def save_reconstruction(r: Reconstruction, path: str | Path, overwrite: bool = False) -> Path:
-    from .io.hdf5 import write_result
-
-    m = r.measurement
-    data = {"reconstruction": r.images, "measurement": m.measurement}
-    if m.ground_truth is not None:
-        data["ground_truth"] = m.ground_truth
-    attrs = {"kind": "reconstruction", "operator": m.operator, "noise": m.noise, "method": r.method,
-             "measurement_seed": m.seed,
-             **_provenance(r.seed, r.device, {**m.timings, **r.timings}, m.source, m.single)}
-    return write_result(path, data, attrs, {"operator_arrays": m.arrays} if m.arrays else None, overwrite)
-
-
-def load_measurement(path: str | Path, items: slice | None = None) -> Measurement:
-    """Read a measurement (a ``simulate`` or ``reconstruct`` output) with its operator and noise.
-
-    ``items`` reads only those measurements of a stack (e.g. one batch).
-    """
-    from .io.hdf5 import read_result
-    from .io.images import check_finite
-
-    st = read_result(path, items=items)
-    if "measurement" not in st.datasets or "operator" not in st.attrs or "noise" not in st.attrs:
-        raise DataError(f"{path} holds no measurement with its operator; create one with `invsolve simulate`")
-    y = st.datasets["measurement"].astype(np.float32)
-    check_finite(y, f"{path}:/measurement" + (f"[{items.start}:{items.stop}]" if items is not None else ""))
-    op = st.attrs["operator"]
-    try:
-        operator_entry(op["name"])
-    except OperatorError as exc:
-        raise DataError(f"{path} was written with an operator this version does not know: {exc}") from None
-    return Measurement(
-        measurement=y,
-        operator=op,
-        noise=st.attrs["noise"],
-        arrays=st.groups.get("operator_arrays", {}),
-        ground_truth=st.datasets.get("ground_truth"),
-        single=bool(st.attrs.get("single", False)),
-        source=str(st.attrs.get("source", "")),
-        seed=st.attrs.get("measurement_seed", st.attrs.get("seed")),
-        device=str(st.attrs.get("device", "cpu")),
-        timings=dict(st.attrs.get("timings") or {}),
-    )

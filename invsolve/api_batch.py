@@ -136,15 +136,14 @@ class ReconstructTask:
                 "prior_params": self.prior_params}
 
     def compute(self, m, first_batch: int):
-        from .api import _provenance, reconstruct
+        from .api import reconstruct
+        from .api_files import reconstruction_attrs
         from .methods import no_track
 
         r = reconstruct(m, self.method, self.method_params, self.seed, self.device, self.batch_size,
                         track=self.track or no_track, prior=self.prior, prior_file=self.prior_file,
                         zero_shot=self.zero_shot, prior_params=self.prior_params, first_batch=first_batch)
-        attrs = {"kind": "reconstruction", "command": self.command, "operator": m.operator, "noise": m.noise,
-                 "method": r.method, "measurement_seed": m.seed, "batch_size": self.batch_size,
-                 **_provenance(self.seed, r.device, dict(m.timings), m.source, m.single)}
+        attrs = {**reconstruction_attrs(r, dict(m.timings)), "command": self.command, "batch_size": self.batch_size}
         return {"reconstruction": r.images}, attrs, r.timings["reconstruct"]
 
 
@@ -179,7 +178,8 @@ class PosteriorTask:
                 "compile": self.compile, "importance": self.importance}
 
     def compute(self, m, first_batch: int):
-        from .api import _provenance, sample_posterior
+        from .api import sample_posterior
+        from .api_files import posterior_attrs, posterior_datasets
         from .methods import no_track
 
         post = sample_posterior(m, sampler=self.sampler, sampler_file=self.sampler_file, prior=self.prior,
@@ -188,17 +188,9 @@ class PosteriorTask:
                                 keep_samples=self.keep_samples, seed=self.seed, device=self.device,
                                 batch_size=self.batch_size, track=self.track or no_track, first_batch=first_batch,
                                 precision=self.precision, compile=self.compile, importance=self.importance)
-        s = post.summary
-        results = {"reconstruction": s.mean, "posterior_mean": s.mean, "posterior_std": s.std}
-        if s.quantiles is not None:
-            results["quantiles"] = s.quantiles
-        if s.samples is not None:
-            results["samples"] = s.samples
-        attrs = {"kind": "posterior", "command": "sample-posterior", "operator": m.operator, "noise": m.noise,
-                 "sampler": post.sampler, "quantile_levels": list(s.levels), "measurement_seed": m.seed,
-                 "batch_size": self.batch_size,
-                 **_provenance(self.seed, post.device, dict(m.timings), m.source, m.single)}
-        return results, attrs, post.timings["sample_posterior"]
+        attrs = {**posterior_attrs(post, dict(m.timings)), "command": "sample-posterior",
+                 "batch_size": self.batch_size}
+        return posterior_datasets(post.summary), attrs, post.timings["sample_posterior"]
 
 
 @dataclass

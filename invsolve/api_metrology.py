@@ -110,7 +110,7 @@ def estimate_noise(measurement, *, prior: dict | str | None = None, settings: di
 
 def save_noise_estimate(est: NoiseEstimate, path: str | Path, overwrite: bool = False) -> Path:
     """Write an ``estimate-noise`` output (layout in this module's docstring)."""
-    from .api import _provenance
+    from .api_files import _provenance
     from .io.hdf5 import write_result
 
     m, r = est.measurement, est.result

@@ -1,0 +1,138 @@
+"""Result files of the Python API: writing measurements, reconstructions and posteriors with their configs and
+provenance, and reading measurements back (the layout is :mod:`invsolve.io.hdf5`'s).
+
+Batch runs (:mod:`invsolve.api_batch`) fill the same datasets and attributes slice by slice, so the attribute
+and dataset builders here serve both.
+"""
+
+from __future__ import annotations
+
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ._version import __version__
+from .errors import DataError, OperatorError
+from .operators import operator_entry
+
+if TYPE_CHECKING:
+    from .api import Measurement, Posterior, Reconstruction
+    from .posterior import PosteriorSummary
+
+__all__ = ["load_measurement", "posterior_attrs", "posterior_datasets", "reconstruction_attrs", "save_measurement",
+           "save_posterior", "save_reconstruction"]
+
+
+def posterior_datasets(s: PosteriorSummary) -> dict[str, np.ndarray]:
+    """The result datasets of a posterior summary: the mean (also as ``reconstruction``), std, and the
+    quantiles and samples when present."""
+    data = {"reconstruction": s.mean, "posterior_mean": s.mean, "posterior_std": s.std}
+    if s.quantiles is not None:
+        data["quantiles"] = s.quantiles
+    if s.samples is not None:
+        data["samples"] = s.samples
+    return data
+
+
+def posterior_attrs(post: Posterior, timings: dict[str, float] | None = None) -> dict[str, Any]:
+    """The attributes of a posterior file: configs and provenance (``timings`` default: the measurement's and
+    the run's)."""
+    m = post.measurement
+    t = {**m.timings, **post.timings} if timings is None else timings
+    return {"kind": "posterior", "operator": m.operator, "noise": m.noise, "sampler": post.sampler,
+            "quantile_levels": list(post.summary.levels), "measurement_seed": m.seed,
+            **_provenance(post.seed, post.device, t, m.source, m.single)}
+
+
+def save_posterior(post: Posterior, path: str | Path, overwrite: bool = False) -> Path:
+    """Write a posterior file (layout in :mod:`invsolve.posterior`)."""
+    from .io.hdf5 import write_result
+
+    m = post.measurement
+    data = {**posterior_datasets(post.summary), "measurement": m.measurement}
+    if m.ground_truth is not None:
+        data["ground_truth"] = m.ground_truth
+    return write_result(path, data, posterior_attrs(post), {"operator_arrays": m.arrays} if m.arrays else None,
+                        overwrite)
+
+
+def _provenance(seed, device, timings, source, single) -> dict[str, Any]:
+    return {
+        "invsolve_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seed": int(seed) if seed is not None else None,
+        "device": device,
+        "timings": timings,
+        "source": source,
+        "single": bool(single),
+        "python": platform.python_version(),
+        "torch_version": torch.__version__,
+    }
+
+
+def save_measurement(m: Measurement, path: str | Path, overwrite: bool = False) -> Path:
+    from .io.hdf5 import write_result
+
+    data = {"measurement": m.measurement}
+    if m.ground_truth is not None:
+        data["ground_truth"] = m.ground_truth
+    attrs = {"kind": "measurement", "operator": m.operator, "noise": m.noise,
+             **_provenance(m.seed, m.device, m.timings, m.source, m.single)}
+    return write_result(path, data, attrs, {"operator_arrays": m.arrays} if m.arrays else None, overwrite)
+
+
+def reconstruction_attrs(r: Reconstruction, timings: dict[str, float] | None = None) -> dict[str, Any]:
+    """The attributes of a reconstruction file: configs and provenance (``timings`` default: the measurement's
+    and the run's)."""
+    m = r.measurement
+    t = {**m.timings, **r.timings} if timings is None else timings
+    return {"kind": "reconstruction", "operator": m.operator, "noise": m.noise, "method": r.method,
+            "measurement_seed": m.seed, **_provenance(r.seed, r.device, t, m.source, m.single)}
+
+
+def save_reconstruction(r: Reconstruction, path: str | Path, overwrite: bool = False) -> Path:
+    from .io.hdf5 import write_result
+
+    m = r.measurement
+    data = {"reconstruction": r.images, "measurement": m.measurement}
+    if m.ground_truth is not None:
+        data["ground_truth"] = m.ground_truth
+    return write_result(path, data, reconstruction_attrs(r), {"operator_arrays": m.arrays} if m.arrays else None,
+                        overwrite)
+
+
+def load_measurement(path: str | Path, items: slice | None = None) -> Measurement:
+    """Read a measurement (a ``simulate`` or ``reconstruct`` output) with its operator and noise.
+
+    ``items`` reads only those measurements of a stack (e.g. one batch).
+    """
+    from .api import Measurement
+    from .io.hdf5 import read_result
+    from .io.images import check_finite
+
+    st = read_result(path, items=items)
+    if "measurement" not in st.datasets or "operator" not in st.attrs or "noise" not in st.attrs:
+        raise DataError(f"{path} holds no measurement with its operator; create one with `invsolve simulate`")
+    y = st.datasets["measurement"].astype(np.float32)
+    check_finite(y, f"{path}:/measurement" + (f"[{items.start}:{items.stop}]" if items is not None else ""))
+    op = st.attrs["operator"]
+    try:
+        operator_entry(op["name"])
+    except OperatorError as exc:
+        raise DataError(f"{path} was written with an operator this version does not know: {exc}") from None
+    return Measurement(
+        measurement=y,
+        operator=op,
+        noise=st.attrs["noise"],
+        arrays=st.groups.get("operator_arrays", {}),
+        ground_truth=st.datasets.get("ground_truth"),
+        single=bool(st.attrs.get("single", False)),
+        source=str(st.attrs.get("source", "")),
+        seed=st.attrs.get("measurement_seed", st.attrs.get("seed")),
+        device=str(st.attrs.get("device", "cpu")),
+        timings=dict(st.attrs.get("timings") or {}),
+    )
