@@ -112,11 +112,11 @@ def _train_priors(args, tmp: Path, names: list[str]) -> dict[str, str]:
             continue
         if name == "patchnr":
             pr, _ = api_priors.train_prior("patchnr", learn, val, {"batch_size": 32, "lr": 1e-4},
-                                           steps=args.train_steps, seed=0, device="cpu")
+                                           steps=args.train_steps, seed=0, device=args.device)
         elif name == "epll":
-            pr, _ = api_priors.train_prior("epll", learn, None, {}, seed=0, device="cpu")
+            pr, _ = api_priors.train_prior("epll", learn, None, {}, seed=0, device=args.device)
         else:
-            pr, _ = api_priors.train_prior("wpp", learn, None, {}, seed=0, device="cpu")
+            pr, _ = api_priors.train_prior("wpp", learn, None, {}, seed=0, device=args.device)
         files[name] = str(api_priors.save_prior(pr, tmp / f"{name}.pt"))
         print(f"trained {name} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return files
@@ -147,12 +147,12 @@ def quality(args, problem: str) -> list[str]:
                 if pr is not None and args.iterations:
                     mp["iterations"] = args.iterations
                 if pr is None:
-                    r = api.reconstruct(m, label, {}, seed=0, device="cpu", batch_size=1)
+                    r = api.reconstruct(m, label, {}, seed=0, device=args.device, batch_size=1)
                 elif pr == "zero":
-                    r = api.reconstruct(m, None, mp, seed=0, device="cpu", batch_size=1, zero_shot=True,
+                    r = api.reconstruct(m, None, mp, seed=0, device=args.device, batch_size=1, zero_shot=True,
                                         prior_params={"steps": args.zero_shot_steps})
                 else:
-                    r = api.reconstruct(m, None, mp, seed=0, device="cpu", batch_size=1, prior=pr,
+                    r = api.reconstruct(m, None, mp, seed=0, device=args.device, batch_size=1, prior=pr,
                                         prior_file=priors[pr])
                 sec = (time.perf_counter() - t0) / len(crops)
                 sc = api.evaluate(r.images, stack)
@@ -174,24 +174,27 @@ def budget(args) -> list[str]:
     import torch
 
     from invsolve import api, api_priors
+    from invsolve.device import resolve_device
     from invsolve.priors.training import train_patchnr
 
     learn, _ = api_priors.read_training_images(str(SHARED / "material" / "learn.png"))
     val, _ = api_priors.read_training_images(str(SHARED / "material" / "val.png"))
-    learn_t, val_t = [torch.from_numpy(im) for im in learn], [torch.from_numpy(im) for im in val]
+    dev = resolve_device(args.device)
+    learn_t, val_t = [torch.from_numpy(im).to(dev) for im in learn], [torch.from_numpy(im).to(dev) for im in val]
     crops = _crops(args.images, args.crop)
     stack = np.stack([c for _, c in crops])
     m = api.simulate(stack, "superres", {"factor": 4}, seed=0, device="cpu")
     mp = dict(args.map_params)
     if args.iterations:
         mp["iterations"] = args.iterations
-    bic = api.evaluate(api.reconstruct(m, "bicubic", {}, device="cpu").images, stack)
+    bic = api.evaluate(api.reconstruct(m, "bicubic", {}, device=args.device).images, stack)
     rows = _live(args, ["| training steps | train s (cumulative) | val NLL | PSNR | SSIM | MAP s/image |",
                         "|---|---|---|---|---|---|",
                         f"| bicubic (no prior) | – | – | {bic['psnr']:.2f} | {bic['ssim']:.4f} | – |"])
     def run_map(pf):  # MAP of the crops with one prior file: (scores, seconds per image)
         t0 = time.perf_counter()
-        r = api.reconstruct(m, None, mp, seed=0, device="cpu", batch_size=1, prior="patchnr", prior_file=str(pf))
+        r = api.reconstruct(m, None, mp, seed=0, device=args.device, batch_size=1, prior="patchnr",
+                            prior_file=str(pf))
         return api.evaluate(r.images, stack), (time.perf_counter() - t0) / len(crops)
 
     if args.budget_files:  # checkpoints of one earlier run, e.g. train-prior --checkpoint-every, copied per step
@@ -422,6 +425,9 @@ def main(argv=None) -> int:
     ap.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     ap.add_argument("--no-append", action="store_true")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (quality parts)")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                    help="superres, ct and budget: train and reconstruct there (the measurements are simulated "
+                         "on the CPU, so every device sees the same data)")
     args = ap.parse_args(argv)
     import torch
 
@@ -440,6 +446,10 @@ def main(argv=None) -> int:
             return 130
         rows = args.rows + ["\nStopped before the end: the rows above are complete, the rest were not run."]
         title, code = f"{title}, stopped", 130
+    if args.device != "cpu" and args.part in ("superres", "ct", "budget"):
+        cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+        where = torch.cuda.get_device_name(0) if cuda else "the CPU"
+        rows.append(f"\nTrained and reconstructed on {where} (measurements simulated on the CPU).")
     table = "\n".join(rows)
     print(table)
     if not args.no_append:
