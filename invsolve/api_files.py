@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .posterior import PosteriorSummary
 
 __all__ = ["load_measurement", "posterior_attrs", "posterior_datasets", "reconstruction_attrs", "save_measurement",
-           "save_posterior", "save_reconstruction"]
+           "save_posterior", "save_reconstruction", "write_with_measurement"]
 
 
 def posterior_datasets(s: PosteriorSummary) -> dict[str, np.ndarray]:
@@ -50,14 +50,8 @@ def posterior_attrs(post: Posterior, timings: dict[str, float] | None = None) ->
 
 def save_posterior(post: Posterior, path: str | Path, overwrite: bool = False) -> Path:
     """Write a posterior file (layout in :mod:`invsolve.posterior`)."""
-    from .io.hdf5 import write_result
-
-    m = post.measurement
-    data = {**posterior_datasets(post.summary), "measurement": m.measurement}
-    if m.ground_truth is not None:
-        data["ground_truth"] = m.ground_truth
-    return write_result(path, data, posterior_attrs(post), {"operator_arrays": m.arrays} if m.arrays else None,
-                        overwrite)
+    return write_with_measurement(path, post.measurement, posterior_datasets(post.summary), posterior_attrs(post),
+                                  overwrite)
 
 
 def _provenance(seed, device, timings, source, single) -> dict[str, Any]:
@@ -74,15 +68,22 @@ def _provenance(seed, device, timings, source, single) -> dict[str, Any]:
     }
 
 
-def save_measurement(m: Measurement, path: str | Path, overwrite: bool = False) -> Path:
+def write_with_measurement(path: str | Path, m: Measurement, data: dict[str, np.ndarray], attrs: dict[str, Any],
+                           overwrite: bool = False) -> Path:
+    """:func:`invsolve.io.hdf5.write_result` of ``data`` plus the measurement's own datasets (``measurement``,
+    ``ground_truth`` when known) and its ``operator_arrays``: what every result file carries."""
     from .io.hdf5 import write_result
 
-    data = {"measurement": m.measurement}
+    data = {**data, "measurement": m.measurement}
     if m.ground_truth is not None:
         data["ground_truth"] = m.ground_truth
+    return write_result(path, data, attrs, {"operator_arrays": m.arrays} if m.arrays else None, overwrite)
+
+
+def save_measurement(m: Measurement, path: str | Path, overwrite: bool = False) -> Path:
     attrs = {"kind": "measurement", "operator": m.operator, "noise": m.noise,
              **_provenance(m.seed, m.device, m.timings, m.source, m.single)}
-    return write_result(path, data, attrs, {"operator_arrays": m.arrays} if m.arrays else None, overwrite)
+    return write_with_measurement(path, m, {}, attrs, overwrite)
 
 
 def reconstruction_attrs(r: Reconstruction, timings: dict[str, float] | None = None) -> dict[str, Any]:
@@ -95,14 +96,8 @@ def reconstruction_attrs(r: Reconstruction, timings: dict[str, float] | None = N
 
 
 def save_reconstruction(r: Reconstruction, path: str | Path, overwrite: bool = False) -> Path:
-    from .io.hdf5 import write_result
-
-    m = r.measurement
-    data = {"reconstruction": r.images, "measurement": m.measurement}
-    if m.ground_truth is not None:
-        data["ground_truth"] = m.ground_truth
-    return write_result(path, data, reconstruction_attrs(r), {"operator_arrays": m.arrays} if m.arrays else None,
-                        overwrite)
+    return write_with_measurement(path, r.measurement, {"reconstruction": r.images}, reconstruction_attrs(r),
+                                  overwrite)
 
 
 def load_measurement(path: str | Path, items: slice | None = None) -> Measurement:

@@ -110,24 +110,20 @@ def estimate_noise(measurement, *, prior: dict | str | None = None, settings: di
 
 def save_noise_estimate(est: NoiseEstimate, path: str | Path, overwrite: bool = False) -> Path:
     """Write an ``estimate-noise`` output (layout in this module's docstring)."""
-    from .api_files import _provenance
-    from .io.hdf5 import write_result
+    from .api_files import _provenance, write_with_measurement
 
     m, r = est.measurement, est.result
     smp = r.samples.astype(np.float32)
     data = {"estimate": np.array([est.a, est.b]), "a_trace": r.a_trace, "b_trace": r.b_trace,
             "elbo_trace": r.elbo_trace, "seconds_trace": r.seconds_trace, "samples": smp,
-            "posterior_mean": smp.mean(1), "posterior_std": smp.std(1, ddof=1) if smp.shape[1] > 1 else 0 * smp[:, 0],
-            "measurement": m.measurement}
-    if m.ground_truth is not None:
-        data["ground_truth"] = m.ground_truth
+            "posterior_mean": smp.mean(1), "posterior_std": smp.std(1, ddof=1) if smp.shape[1] > 1 else 0 * smp[:, 0]}
     method = {"name": "em-deepgem", **est.settings, "prior": est.prior, "sampler": r.info["sampler"],
               "sampler_config": r.info["sampler_config"], "best_iteration": r.best_iteration,
               "iterations_run": r.info["iterations"]}
     attrs = {"kind": "noise_estimate", "operator": m.operator, "noise": {"name": "mixed", "a": est.a, "b": est.b},
              "noise_in_file": m.noise, "method": method, "measurement_seed": m.seed,
              **_provenance(est.seed, est.device, {**m.timings, **est.timings}, m.source, m.single)}
-    return write_result(path, data, attrs, {"operator_arrays": m.arrays} if m.arrays else None, overwrite)
+    return write_with_measurement(path, m, data, attrs, overwrite)
 
 
 def mcmc_posterior(measurement, prior_spec=None, params=None, levels=(0.05, 0.25, 0.5, 0.75, 0.95), seed: int = 0,
