@@ -12,17 +12,19 @@ import platform
 import sys
 import time
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
 __all__ = ["append_results", "cpu_features", "cpu_model", "heading", "load_average", "machine"]
 
 
-def _cpuinfo() -> list[str]:
+@lru_cache(maxsize=1)
+def _cpuinfo() -> tuple[str, ...]:
     try:
         with open("/proc/cpuinfo") as f:
-            return f.read().splitlines()
+            return tuple(f.read().splitlines())
     except OSError:
-        return []
+        return ()
 
 
 def cpu_features() -> str:

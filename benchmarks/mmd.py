@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 import torch
-from _results import append_results
+from _results import append_results, load_average
 
 D, P = 784, 500
 NAIVE_MAX, REF_MAX = 16_384, 65_536
@@ -170,7 +170,7 @@ def main() -> None:
         has_geomloss = True
     except ImportError:
         has_geomloss = False
-    load0, t0 = os.getloadavg()[0], time.perf_counter()
+    load0, t0 = load_average(), time.perf_counter()
     rows = []
     for n in sizes:
         rep = args.repeats if n <= 65536 else 1
@@ -183,7 +183,7 @@ def main() -> None:
             res["reference"] = run("reference", n, rep, args.reference_repo, args.timeout)
         rows.append((n, res))
         print(n, json.dumps(res), flush=True)
-    load1 = os.getloadavg()[0]
+    load1 = load_average()
 
     def t(res, k):
         return (res.get(k) or {}).get("time")

@@ -17,7 +17,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import sys
 import time
@@ -95,12 +94,12 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import astra
 
-    from benchmarks._results import append_results
+    from benchmarks._results import append_results, load_average
 
     from invsolve.operators import OPERATORS, build_operator, load_all
 
     load_all()
-    load0, t0 = os.getloadavg()[0], time.perf_counter()
+    load0, t0 = load_average(), time.perf_counter()
     default_threads = torch.get_num_threads()
     g = torch.Generator().manual_seed(0)
     rows, scaling, failures = [], [], []

@@ -22,7 +22,6 @@ References:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -68,7 +67,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    from benchmarks._results import append_results
+    from benchmarks._results import append_results, load_average
     from benchmarks.patch_priors import _crops, _prior_line
     from invsolve import api
     from invsolve.api_priors import load_prior
@@ -78,7 +77,7 @@ def main(argv=None) -> int:
     from invsolve.noise import build_noise
 
     torch.set_num_threads(args.threads)
-    load0, t_all = os.getloadavg()[0], time.perf_counter()
+    load0, t_all = load_average(), time.perf_counter()
     crops = _crops(args.images, args.crop)
     stack = np.stack([c for _, c in crops])
     m = api.simulate(stack, "superres", {"factor": 4}, seed=0, device="cpu")

@@ -62,7 +62,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = Path(os.environ.get("INVSOLVE_SHARED_DATA", ROOT / ".." / "shared" / "data"))
-from benchmarks._results import append_results  # noqa: E402
+from benchmarks._results import append_results, load_average  # noqa: E402
 from benchmarks.patch_speed import epll_speed, speed  # noqa: E402
 
 
@@ -432,7 +432,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(min(args.threads, os.cpu_count() or 1))
-    load0 = os.getloadavg()[0]
+    load0 = load_average()
     t0 = time.perf_counter()
     parts = {"speed": speed, "epll-speed": epll_speed, "budget": budget, "iterations": iterations, "lam": lam}
     args.map_params = _map_params(args)  # parsed once; every part reads args.map_params
@@ -447,8 +447,10 @@ def main(argv=None) -> int:
         rows = args.rows + ["\nStopped before the end: the rows above are complete, the rest were not run."]
         title, code = f"{title}, stopped", 130
     if args.device != "cpu" and args.part in ("superres", "ct", "budget"):
-        cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-        where = torch.cuda.get_device_name(0) if cuda else "the CPU"
+        from invsolve.device import resolve_device
+
+        dev = resolve_device(args.device)
+        where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "the CPU"
         rows.append(f"\nTrained and reconstructed on {where} (measurements simulated on the CPU).")
     table = "\n".join(rows)
     print(table)

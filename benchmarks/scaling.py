@@ -29,7 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks._results import append_results  # noqa: E402
+from benchmarks._results import append_results, load_average  # noqa: E402
 
 _PEAK = ("import resource, runpy, sys; sys.argv = ['invsolve', *sys.argv[1:]];\n"
          "try:\n    runpy.run_module('invsolve', run_name='__main__')\nfinally:\n"
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-append", action="store_true")
     args = ap.parse_args(argv)
     method = ["-m", args.method] + (["-M", f"iterations={args.iterations}"] if args.method == "tv" else [])
-    load0, t0 = os.getloadavg()[0], time.perf_counter()
+    load0, t0 = load_average(), time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         stack = make_stack(Path(tmp), args.slices, args.size)
