@@ -46,6 +46,9 @@ def langevin_sample(y, operator, noise, prior, params: LangevinParams, map_setti
                     levels=(), generator: torch.Generator | None = None, track=no_track) -> PosteriorSummary:
     """Run ``chains`` ULA chains for every measurement in the batch y (B, *range).
 
+    ``map_settings`` holds lam, n_patches and padding as resolved by
+    :func:`invsolve.methods.patch_map.resolve_settings` from the preset and ``params``.
+
     Returns the summary over the collected (thinned, post burn-in) states of all
     chains: mean and std (B, H, W), and quantiles when ``levels`` are given
     (these keep the samples in memory).
@@ -63,9 +66,8 @@ def langevin_sample(y, operator, noise, prior, params: LangevinParams, map_setti
     B, C = y.shape[0], p.chains
     kind = getattr(type(operator), "kind", "")
     tau = p.step_size if p.step_size is not None else PRESET_STEP.get(kind, 1e-6)
-    lam = p.lam if p.lam is not None else map_settings["lam"]
-    n_patches = p.n_patches if p.n_patches is not None else map_settings["n_patches"]
-    padding = p.padding if p.padding is not None else map_settings["padding"]
+    # map_settings comes from resolve_settings(operator, prior, params): the preset with params' overrides applied
+    lam, n_patches, padding = map_settings["lam"], map_settings["n_patches"], map_settings["padding"]
     with torch.no_grad():
         x0 = initial_guess(y, operator, noise)
     yc = y.repeat_interleave(C, dim=0)

@@ -34,7 +34,8 @@ def test_langevin_matches_closed_form_gaussian_posterior():
     # lam * mean over the H*W pixels = the full Gaussian prior energy
     params = LangevinParams(chains=24, steps=1500, burn_in=300, thin=2, step_size=0.01, lam=H * W,
                             n_patches=H * W, padding=0, init_noise=0.0)
-    post = langevin_sample(y, op, noise, prior, params, {}, generator=torch.Generator().manual_seed(1))
+    settings = {"lam": H * W, "n_patches": H * W, "padding": 0}  # as resolve_settings returns them
+    post = langevin_sample(y, op, noise, prior, params, settings, generator=torch.Generator().manual_seed(1))
     m = op.mask.double()
     prec = m / sigma**2 + 1 / s**2
     exact_mean = (m * y[0] / sigma**2) / prec
