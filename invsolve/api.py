@@ -30,7 +30,7 @@ from .errors import DataError, OperatorError, ShapeError
 from .methods import build_method, no_track
 from .noise import build_noise
 from .operators import build_operator, operator_entry
-from .api_evaluate import Estimate, coverage, evaluate, load_estimate  # noqa: F401  (re-exported)
+from .api_evaluate import Estimate, coverage, evaluate, evaluate_vectors, load_estimate  # noqa: F401  (re-exported)
 from .api_files import load_measurement, save_measurement, save_posterior, save_reconstruction  # noqa: F401
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "simulate",
     "reconstruct",
     "evaluate",
+    "evaluate_vectors",
     "load_measurement",
     "save_measurement",
     "save_reconstruction",
@@ -179,7 +180,7 @@ def reconstruct(
     """Reconstruct every item of ``measurement``.
 
     Without a prior: a classical method (default ``fbp`` for CT, ``bicubic`` for
-    superresolution, ``tv`` otherwise).  With ``prior`` (and ``prior_file``, or
+    superresolution, see :func:`default_method`).  With ``prior`` (and ``prior_file``, or
     ``zero_shot`` for superresolution): the MAP estimate with that patch prior.
 
     Batch ``k`` (``batch_size`` items) draws its randomness from a generator
@@ -199,6 +200,7 @@ def reconstruct(
         from .config import validate_params
 
         params = validate_params(PatchMAP.Params, method_params or {}, "parameters of method 'map'")
+        PatchMAP(params).check(op)  # before a prior is loaded or trained
         pr = _resolve_prior(prior, prior_file, zero_shot, measurement, op, prior_params, seed, dev, track, timings)
         m = PatchMAP(params, prior=pr, zero_shot=zero_shot)
     else:
@@ -231,7 +233,20 @@ def reconstruct(
 
 
 def default_method(operator) -> str:
+    """The classical method ``reconstruct`` uses without ``method``: ``fbp`` for CT, ``bicubic`` for
+    superresolution, ``tv`` for other images, ``tikhonov`` for linear parameter vectors.
+
+    Raises:
+        OperatorError: for nonlinear parameter vectors (gixrf, surrogate), which have no classical
+            reconstruction; their parameters come from ``sample-posterior``.
+    """
     kind = getattr(type(operator), "kind", "")
+    if len(operator.domain_shape) != 2:
+        if getattr(operator, "linear", True):
+            return "tikhonov"
+        raise OperatorError(f"operator {operator.name!r} is nonlinear in a {operator.domain_shape[0]}-parameter "
+                            "vector and has no classical reconstruction; estimate its parameters with "
+                            "`invsolve sample-posterior --sampler mcmc` (or a trained --sampler-file)")
     return {"ct": "fbp", "superres": "bicubic"}.get(kind, "tv")
 
 
@@ -310,7 +325,7 @@ def sample_posterior(
     flow's approximation error (:mod:`invsolve.samplers.importance`); the
     effective sample sizes are stored with the sampler settings.
     """
-    from .posterior import PosteriorSummary, summarize_samples
+    from .posterior import concat_summaries, summarize_samples
 
     t0 = time.perf_counter()
     dev = resolve_device(device)
@@ -379,6 +394,12 @@ def sample_posterior(
         from .methods.patch_map import resolve_settings
 
         op = measurement.build_operator(dev)
+        from .operators.base import describe_domain
+
+        if len(op.domain_shape) != 2 or not getattr(op, "linear", True):
+            raise OperatorError(f"Langevin with a patch prior needs a linear image operator, not {op.name!r} "
+                                f"({describe_domain(op.domain_shape)}); use --sampler mcmc for "
+                                "parameter vectors")
         nm = build_noise(measurement.noise)
         opts = {**(sampler_params or {})}
         if chains is not None:
@@ -397,10 +418,6 @@ def sample_posterior(
             parts.append(langevin_sample(y, op, nm, pr, params, settings, levels, generator=gen, track=track))
         spec.update(parts[0].info)
 
-    def cat(name):
-        vals = [getattr(p, name) for p in parts]
-        return None if vals[0] is None else np.concatenate(vals).astype(np.float32)
-
-    summary = PosteriorSummary(mean=cat("mean"), std=cat("std"), quantiles=cat("quantiles"),
-                               levels=parts[0].levels, samples=cat("samples"))
+    summary = concat_summaries(parts)
+    summary.info = {}
     return Posterior(summary, spec, measurement, seed, str(dev), {"sample_posterior": time.perf_counter() - t0})

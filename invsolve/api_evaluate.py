@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import DataError, ShapeError
 
-__all__ = ["evaluate", "Estimate", "load_estimate", "coverage"]
+__all__ = ["evaluate", "evaluate_vectors", "Estimate", "load_estimate", "coverage"]
 
 
 def evaluate(estimate: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
@@ -34,14 +34,34 @@ def evaluate(estimate: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
     }
 
 
+def evaluate_vectors(estimate: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+    """Per-parameter RMSE and mean relative error of parameter vectors (N, d) against the truth (N, d) or
+    (1, d), and their means over the d parameters (``rmse``, ``relative_error``)."""
+    from .metrics import vector_metrics
+
+    est = np.asarray(estimate, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    ref = ref[None] if ref.ndim == 1 else ref
+    if ref.shape[0] == 1 and est.shape[0] > 1:
+        ref = np.broadcast_to(ref, est.shape)
+    if est.ndim != 2 or est.shape != ref.shape:
+        raise ShapeError(f"result has parameter vectors of shape {est.shape} but the reference has {ref.shape}; "
+                         "give the true parameters as an (N, d) .npy or HDF5 dataset")
+    per = vector_metrics(ref, est)
+    return {"rmse": float(np.mean(per["rmse"])), "relative_error": float(np.nanmean(per["relative_error"])),
+            "rmse_per_parameter": per["rmse"], "relative_error_per_parameter": per["relative_error"]}
+
+
 @dataclass
 class Estimate:
-    """Images to evaluate, with what the file stores beside them."""
+    """Images (N, H, W), or parameter vectors (N, d) when ``vector``, to evaluate, with what the file stores
+    beside them."""
 
     images: np.ndarray
     ground_truth: np.ndarray | None = None
     quantiles: np.ndarray | None = None
     levels: tuple[float, ...] = ()
+    vector: bool = False
 
 
 def load_estimate(spec: str) -> Estimate:
@@ -72,10 +92,13 @@ def load_estimate(spec: str) -> Estimate:
             if done is not None and not np.all(done):
                 raise DataError(f"{path} is incomplete ({int(np.sum(done))} of {len(done)} slices done); finish it "
                                 "with the command that wrote it plus --resume (or run its missing --shard)")
-            est, _ = as_stack(st.datasets["reconstruction"].astype(np.float32), str(path))
-            check_finite(est, f"{path}:/reconstruction")
+            rec = st.datasets["reconstruction"].astype(np.float32)
+            check_finite(rec, f"{path}:/reconstruction")
+            op = st.attrs.get("operator")
+            vector = isinstance(op, dict) and len(op.get("image_shape") or ()) == 1
+            est = rec if vector else as_stack(rec, str(path))[0]
             return Estimate(est, st.datasets.get("ground_truth"), st.datasets.get("quantiles"),
-                            tuple(st.attrs.get("quantile_levels") or ()))
+                            tuple(st.attrs.get("quantile_levels") or ()), vector)
     est, _ = read_images(spec)
     return Estimate(est)
 

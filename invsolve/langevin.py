@@ -16,7 +16,7 @@ from pydantic import Field
 
 from .config import Params
 from .methods.base import no_track
-from .posterior import PosteriorSummary, RunningMoments, summarize_samples
+from .posterior import PosteriorSummary, RunningMoments, concat_summaries, summarize_samples
 
 __all__ = ["LangevinParams", "langevin_sample", "PRESET_STEP"]
 
@@ -63,6 +63,14 @@ def langevin_sample(y, operator, noise, prior, params: LangevinParams, map_setti
 
     p = params
     check_precision(p.precision, prior.name, "-S")
+    if hasattr(prior, "reset"):
+        # a stateful prior (WPP's dual potential ψ) starts afresh for each measurement, whose chains share it,
+        # so a measurement's result does not depend on the ones sampled before it in the batch
+        if y.shape[0] > 1:
+            parts = [langevin_sample(y[i : i + 1], operator, noise, prior, params, map_settings, levels, generator,
+                                     track) for i in range(y.shape[0])]
+            return concat_summaries(parts)
+        prior.reset()
     B, C = y.shape[0], p.chains
     kind = getattr(type(operator), "kind", "")
     tau = p.step_size if p.step_size is not None else PRESET_STEP.get(kind, 1e-6)
@@ -99,3 +107,4 @@ def langevin_sample(y, operator, noise, prior, params: LangevinParams, map_setti
     summary.info = {"step_size": tau, "lam": lam, "n_patches": n_patches, "padding": padding,
                     "samples_per_measurement": moments.n}
     return summary
+

@@ -4,21 +4,35 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["psnr", "ssim", "image_metrics"]
+__all__ = ["psnr", "ssim", "image_metrics", "vector_metrics"]
 
 
 def psnr(reference: np.ndarray, estimate: np.ndarray, data_range: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB of one (H, W) image."""
+    """Peak signal-to-noise ratio in dB of one (H, W) image (inf for identical images)."""
     from skimage.metrics import peak_signal_noise_ratio
 
+    if np.array_equal(reference, estimate):
+        return float("inf")
     return float(peak_signal_noise_ratio(reference, estimate, data_range=data_range))
 
 
 def ssim(reference: np.ndarray, estimate: np.ndarray, data_range: float = 1.0) -> float:
-    """Structural similarity (Wang et al. 2004, scikit-image defaults) of one (H, W) image."""
+    """Structural similarity of one (H, W) image: scikit-image's defaults (7×7 uniform window), the window
+    shrunk to the largest odd size that fits an image under 7 pixels on a side.
+
+    References:
+        Wang, Bovik, Sheikh, Simoncelli, Image quality assessment: from error visibility to structural
+        similarity, IEEE Trans. Image Process. 13(4) (2004).
+    """
     from skimage.metrics import structural_similarity
 
-    return float(structural_similarity(reference, estimate, data_range=data_range))
+    from .errors import ShapeError
+
+    side = min(reference.shape[-2:])
+    win = min(7, side if side % 2 else side - 1)
+    if win < 3:
+        raise ShapeError(f"SSIM needs images of at least 3x3 pixels, got {reference.shape[-2]}x{reference.shape[-1]}")
+    return float(structural_similarity(reference, estimate, data_range=data_range, win_size=win))
 
 
 def image_metrics(reference: np.ndarray, estimate: np.ndarray) -> dict[str, list[float]]:
@@ -28,4 +42,19 @@ def image_metrics(reference: np.ndarray, estimate: np.ndarray) -> dict[str, list
     return {
         "psnr": [psnr(r, e) for r, e in zip(ref, est)],
         "ssim": [ssim(r, e) for r, e in zip(ref, est)],
+    }
+
+
+def vector_metrics(reference: np.ndarray, estimate: np.ndarray) -> dict[str, list[float]]:
+    """Errors of parameter-vector estimates (N, d) against the truth (N, d), per parameter over the N items:
+    the root-mean-square error and the mean relative error |x̂ − x| / |x| (entries with x = 0 left out)."""
+    ref = np.asarray(reference, dtype=np.float64)
+    est = np.asarray(estimate, dtype=np.float64)
+    err = est - ref
+    nz = ref != 0
+    rel = np.where(nz, np.abs(err) / np.where(nz, np.abs(ref), 1.0), 0.0)
+    counts = nz.sum(0)
+    return {
+        "rmse": np.sqrt(np.mean(err**2, axis=0)).tolist(),
+        "relative_error": [float(r.sum() / c) if c else float("nan") for r, c in zip(rel.T, counts)],
     }

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-__all__ = ["RunningMoments", "PosteriorSummary", "summarize_samples", "interval_coverage"]
+__all__ = ["RunningMoments", "PosteriorSummary", "summarize_samples", "concat_summaries", "interval_coverage"]
 
 
 class RunningMoments:
@@ -90,6 +90,17 @@ def summarize_samples(samples: torch.Tensor, levels=(), keep: bool = False) -> P
         levels=tuple(levels),
         samples=samples.float().cpu().numpy() if keep else None,
     )
+
+
+def concat_summaries(parts: list[PosteriorSummary]) -> PosteriorSummary:
+    """One summary of the measurements of ``parts`` (summaries of consecutive batches), in order; the info of
+    the first part."""
+    def cat(name):
+        vals = [getattr(q, name) for q in parts]
+        return None if vals[0] is None else np.concatenate(vals).astype(np.float32)
+
+    return PosteriorSummary(mean=cat("mean"), std=cat("std"), quantiles=cat("quantiles"), levels=parts[0].levels,
+                            samples=cat("samples"), info=dict(parts[0].info))
 
 
 def interval_coverage(truth: np.ndarray, quantiles: np.ndarray, levels, mass: float) -> float:

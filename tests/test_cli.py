@@ -272,3 +272,20 @@ def test_second_signal_aborts_batch_and_leaves_no_output(tmp_path, phantom_png, 
     assert "finishing the current batch" in err and f"aborted during a batch on {sig.name}" in err
     assert "nothing was written" in err
     assert sorted(os.listdir(tmp_path)) == ["m.h5", "phantom.png"]
+
+
+def test_evaluate_small_and_exact_images(tmp_path):
+    g = np.random.default_rng(0)
+    a, b = g.random((5, 5)).astype(np.float32), g.random((5, 5)).astype(np.float32)
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    res = run("evaluate", tmp_path / "a.npy", "--reference", tmp_path / "b.npy", "--json")
+    assert res.exit_code == 0, res.stderr  # SSIM with the 5×5 window that fits
+    from skimage.metrics import structural_similarity
+    want = structural_similarity(b.astype(np.float64), a.astype(np.float64), data_range=1.0, win_size=5)
+    assert json.loads(res.stdout)["ssim"] == pytest.approx(want, abs=1e-6)
+    res = run("evaluate", tmp_path / "a.npy", "--reference", tmp_path / "a.npy", "--json")
+    assert res.exit_code == 0 and res.stderr == ""
+    assert json.loads(res.stdout) == {"input": str(tmp_path / "a.npy"), "psnr": None, "ssim": 1.0, "n": 1}
+    np.save(tmp_path / "c.npy", np.zeros((2, 2), np.float32))
+    assert "at least 3x3" in err_line(run("evaluate", tmp_path / "c.npy", "--reference", tmp_path / "c.npy"))

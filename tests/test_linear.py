@@ -78,3 +78,53 @@ def test_simulate_vectors_api_and_cli(tmp_path, matrix):
     assert loaded.measurement.shape == (7, 3) and loaded.ground_truth.shape == (7, 5)
     op = loaded.build_operator()
     np.testing.assert_allclose(op.dense(), matrix, rtol=1e-6)
+
+
+def test_reconstruct_vectors_default_tikhonov_and_image_methods_refused(tmp_path):
+    x = np.array([[0.5, -0.2, 0.8]], dtype=np.float32)
+    m = api.simulate(x, "linear", {"diagonal": [1.0, 2.0, 3.0]}, noise_params={"sigma": 1e-4}, seed=0)
+    r = api.reconstruct(m)  # the default for a linear vector problem: Tikhonov with L = identity
+    assert r.method["name"] == "tikhonov" and r.images.shape == (1, 3)
+    # alpha 1e-2 relative to ||A||² = 9: x_i d_i² / (d_i² + 0.09)
+    d2 = np.array([1.0, 4.0, 9.0])
+    np.testing.assert_allclose(r.images[0], x[0] * d2 / (d2 + 0.09), atol=1e-3)
+    path = tmp_path / "v.h5"
+    api.save_measurement(m, path)
+    for args, text in ((["-m", "tv"], "method 'tv' needs an image operator, but the measurement uses 'linear' "
+                        "(a 3-parameter vector); methods for it: tikhonov"),
+                       (["-m", "tikhonov", "-M", "reg=gradient"], "use -M reg=identity"),
+                       (["--prior", "patchnr", "--prior-file", str(tmp_path / "none.pt")], "method 'map' needs an "
+                        "image operator")):
+        res = runner.invoke(app, ["reconstruct", str(path), "-o", str(tmp_path / "r.h5"), *args])
+        assert res.exit_code == 1 and text in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    res = runner.invoke(app, ["sample-posterior", str(path), "--prior", "patchnr", "--prior-file", "x.pt",
+                              "-o", str(tmp_path / "p.h5")])
+    assert res.exit_code == 1 and "use --sampler mcmc for parameter vectors" in res.stderr, res.stderr
+    assert not (tmp_path / "r.h5").exists() and not (tmp_path / "p.h5").exists()
+
+
+def test_reconstruct_nonlinear_vectors_points_to_sample_posterior(tmp_path):
+    m = api.simulate(np.array([[20.0, 8.9, 1.0]], dtype=np.float32), "gixrf", {}, seed=0)
+    path = tmp_path / "g.h5"
+    api.save_measurement(m, path)
+    for args in ([], ["-m", "tikhonov"]):
+        res = runner.invoke(app, ["reconstruct", str(path), "-o", str(tmp_path / "r.h5"), *args])
+        assert res.exit_code == 1 and "invsolve sample-posterior --sampler mcmc" in res.stderr, res.stderr
+
+
+def test_evaluate_parameter_vectors_rmse_and_relative_error(tmp_path):
+    x = np.array([[0.5, -0.2, 0.8], [0.1, 0.4, -0.6]], dtype=np.float32)
+    m = api.simulate(x, "linear", {"diagonal": [1.0, 2.0, 3.0]}, noise_params={"sigma": 0.05}, seed=3)
+    r = api.reconstruct(m, "tikhonov", {"alpha": 1e-6})
+    path = tmp_path / "r.h5"
+    api.save_reconstruction(r, path)
+    err = r.images.astype(np.float64) - x
+    res = runner.invoke(app, ["evaluate", str(path), "--json"])
+    assert res.exit_code == 0, res.stderr
+    row = json.loads(res.stdout)
+    np.testing.assert_allclose(row["rmse_per_parameter"], np.sqrt((err**2).mean(0)), rtol=1e-5)
+    np.testing.assert_allclose(row["relative_error_per_parameter"], (np.abs(err) / np.abs(x)).mean(0), rtol=1e-5)
+    assert row["n"] == 2 and "psnr" not in row
+    np.save(tmp_path / "img.npy", np.zeros((8, 8), np.float32))
+    res = runner.invoke(app, ["evaluate", str(path), str(tmp_path / "img.npy")])
+    assert res.exit_code == 1 and "not both" in res.stderr

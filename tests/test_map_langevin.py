@@ -223,3 +223,29 @@ def test_map_bf16_is_refused_for_priors_other_than_patchnr():
     method = PatchMAP(PatchMAP.Params(precision="bf16"), prior=GaussianPixelPrior(0.5))
     with pytest.raises(ConfigError, match="precision=bf16 applies to the patchnr prior, not 'gaussian-test'"):
         method.run(torch.zeros(1, 4, 4), op, noise)
+
+
+def test_langevin_with_wpp_is_reproducible_and_resets_the_dual_per_measurement():
+    from skimage import data
+
+    from invsolve.priors.wpp import WPP, WPPConfig
+
+    img = torch.from_numpy(data.camera()[::8, ::8].astype(np.float32) / 255)  # 64×64
+    prior, _ = WPP.fit(img[None], None, WPPConfig(patch_size=4, n_reference=200), WPP.Training(eval_patches=100),
+                       seed=0)
+    op = build_operator("inpaint", {"fraction": 0.7, "mask_seed": 1}, (24, 24))
+    noise = build_noise({"name": "gaussian", "sigma": 0.05})
+    x = torch.stack([img[:24, :24], img[30:54, 30:54]])
+    y = noise.sample(op(x), generator=torch.Generator().manual_seed(0))
+    params = LangevinParams(chains=2, steps=30, burn_in=10, thin=5, step_size=1e-4, lam=50.0, n_patches=64,
+                            padding=0)
+    settings = {"lam": 50.0, "n_patches": 64, "padding": 0}
+
+    def sample(yy, seed):
+        return langevin_sample(yy, op, noise, prior, params, settings, generator=torch.Generator().manual_seed(seed))
+
+    a, b = sample(y, 3), sample(y, 3)  # the second run starts from the ψ the first one left: reset
+    np.testing.assert_array_equal(a.mean, b.mean)
+    np.testing.assert_array_equal(a.std, b.std)
+    assert a.mean.shape == (2, 24, 24) and np.isfinite(a.std).all() and (a.std > 0).all()
+    assert not np.array_equal(a.mean, sample(y, 4).mean)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 from typing import Any, Callable
@@ -63,8 +64,20 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def _finite_json(obj: Any) -> Any:
+    """``obj`` with non-finite floats as null (strict JSON: jq and most parsers reject Infinity and NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_json(v) for v in obj]
+    return obj
+
+
 def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
+    """One JSON Lines record on stdout; non-finite numbers (e.g. the PSNR of an exact result) become null."""
+    sys.stdout.write(json.dumps(_finite_json(obj), allow_nan=False) + "\n")
     sys.stdout.flush()
 
 

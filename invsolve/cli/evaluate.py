@@ -19,31 +19,47 @@ def evaluate(
 ) -> None:
     """PSNR and SSIM (data range 1) of each input and their mean; JSON Lines with --json.
 
+    Results of parameter vectors (linear, gixrf, surrogate) get the RMSE and the
+    mean relative error per parameter instead.
+
     Example: invsolve evaluate fbp.h5 tv.h5 --reference phantom.png --json
     """
     from .. import api
     from ..errors import DataError
-    from ..io.images import read_images
+    from ..io.images import as_stack, check_finite, read_array
     from ._runs import EvaluateRun
 
     run = merge_config(EvaluateRun, config, {"inputs": inputs, "reference": reference, "json": json},
                        "evaluate settings")
-    ref = read_images(run.reference)[0] if run.reference else None
+    ref = read_array(run.reference) if run.reference else None
+    if ref is not None:
+        check_finite(ref, run.reference)
+    ests = [(spec, api.load_estimate(spec)) for spec in run.inputs]
+    if len({e.vector for _, e in ests}) > 1:
+        raise DataError("evaluate takes image results or parameter-vector results in one call, not both; "
+                        "evaluate them separately")
     rows = []
-    for spec in run.inputs:
-        est = api.load_estimate(spec)
+    for spec, est in ests:
         truth = ref if ref is not None else est.ground_truth
         if truth is None:
             raise DataError(f"{spec} holds no ground truth; give one with --reference")
-        s = api.evaluate(est.images, truth)
-        row = {"input": spec, "psnr": s["psnr"], "ssim": s["ssim"], "n": len(s["psnr_per_slice"])}
-        row.update(api.coverage(est, truth[None] if truth.ndim == 2 else truth))
-        if row["n"] > 1:
-            row.update(psnr_per_slice=s["psnr_per_slice"], ssim_per_slice=s["ssim_per_slice"])
+        if est.vector:
+            truth = truth[None] if truth.ndim == 1 else truth
+            s = api.evaluate_vectors(est.images, truth)
+            row = {"input": spec, **s, "n": len(est.images)}
+        else:
+            truth = as_stack(truth, str(run.reference or spec))[0] if truth.ndim != 3 else truth
+            s = api.evaluate(est.images, truth)
+            row = {"input": spec, "psnr": s["psnr"], "ssim": s["ssim"], "n": len(s["psnr_per_slice"])}
+            if row["n"] > 1:
+                row.update(psnr_per_slice=s["psnr_per_slice"], ssim_per_slice=s["ssim_per_slice"])
+        row.update(api.coverage(est, truth))
         rows.append(row)
         if run.json_output:
             emit_json(row)
-    if not run.json_output:
+    if not run.json_output and ests[0][1].vector:
+        _vector_table(rows)
+    elif not run.json_output:
         from rich.table import Table
 
         t = Table(title="evaluation (data range 1)")
@@ -59,3 +75,19 @@ def evaluate(
             t.add_row("mean", "", f"{np.mean([r['psnr'] for r in rows]):.2f}",
                       f"{np.mean([r['ssim'] for r in rows]):.4f}", *["" for _ in cov])
         out_console().print(t)
+
+
+def _vector_table(rows) -> None:
+    """The table of parameter-vector errors, one row per input."""
+    from rich.table import Table
+
+    t = Table(title="evaluation of parameter vectors")
+    cov = sorted({k for r in rows for k in r if k.startswith("coverage_")})
+    for c in ("input", "items", "RMSE per parameter", "relative error per parameter",
+              *[f"{k[9:]}% interval coverage" for k in cov]):
+        t.add_column(c, justify="left" if c == "input" else "right")
+    for r in rows:
+        t.add_row(r["input"], str(r["n"]), " ".join(f"{v:.4g}" for v in r["rmse_per_parameter"]),
+                  " ".join(f"{v:.3f}" for v in r["relative_error_per_parameter"]),
+                  *[f"{r[k]:.3f}" if k in r else "-" for k in cov])
+    out_console().print(t)

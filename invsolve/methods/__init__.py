@@ -6,9 +6,9 @@ __all__ = ["METHODS", "Method", "Track", "build_method", "load_all", "no_track",
 
 
 def compatible_methods(operator) -> list[str]:
+    """Names of the classical methods (``map`` excluded) that accept ``operator``."""
     load_all()
-    kind = getattr(type(operator), "kind", "")
-    return [n for n, cls in METHODS.items() if (not cls.operators or kind in cls.operators) and n != "map"]
+    return [n for n, cls in METHODS.items() if cls.accepts(operator) and n != "map"]
 
 
 def initial_guess(y, operator, noise):

@@ -28,27 +28,47 @@ class Method:
     """Base class of reconstruction methods.
 
     Subclasses set ``Params`` and implement :meth:`run`.  ``operators`` lists
-    the operator classes a method works with (empty: any operator).
+    the operator classes a method works with (empty: any operator);
+    ``images_only`` methods need an image domain (H, W), ``linear_only`` ones
+    a linear operator (an adjoint).
     """
 
     Params: ClassVar[type[Params]] = Params
     name: ClassVar[str] = ""
     operators: ClassVar[tuple[str, ...]] = ()
+    images_only: ClassVar[bool] = False
+    linear_only: ClassVar[bool] = False
+
+    @classmethod
+    def accepts(cls, operator) -> bool:
+        """Whether the method can reconstruct measurements of ``operator`` (kind, domain and linearity)."""
+        kind = getattr(type(operator), "kind", "")
+        return ((not cls.operators or kind in cls.operators)
+                and (not cls.images_only or len(operator.domain_shape) == 2)
+                and (not cls.linear_only or bool(getattr(operator, "linear", True))))
 
     def __init__(self, params: Params):
         self.params = params
 
     def check(self, operator) -> None:
         """Raise :class:`OperatorError` when the method cannot handle ``operator``."""
-        kind = getattr(type(operator), "kind", "")
-        if self.operators and kind not in self.operators:
-            from . import compatible_methods
+        if self.accepts(operator):
+            return
+        from ..operators.base import describe_domain
+        from . import compatible_methods
 
-            raise OperatorError(
-                f"method {self.name!r} needs a {' or '.join(self.operators)} operator, "
-                f"but the measurement uses {operator.name!r}; methods for it: "
-                f"{', '.join(compatible_methods(operator))}"
-            )
+        if self.operators and getattr(type(operator), "kind", "") not in self.operators:
+            need = f"a {' or '.join(self.operators)} operator"
+        elif self.images_only and len(operator.domain_shape) != 2:
+            need = "an image operator"
+        else:
+            need = "a linear operator"
+        valid = compatible_methods(operator)
+        fix = (f"methods for it: {', '.join(valid)}" if valid else
+               "no reconstruction method fits it; estimate its parameters with `invsolve sample-posterior "
+               "--sampler mcmc` (or a trained --sampler-file)")
+        raise OperatorError(f"method {self.name!r} needs {need}, but the measurement uses "
+                            f"{operator.name!r} ({describe_domain(operator.domain_shape)}); {fix}")
 
     def run(
         self,

@@ -178,6 +178,8 @@ class PatchMAP(Method):
 
     Params = MapParams
     name = "map"
+    images_only = True
+    linear_only = True  # the start A^T y of operators without a classical method
 
     def __init__(self, params, prior=None, zero_shot: bool = False):
         super().__init__(params)

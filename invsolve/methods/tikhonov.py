@@ -9,12 +9,14 @@ from pydantic import Field
 
 from ..config import Params
 from ..functional.regularizers import finite_differences, finite_differences_adjoint
+from ..errors import OperatorError
 from .base import METHODS, Method, no_track
 
 
 class TikhonovParams(Params):
     alpha: float = Field(1e-2, ge=0, description="weight, relative to the squared operator norm")
-    reg: Literal["identity", "gradient"] = Field("gradient", description="L in alpha*|L x|^2")
+    reg: Literal["auto", "identity", "gradient"] = Field(
+        "auto", description="L in alpha*|L x|^2; auto: gradient for images, identity for parameter vectors")
     iterations: int = Field(100, ge=1, description="maximum CG iterations")
     tol: float = Field(1e-6, gt=0, description="relative residual at which CG stops")
 
@@ -66,12 +68,28 @@ class Tikhonov(Method):
 
     Params = TikhonovParams
     name = "tikhonov"
+    linear_only = True
+
+    @staticmethod
+    def regularizer(operator, reg: str) -> str:
+        """The L of ``reg`` for ``operator``: ``auto`` is the gradient on images, the identity on vectors."""
+        if reg == "auto":
+            return "gradient" if len(operator.domain_shape) == 2 else "identity"
+        return reg
+
+    def check(self, operator) -> None:
+        from ..operators.base import describe_domain
+
+        super().check(operator)
+        if self.regularizer(operator, self.params.reg) == "gradient" and len(operator.domain_shape) != 2:
+            raise OperatorError(f"tikhonov reg=gradient needs an image, but {operator.name!r} has "
+                                f"{describe_domain(operator.domain_shape)}; use -M reg=identity (or reg=auto)")
 
     def run(self, y, operator, noise, *, generator=None, track=no_track):
         p = self.params
         with torch.no_grad():
             a = p.alpha * operator_norm_sq(operator, operator.domain_shape, y.dtype, y.device)
-            if p.reg == "identity":
+            if self.regularizer(operator, p.reg) == "identity":
                 def apply(x):
                     return operator.adjoint(operator(x)) + a * x
             else:

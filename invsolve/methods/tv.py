@@ -56,6 +56,8 @@ class TV(Method):
 
     Params = TVParams
     name = "tv"
+    images_only = True
+    linear_only = True  # the start A^T y of operators without a classical method
 
     def lam_for(self, operator) -> float:
         if self.params.lam is not None:

@@ -19,7 +19,12 @@ from ..config import Params
 from ..errors import ShapeError
 from ..registry import Registry
 
-__all__ = ["Operator", "OperatorEntry", "OPERATORS", "check_batch"]
+__all__ = ["Operator", "OperatorEntry", "OPERATORS", "check_batch", "describe_domain"]
+
+
+def describe_domain(shape: tuple[int, ...]) -> str:
+    """"64x64 images" or "a 3-parameter vector", for messages."""
+    return "x".join(map(str, shape)) + " images" if len(shape) == 2 else f"a {shape[0]}-parameter vector"
 
 
 def check_batch(t: torch.Tensor, shape: tuple[int, ...], what: str) -> tuple[torch.Tensor, bool]:
