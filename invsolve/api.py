@@ -337,6 +337,10 @@ def sample_posterior(
     if sampler_file is not None:
         if prior is not None or prior_file is not None:
             raise OperatorError("give either --sampler-file (a trained sampler) or --prior (Langevin), not both")
+        if chains is not None or sampler_params:
+            what = "--chains" if chains is not None else f"-S {next(iter(sampler_params))}=..."
+            raise OperatorError(f"{what} sets Langevin and MCMC chains; a trained sampler (--sampler-file) draws "
+                                "--num-samples independent samples: drop it")
         from .samplers import load_sampler
         from .samplers.importance import importance_weigher
 
@@ -359,8 +363,9 @@ def sample_posterior(
                 parts.append(summarize_samples(xs, levels, keep=keep_samples))
         if weigh is not None:
             spec.update(importance=importance, effective_sample_size=ess)
-    elif compile:
-        raise OperatorError("--compile applies to trained samplers (--sampler-file); drop it for Langevin and MCMC")
+    elif compile or importance:
+        flag = "--compile" if compile else "--importance"
+        raise OperatorError(f"{flag} applies to trained samplers (--sampler-file); drop it for Langevin and MCMC")
     elif precision != "fp32" and sampler == "mcmc":
         raise OperatorError("--precision bf16 applies to trained samplers (--sampler-file) and to Langevin with "
                             "the patchnr prior; MCMC evaluates likelihoods in float32")

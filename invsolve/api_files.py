@@ -81,6 +81,8 @@ def write_with_measurement(path: str | Path, m: Measurement, data: dict[str, np.
 
 
 def save_measurement(m: Measurement, path: str | Path, overwrite: bool = False) -> Path:
+    """Write a measurement (data, ground truth when known, operator arrays, configs, provenance) atomically
+    to HDF5; an existing ``path`` needs ``overwrite``.  Returns the path."""
     attrs = {"kind": "measurement", "operator": m.operator, "noise": m.noise,
              **_provenance(m.seed, m.device, m.timings, m.source, m.single)}
     return write_with_measurement(path, m, {}, attrs, overwrite)
@@ -96,6 +98,8 @@ def reconstruction_attrs(r: Reconstruction, timings: dict[str, float] | None = N
 
 
 def save_reconstruction(r: Reconstruction, path: str | Path, overwrite: bool = False) -> Path:
+    """Write a reconstruction with its measurement (a complete input of ``reconstruct`` again) atomically to
+    HDF5; an existing ``path`` needs ``overwrite``.  Returns the path."""
     return write_with_measurement(path, r.measurement, {"reconstruction": r.images}, reconstruction_attrs(r),
                                   overwrite)
 

@@ -27,8 +27,12 @@ def _canon(obj):
     return json.loads(json.dumps(obj, sort_keys=True))
 
 
-def _check_resume(ckpt: dict, inst, source, output) -> dict:
-    """The checkpoint's training state, after checking it is the same problem and sampler."""
+#: training settings a resumed run must repeat (steps may grow; validation and checkpoint periods may change)
+RESUME_SETTINGS = ("batch_size", "lr", "schedule", "seed")
+
+
+def _check_resume(ckpt: dict, inst, source, output, settings) -> dict:
+    """The checkpoint's training state, after checking it is the same problem, sampler and training settings."""
     ours = {"sampler": inst.name, "config": inst.config.model_dump(mode="json"), "operator": inst.operator_spec,
             "noise": inst.noise_spec, "source": source.spec()}
     theirs = {**{k: ckpt.get(k) for k in ("sampler", "config", "operator", "noise")},
@@ -40,6 +44,13 @@ def _check_resume(ckpt: dict, inst, source, output) -> dict:
     training = ckpt.get("training") or {}
     if "optimizer" not in training or "generator" not in training:
         raise DataError(f"{output} holds no training state to resume from; train anew with --overwrite")
+    old = training.get("settings") or {}
+    for key in RESUME_SETTINGS:
+        new = getattr(settings, key)
+        if key in old and old[key] != new:
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(f"cannot resume {output}: it was trained with {key} {old[key]!r}, this run asks "
+                              f"{new!r}; give {flag} {old[key]} (or train anew with --overwrite)")
     return training
 
 
@@ -99,8 +110,9 @@ def train_sampler(
     vector_op = getattr(operator_entry(operator).cls, "domain_ndim", 2) == 1
     if vector_op and images is not None:
         raise ConfigError(f"operator {operator!r} acts on vectors; give --prior and --dim instead of --images")
-    if not vector_op and prior is not None:
-        raise ConfigError(f"operator {operator!r} acts on images; give --images and --crop instead of --prior")
+    if not vector_op and (prior is not None or dim is not None):
+        flag = "--prior" if prior is not None else "--dim"
+        raise ConfigError(f"operator {operator!r} acts on images; give --images and --crop instead of {flag}")
     load_all()
     cls = SAMPLERS.get(sampler)
     out = Path(output)
@@ -135,7 +147,7 @@ def train_sampler(
     state = None
     if resume:
         ckpt = read_checkpoint(out, dev)
-        state = _check_resume(ckpt, inst, source, out)
+        state = _check_resume(ckpt, inst, source, out, settings)
         if int(state["step"]) >= settings.steps:
             raise ConfigError(f"{out} is already trained for {state['step']} steps; give --steps above that to continue")
         inst.net.load_state_dict(ckpt["state_dict"])

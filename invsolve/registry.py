@@ -31,6 +31,8 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
+        """Class decorator registering ``obj`` under ``name`` (a second registration of a name is an error)."""
+
         def deco(obj: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
@@ -49,6 +51,7 @@ class Registry(Generic[T]):
         return name in self._entries
 
     def get(self, name: str) -> T:
+        """The entry of ``name``; an unknown name raises :class:`OperatorError` listing the valid ones."""
         try:
             return self._entries[name]
         except KeyError:

@@ -76,7 +76,6 @@ def _train(path, steps=90, resume=False, progress=None, **extra):
                          device="cpu", progress=progress)
 
 
-@pytest.mark.slow
 def test_distilled_sampler_roughly_matches_the_posterior(tmp_path):
     from invsolve.samplers import load_sampler
     from invsolve.samplers.exact import ExactPosterior
@@ -91,10 +90,10 @@ def test_distilled_sampler_roughly_matches_the_posterior(tmp_path):
     mean_err = (smp.mean(1) - post.mean(y)).norm(dim=1)
     prior_err = post.mean(y).norm(dim=1)  # the error of the prior mean, for scale
     assert (mean_err < 0.5 * prior_err).all()
-    var = smp.var(1)
-    # narrower than the prior and not collapsed; with this tiny budget the distilled networks
-    # under-disperse (regression toward the mean), so the bound on the variance is loose
-    assert (var < 1.0).all() and (var > 0.005).all()
+    ratio = smp.var(1) / torch.diagonal(post.covariance(y), dim1=1, dim2=2)
+    # not collapsed and not wider than the posterior; with this tiny budget the distilled networks
+    # under-disperse (regression toward the mean): ratios 0.17-0.51 here
+    assert (ratio > 0.1).all() and (ratio < 1.2).all()
 
 
 def test_resume_gives_the_same_sampler(tmp_path):

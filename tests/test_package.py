@@ -14,9 +14,20 @@ def test_import_is_light():
 
 
 def test_python_dash_m_and_help_for_every_command():
-    for cmd in ([], ["simulate"], ["reconstruct"], ["evaluate"], ["list"], ["info"]):
-        res = subprocess.run([sys.executable, "-m", "invsolve", *cmd, "--help"], capture_output=True, text=True)
-        assert res.returncode == 0 and "Usage" in res.stdout
+    from typer.testing import CliRunner
+
+    from invsolve.cli import app
+
+    res = subprocess.run([sys.executable, "-m", "invsolve", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and "Usage" in res.stdout
+    names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
+    assert names >= {"simulate", "reconstruct", "sample-posterior", "train-prior", "train-sampler", "estimate-noise",
+                     "evaluate", "list", "info"}
+    for name in sorted(names):
+        assert name in res.stdout
+        out = CliRunner().invoke(app, [name, "--help"])
+        assert out.exit_code == 0 and "Usage" in out.stdout, name
+        assert name in ("list", "info") or "Example" in out.stdout, name  # every command with inputs shows one
 
 
 def test_parse_assignments():

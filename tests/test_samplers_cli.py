@@ -87,6 +87,14 @@ def test_vector_sample_posterior_and_shapes(tmp_path, vec_sampler):
     assert res.exit_code == 0, res.stderr
     with h5py.File(tmp_path / "p.h5") as f:
         assert f["posterior_mean"].shape == (2, 3)
+    # options of the other samplers are refused, not ignored
+    for extra, text in ((["--chains", 4], "--chains sets Langevin and MCMC chains"),
+                        (["-S", "steps=10"], "-S steps=... sets Langevin and MCMC chains")):
+        line = err_line(run("sample-posterior", m, "--sampler-file", vec_sampler, *extra, "--output", tmp_path / "q.h5"))
+        assert text in line and "drop it" in line
+    line = err_line(run("sample-posterior", m, "--sampler", "mcmc", "--importance", 7, "--output", tmp_path / "q.h5"))
+    assert "--importance applies to trained samplers" in line
+    assert not (tmp_path / "q.h5").exists()
 
 
 @pytest.mark.parametrize("sampler", ["cfm", "cflow"])
@@ -123,6 +131,11 @@ def test_resume_refuses_a_different_problem(tmp_path, vec_sampler):
     res = run("train-sampler", "--sampler", "cfm", *VEC[:6], "-N", "sigma=0.3", *VEC[8:], "-S", "hidden=32",
               "--steps", 40, "--output", out, "--resume")
     assert "cannot resume" in err_line(res) and "noise" in err_line(res)
+    for flags, text in ((["--lr", 0.05], "trained with lr 0.001, this run asks 0.05; give --lr 0.001"),
+                        (["--seed", 1], "trained with seed 0"), (["--batch-size", 64], "trained with batch_size 256")):
+        res = run("train-sampler", "--sampler", "cfm", *VEC, "-S", "hidden=32", "--steps", 40, "--val-every", 10,
+                  *flags, "--output", out, "--resume")
+        assert text in err_line(res)
     res = run("train-sampler", "--sampler", "cfm", *VEC, "-S", "hidden=32", "--steps", 40, "--output", out)
     assert "already exists" in err_line(res)
 
@@ -163,6 +176,11 @@ def test_train_sampler_usage_errors(tmp_path, phantom_png):
     assert "acts on vectors" in err_line(run("train-sampler", "--operator", "linear", "-P", "diagonal=[1.0]",
                                              "--images", phantom_png, "--output", out))
     assert "unknown sampler" in err_line(run("train-sampler", "--sampler", "nope", *VEC, "--output", out))
+    assert "instead of --dim" in err_line(run("train-sampler", "--operator", "superres", "--images", phantom_png,
+                                              "--dim", 3, "--output", out))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('preview = "p.png"\n')
+    assert "preview" in err_line(run("train-sampler", *VEC, "--config", cfg, "--output", out))
     assert "nothing to resume" in err_line(run("train-sampler", *VEC, "--output", out, "--resume"))
     assert "larger than an image" in err_line(run("train-sampler", "--operator", "superres", "--images", phantom_png,
                                                   "--crop", 128, "--output", out))

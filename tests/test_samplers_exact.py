@@ -74,7 +74,10 @@ def test_linear_gaussian_cfm_matches_closed_form(tmp_path):
     assert float(((mean - exact_mean).abs() / sd).max()) < 0.25
     emp_sd = xs.double().std(1)
     assert float((emp_sd / sd - 1).abs().max()) < 0.15
-    assert 0.8 <= cov <= 1.0
+    # 90 % intervals over 8 x 3 entries here, then over 96 x 3 (binomial sd 0.017): both sides can fail
+    assert 0.75 <= cov <= 1.0
+    cov = _check_against_exact(out, 96, 500, seed=11)[-1]
+    assert 0.85 <= cov <= 0.95, cov
 
 
 def test_gmm_problem_cfm_ot_within_targets(tmp_path):

@@ -80,6 +80,8 @@ def test_images_from_glob_folder_and_hdf5(tmp_path, pngs):
         assert load_prior(out).reference.shape == (100, 16)
     res = run("--prior", "wpp", "--images", tmp_path / "nothing*.png", "--output", tmp_path / "x.pt")
     assert res.exit_code == 1 and "no files match" in err_line(res)
+    res = run("--prior", "wpp", "--images", pngs, "--steps", 100, "--output", tmp_path / "x.pt")
+    assert res.exit_code == 1 and "drop --steps" in err_line(res) and not (tmp_path / "x.pt").exists()
 
 
 def test_epll_through_the_cli(tmp_path, pngs):

@@ -15,7 +15,7 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="invsolve",
-    help="Imaging inverse problems: simulate measurements, reconstruct, evaluate.",
+    help="Imaging inverse problems: simulate measurements, reconstruct, sample posteriors, train priors and samplers, estimate noise levels, evaluate.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

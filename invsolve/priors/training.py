@@ -264,7 +264,7 @@ def train_prior(
         val: Validation images or None.
         params: Keys of the prior's ``Config`` and ``Training`` models.
         steps: patchNR Adam steps (default 5000); EPLL EM iterations (default
-            its ``max_iter``); ignored by WPP.
+            its ``max_iter``); WPP has none (a ConfigError).
         seed: Seeds every random draw.
         checkpoint_every, checkpoint_path, resume: patchNR only.
         track, callback: Progress wrapper and per-record callback.
@@ -292,6 +292,9 @@ def train_prior(
     if name != "patchnr" and dist is not None and dist.active:
         raise ConfigError(f"prior {name!r} is fitted in one process (EM or patch sampling, no gradient steps); "
                           "run train-prior without torchrun")
+    if name == "wpp" and steps is not None:
+        raise ConfigError("the wpp prior is a reference patch set drawn from the images, with no training "
+                          "iterations; drop --steps (its size is -P n_reference=N)")
     if name != "patchnr" and (checkpoint_every or resume):
         raise ConfigError(f"checkpoints and --resume apply to patchnr training only, not {name!r}")
     if name == "patchnr":
