@@ -31,9 +31,18 @@ app.command("info")(listing.info)
 app.command("train-sampler")(train_sampler.train_sampler)
 
 
-def main() -> None:
-    import sys
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings on stderr as one ``Warning: ...`` line (the source line of the call is of no use there)."""
+    return f"Warning: {message}\n"
 
+
+def main() -> None:
+    import os
+    import sys
+    import warnings
+
+    if not os.environ.get("INVSOLVE_DEBUG"):
+        warnings.formatwarning = _one_line_warning
     try:
         app(prog_name="invsolve")
     except KeyboardInterrupt:  # e.g. Ctrl-C while heavy modules import
