@@ -149,6 +149,7 @@ def simulate(
         for sl in _batches(len(arr), batch_size):
             x = torch.from_numpy(arr[sl]).to(dev)
             out.append(nm.sample(op(x), generator=gen).cpu().numpy())
+    check_result(out, "the simulated measurement", "check the operator and noise parameters (-P, -N)")
     return Measurement(
         measurement=np.concatenate(out).astype(np.float32),
         operator=op.spec(),
@@ -219,6 +220,8 @@ def reconstruct(
         y = torch.from_numpy(y_all[sl]).to(dev)
         gen = batch_generator(seed, first_batch + k, dev)
         out.append(m.run(y, op, nm, generator=gen, track=track).detach().cpu().numpy())
+        check_result(out[-1:], f"the {m.name} reconstruction", "lower its step size or learning rate (-M lr=...), "
+                     "or check the measurement")
     spec = m.spec()
     if getattr(m, "prior", None) is not None:
         spec.update(prior=m.prior.name, prior_file=prior_file, zero_shot=zero_shot, settings=m.settings(op))
@@ -230,6 +233,15 @@ def reconstruct(
         device=str(dev),
         timings={**timings, "reconstruct": time.perf_counter() - t0},
     )
+
+
+def check_result(arrays, what: str, fix: str) -> None:
+    """Raise :class:`DataError` when any of ``arrays`` holds NaN or infinite values (a diverged run): nothing
+    non-finite is written as a result."""
+    for a in arrays:
+        if not np.isfinite(a).all():
+            bad = float(np.mean(~np.isfinite(a)))
+            raise DataError(f"{what} has non-finite values ({bad:.0%} NaN or Inf), so nothing was written; {fix}")
 
 
 def default_method(operator) -> str:
@@ -425,4 +437,6 @@ def sample_posterior(
 
     summary = concat_summaries(parts)
     summary.info = {}
+    check_result([summary.mean, summary.std], f"the {spec['name']} posterior",
+                 "lower the step size (-S step_size=...) or check the measurement and the sampler")
     return Posterior(summary, spec, measurement, seed, str(dev), {"sample_posterior": time.perf_counter() - t0})

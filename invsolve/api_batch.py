@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -79,15 +80,26 @@ def output_paths(inputs: Sequence[Path], output: str | Path) -> list[Path]:
     """One output per input: ``output`` itself for one input (or a file in it when it is a
     folder); for several inputs ``output`` is a folder (created when missing) holding
     ``<input name>.h5`` for each."""
+    from .io.hdf5 import HDF5_OUTPUT_SUFFIXES, check_not_input
+
     out = Path(output)
+    if str(output).endswith(("/", os.sep)) and not out.is_dir():
+        raise DataError(f"output folder {output} does not exist; create it first")
     if len(inputs) == 1:
-        return [out / (inputs[0].stem + ".h5")] if out.is_dir() else [out]
+        paths = [out / (inputs[0].stem + ".h5")] if out.is_dir() else [out]
+        check_not_input(paths[0], inputs)
+        return paths
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{len(inputs)} inputs need --output to be a folder, and {out} is a file")
+    if not out.exists() and out.suffix.lower() in HDF5_OUTPUT_SUFFIXES:
+        raise ConfigError(f"{len(inputs)} inputs write one file each into the folder --output, not into one file "
+                          f"{out}; give a folder name (e.g. {out.with_suffix('')})")
     if not out.parent.exists():
         raise DataError(f"output folder {out.parent} does not exist; create it first")
     out.mkdir(exist_ok=True)
     paths = [out / (p.stem + ".h5") for p in inputs]
+    for p in paths:
+        check_not_input(p, inputs)
     dup = {p for p in paths if paths.count(p) > 1}
     if dup:
         raise ConfigError(f"several inputs would write {sorted(dup)[0]}; give inputs with distinct names")

@@ -120,7 +120,7 @@ def train_sampler(
         if not out.is_file():
             raise DataError(f"nothing to resume: {out} does not exist (drop --resume to start training)")
     else:
-        check_output(out, overwrite)
+        check_output(out, overwrite, suffixes=None)  # a sampler file (.pt by custom)
     from .distributed import setup
 
     dist, device = setup(device)  # joins the torchrun group, if any; no-op otherwise

@@ -216,6 +216,51 @@ def test_existing_output_needs_overwrite(tmp_path, phantom_png):
 def test_usage_error_exit_2():
     res = run("simulate", "--no-such-flag")
     assert res.exit_code == 2
+    # the installed command: one line naming the problem and where to look, results on a pipe unwrapped
+    res = subprocess.run([sys.executable, "-m", "invsolve", "simulate", "--seed", "abc"], capture_output=True,
+                         text=True)
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.splitlines() == ["Error: Invalid value for '--seed': Input should be a valid integer, unable to "
+                                       "parse string as an integer (see `invsolve simulate --help`)"]
+
+
+def test_output_checks_before_any_work(tmp_path, phantom_png):
+    m = simulate(tmp_path, phantom_png, "blur")
+    m2 = simulate(tmp_path, phantom_png, "blur", name="m2.h5")
+    cases = [(["reconstruct", m, "-o", m, "--overwrite"], "is also an input"),
+             (["reconstruct", m, "-o", tmp_path / "r.txt"], "must end in .h5 or .hdf5"),
+             (["reconstruct", m, "-o", f"{tmp_path}/nodir/"], "does not exist"),
+             (["reconstruct", m, "-m", "tv", "-o", tmp_path / "r.h5", "--preview", tmp_path / "p.jpg"], ".png"),
+             (["reconstruct", m, "-o", tmp_path / "r.h5", "--preview", tmp_path / "no" / "p.png"], "does not exist"),
+             (["reconstruct", m, m2, "-o", tmp_path / "multi.h5"], "give a folder name"),
+             (["simulate", "--operator", "superres", "--scale", 4, "-P", "factor=2", "-i", phantom_png, "-o",
+               tmp_path / "s.h5"], "disagree"),
+             (["simulate", "--operator", "blur", "-i", phantom_png, "-o", tmp_path / "s.h5", "--preview",
+               tmp_path / "no" / "p.png"], "preview folder")]
+    for args, text in cases:
+        assert text in err_line(run(*args)), args
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.h5", "m2.h5", "phantom.png"]  # nothing written
+
+
+def test_non_finite_results_are_not_written(tmp_path, phantom_png):
+    line = err_line(run("simulate", "--operator", "blur", "-N", "sigma=inf", "-i", phantom_png, "-o", tmp_path / "a.h5"))
+    assert "non-finite values" in line and "-N" in line
+    m = simulate(tmp_path, phantom_png, "blur")
+    line = err_line(run("reconstruct", m, "-m", "tv", "-M", "lr=inf", "-M", "iterations=3", "-o", tmp_path / "r.h5"))
+    assert "tv reconstruction has non-finite values" in line and "-M lr" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.h5", "phantom.png"]
+
+
+def test_unexpected_errors_are_one_line(tmp_path, phantom_png, monkeypatch):
+    from invsolve import api
+
+    def boom(*a, **k):
+        raise RuntimeError("something deep\nwith a second line")
+
+    monkeypatch.setattr(api, "simulate", boom)
+    line = err_line(run("simulate", "--operator", "blur", "-i", phantom_png, "-o", tmp_path / "a.h5"))
+    assert line == ("Error: unexpected RuntimeError: something deep; rerun with INVSOLVE_DEBUG=1 for the traceback "
+                    "and report it with the command")
 
 
 def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):

@@ -36,6 +36,22 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"Warning: {message}\n"
 
 
+def _usage_error(exc: BaseException) -> str | None:
+    """One line for a command-line usage error (unknown option or command, a bad value), with where to look;
+    None for anything else."""
+    if type(exc).__name__ == "Abort":
+        return "aborted"
+    fmt = getattr(exc, "format_message", None)
+    if fmt is None or type(exc).__module__.split(".")[0] not in ("typer", "click"):
+        return None
+    message = " ".join(str(fmt()).split())
+    if not message:
+        return ""
+    ctx = getattr(exc, "ctx", None)
+    where = f"`{ctx.command_path} --help`" if ctx is not None else "`invsolve --help`"
+    return f"{message} (see {where})"
+
+
 def main() -> None:
     import os
     import sys
@@ -44,10 +60,18 @@ def main() -> None:
     if not os.environ.get("INVSOLVE_DEBUG"):
         warnings.formatwarning = _one_line_warning
     try:
-        app(prog_name="invsolve")
+        code = app(prog_name="invsolve", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except KeyboardInterrupt:  # e.g. Ctrl-C while heavy modules import
         print("Error: interrupted; no output was written", file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:
+        usage = _usage_error(exc)
+        if usage is None:
+            raise
+        if usage:  # empty: the help was printed already (no arguments)
+            print(f"Error: {usage}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 2) or 2)
     finally:
         if "torch.distributed" in sys.modules:  # leave a torchrun process group cleanly
             from ..distributed import finish

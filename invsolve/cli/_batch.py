@@ -25,6 +25,12 @@ def run_batch_cli(task, run, preview_panels) -> None:
 
     inputs = expand_inputs(run.measurement, sys.stdin)
     shard = parse_shard(run.shard)
+    if run.preview:
+        from ..io.hdf5 import check_not_input
+        from ..io.preview import check_preview
+
+        check_preview(run.preview, run.overwrite, _vector_measurement(inputs[0]))
+        check_not_input(run.preview, inputs)
 
     def on_slice(done) -> None:
         emit_json(done.to_json())
@@ -67,3 +73,18 @@ def run_batch_cli(task, run, preview_panels) -> None:
         extra = f", PSNR {report['psnr']:.2f} dB against the stored ground truth" if "psnr" in report else ""
         out_console().print(f"wrote {where}: {summary.computed} slice(s) computed, {summary.skipped} already done "
                             f"({state}) in {report['seconds']} s{extra}")
+
+
+def _vector_measurement(path) -> bool:
+    """Whether the measurement file ``path`` has parameter vectors as unknowns (its operator's image shape
+    is (d,)); False when that cannot be read here (the run reports the file's problem itself)."""
+    import json
+
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            op = json.loads(f.attrs.get("operator", "{}"))
+        return len(op.get("image_shape") or ()) == 1
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False

@@ -15,7 +15,8 @@ from pydantic import BaseModel
 from ..config import load_config_file, validate_params
 from ..errors import InvsolveError
 
-__all__ = ["err_console", "out_console", "merge_config", "handle_errors", "emit_json", "make_track"]
+__all__ = ["err_console", "out_console", "merge_config", "handle_errors", "emit_json", "make_track",
+           "progress_shown"]
 
 
 def err_console():
@@ -24,10 +25,17 @@ def err_console():
     return Console(stderr=True)
 
 
+def progress_shown(quiet: bool) -> bool:
+    """Whether to draw a progress bar: not when quiet, and not when stderr is a file or a pipe (a log then
+    holds the diagnostics only, with no blank line where a bar was)."""
+    return not quiet and err_console().is_terminal
+
+
 def out_console():
+    """The console for results on stdout; lines are not wrapped (a pipe keeps each result on one line)."""
     from rich.console import Console
 
-    return Console()
+    return Console(soft_wrap=True)
 
 
 def merge_config(model: type[BaseModel], config_file: str | None, flags: dict[str, Any], where: str):
@@ -60,8 +68,30 @@ def handle_errors(fn: Callable) -> Callable:
         except KeyboardInterrupt:
             print("Error: interrupted; no output was written", file=sys.stderr)
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:  # the last resort: never a bare traceback without INVSOLVE_DEBUG
+            if type(exc).__module__.split(".")[0] in ("typer", "click") or os.environ.get("INVSOLVE_DEBUG"):
+                raise  # the command-line parser's own exceptions, or a traceback asked for
+            print(f"Error: {unexpected_message(exc)}", file=sys.stderr)
+            raise typer.Exit(1) from None
 
     return wrapper
+
+
+def unexpected_message(exc: BaseException) -> str:
+    """One line for an error invsolve did not anticipate: out of memory, a file system error, or anything
+    else (with the way to get the traceback for a report)."""
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    name = type(exc).__name__
+    if isinstance(exc, MemoryError) or "out of memory" in first.lower():
+        return (f"out of memory ({name}: {first}); use a smaller --batch-size, a smaller crop, or "
+                "-M precision=bf16 / --device cpu")
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return f"{exc.strerror or first}{where}; check the path, its folder and their permissions"
+    return (f"unexpected {name}: {first}; rerun with INVSOLVE_DEBUG=1 for the traceback and report it "
+            "with the command")
 
 
 def _finite_json(obj: Any) -> Any:
@@ -83,15 +113,17 @@ def emit_json(obj: Any) -> None:
 
 def make_track(quiet: bool):
     """A progress wrapper drawing a rich progress bar on stderr (nothing when quiet)."""
-    if quiet:
+    if not progress_shown(quiet):
         from ..methods import no_track
 
         return no_track
+
+    console = err_console()
 
     def track(it, description=""):
         from rich.progress import track as rich_track
 
         total = len(it) if hasattr(it, "__len__") else None
-        return rich_track(it, description=description, total=total, console=err_console(), transient=True)
+        return rich_track(it, description=description, total=total, console=console, transient=True)
 
     return track

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import emit_json, err_console, handle_errors, merge_config, out_console
+from ._common import emit_json, err_console, handle_errors, merge_config, out_console, progress_shown
 from ._options import ConfigOpt, DeviceOpt, JsonOpt, OutputOpt, OverwriteOpt, QuietOpt, SeedOpt
 
 
@@ -88,7 +88,7 @@ def estimate_noise(
     if run.prior is not None or run.prior_params:
         prior_spec = {"name": run.prior or "uniform", **run.prior_params}
     ckpt = run.checkpoint or f"{run.output}.ckpt"
-    show = not (run.quiet or run.json_output)
+    show = progress_shown(run.quiet or run.json_output)
     bar = task = None
     if show:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -35,13 +35,16 @@ def simulate(
     """
     from .. import api
     from ..config import parse_assignments
-    from ..io.hdf5 import check_output
+    from ..errors import ConfigError
+    from ..io.hdf5 import check_not_input, check_output
     from ..io.images import read_images
     from ..operators import operator_entry
     from ._runs import SimulateRun
 
     op_params = parse_assignments(op_param, "--op-param")
     if scale is not None:
+        if op_params.get("factor", scale) != scale:
+            raise ConfigError(f"--scale {scale} and -P factor={op_params['factor']} disagree; give one of them")
         op_params["factor"] = scale
     run = merge_config(SimulateRun, config, {
         "input": input, "output": output, "operator": operator,
@@ -50,7 +53,14 @@ def simulate(
         "overwrite": overwrite, "quiet": quiet, "json": json, "preview": preview, "batch_size": batch_size,
     }, "simulate settings")
     check_output(run.output, run.overwrite)
-    if getattr(operator_entry(run.operator).cls, "domain_ndim", 2) == 1:  # vector operators: (d,) or (N, d)
+    check_not_input(run.output, [run.input])
+    vector = getattr(operator_entry(run.operator).cls, "domain_ndim", 2) == 1
+    if run.preview:
+        from ..io.preview import check_preview
+
+        check_preview(run.preview, run.overwrite, vector)
+        check_not_input(run.preview, [run.input])
+    if vector:  # vector operators: (d,) or (N, d)
         from ..io.images import check_finite, read_array
 
         images, single = read_array(run.input), None

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ._common import emit_json, err_console, handle_errors, merge_config, out_console
+from ._common import emit_json, err_console, handle_errors, merge_config, out_console, progress_shown
 from ._options import ConfigOpt, DeviceOpt, JsonOpt, OverwriteOpt, QuietOpt, SeedOpt
 
 
@@ -92,7 +92,7 @@ def train_prior(
             if run.prior != "patchnr":
                 raise ConfigError(f"{flag} applies to patchnr training only, not --prior {run.prior}")
             params[key] = value
-    check_output(run.output, run.overwrite)
+    check_output(run.output, run.overwrite, suffixes=None)  # a prior file (.pt by custom)
     ckpt = run.checkpoint or f"{run.output}.ckpt"
     if run.resume and not Path(ckpt).is_file():
         raise CheckpointError(f"--resume: no checkpoint at {ckpt}; run without --resume (with "
@@ -102,7 +102,7 @@ def train_prior(
     from ..distributed import Dist
 
     main = Dist.from_env().is_main
-    progress = _Progress(main and not (run.quiet or run.json_output), "W2²" if run.prior == "wpp" else "NLL")
+    progress = _Progress(main and progress_shown(run.quiet or run.json_output), "W2²" if run.prior == "wpp" else "NLL")
     prior_obj, hist = api_priors.train_prior(
         run.prior, ims, vals, params, run.steps, run.seed, run.device, run.checkpoint_every,
         ckpt if (run.checkpoint_every or run.resume) else None, run.resume, track=progress.track,

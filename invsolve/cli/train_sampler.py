@@ -7,14 +7,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import emit_json, err_console, handle_errors, merge_config, out_console
+from ._common import emit_json, err_console, handle_errors, merge_config, out_console, progress_shown
 from ._options import ConfigOpt, DeviceOpt, JsonOpt, OverwriteOpt, QuietOpt, SeedOpt
 
 
 @contextlib.contextmanager
 def _loss_progress(quiet: bool):
     """A progress bar on stderr showing the step, the loss and the validation loss."""
-    if quiet:
+    if not progress_shown(quiet):
         yield None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn

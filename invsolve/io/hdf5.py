@@ -21,6 +21,7 @@ A ``simulate`` output is a complete input of ``reconstruct``.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,14 +37,42 @@ FORMAT_VERSION = 1
 _JSON_ATTRS = ("operator", "noise", "method", "sampler", "timings", "quantile_levels")
 
 
-def check_output(path: str | Path, overwrite: bool) -> Path:
-    """Fail early when ``path`` exists and may not be overwritten, or its folder is missing."""
-    p = Path(path)
+#: file name endings of HDF5 outputs (results, measurements)
+HDF5_OUTPUT_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5", ".nxs")
+
+
+def check_output(path: str | Path, overwrite: bool, suffixes: tuple[str, ...] | None = HDF5_OUTPUT_SUFFIXES) -> Path:
+    """Fail early when ``path`` exists and may not be overwritten, or :func:`check_output_location` fails."""
+    p = check_output_location(path, suffixes)
     if p.exists() and not overwrite:
         raise OutputExistsError(f"output {p} already exists; pass --overwrite to replace it")
-    if not p.parent.exists():
-        raise DataError(f"output folder {p.parent} does not exist; create it first")
     return p
+
+
+def check_output_location(path: str | Path, suffixes: tuple[str, ...] | None = HDF5_OUTPUT_SUFFIXES) -> Path:
+    """Fail when ``path`` names a folder, has a file ending other than ``suffixes`` (None: any), or its
+    folder is missing or not writable."""
+    p = Path(path)
+    if str(path).endswith(("/", os.sep)) or p.is_dir():
+        raise DataError(f"output {path} is a folder; give a file name, e.g. {p / 'result.h5'}")
+    if suffixes and p.suffix.lower() not in suffixes:
+        raise DataError(f"output {p} must end in {' or '.join(suffixes[:2])} (an HDF5 file); e.g. {p.with_suffix('.h5')}")
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.exists():
+        raise DataError(f"output folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(f"cannot write into the output folder {folder} (no permission); choose another --output")
+    return p
+
+
+def check_not_input(output: str | Path, inputs) -> None:
+    """Refuse an output that is one of the inputs (``--overwrite`` would replace the data being read)."""
+    from .images import split_spec
+
+    o = Path(output).resolve()
+    for spec in inputs:
+        if o == Path(split_spec(str(spec))[0]).resolve():
+            raise DataError(f"output {output} is also an input; write the result to another file")
 
 
 def write_attrs(f, attrs: dict[str, Any]) -> None:

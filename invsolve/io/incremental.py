@@ -97,15 +97,28 @@ class IncrementalOutput:
         except OSError:
             return False
 
+    def _format(self):
+        import h5py
+
+        try:
+            with h5py.File(self.path, "r") as f:
+                return f.attrs.get("format")
+        except OSError:
+            return None
+
     def prepare(self) -> np.ndarray:
         """Check the output against the run's options; return the slices already complete (bool (N,))."""
+        from .hdf5 import FORMAT, check_output_location
+
         done = np.zeros(self.n, dtype=bool)
-        if not self.path.parent.exists():
-            raise DataError(f"output folder {self.path.parent} does not exist; create it first")
+        check_output_location(self.path)
         with folder_lock(self.path):
             if not self.path.exists():
                 return done
             same = self._matches()
+            if self.resume and not same and not self.overwrite and self._format() != FORMAT:
+                raise DataError(f"{self.path} is not an invsolve result, so there is nothing to --resume; choose "
+                                "another --output (or pass --overwrite to replace it)")
             if same and (self.resume or self.shared) and not self.overwrite:
                 return completed_mask(self.path)
             if same and self.shared:  # --overwrite: this shard redoes its own slices

@@ -8,7 +8,23 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["write_preview"]
+__all__ = ["write_preview", "check_preview"]
+
+
+def check_preview(path: str | Path, overwrite: bool = False, vector: bool = False) -> Path:
+    """Fail before any work when the preview cannot be written: not a .png name, an existing file without
+    ``overwrite``, a missing folder, or a problem on parameter vectors (``vector``: nothing to draw)."""
+    p = Path(path)
+    if vector:
+        raise DataError("--preview draws images, and this problem's unknowns are parameter vectors; drop --preview")
+    if p.suffix.lower() != ".png":
+        raise DataError(f"--preview needs a .png file name, got {p}")
+    if p.exists() and not overwrite:
+        raise DataError(f"preview {p} already exists; pass --overwrite to replace it")
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise DataError(f"preview folder {folder} does not exist; create it first")
+    return p
 
 
 def _normalise(a: np.ndarray) -> np.ndarray:
@@ -26,11 +42,7 @@ def write_preview(path: str | Path, panels: list[np.ndarray], overwrite: bool = 
     from skimage import io as skio
     from skimage.transform import resize
 
-    p = Path(path)
-    if p.suffix.lower() != ".png":
-        raise DataError(f"--preview needs a .png file name, got {p}")
-    if p.exists() and not overwrite:
-        raise DataError(f"preview {p} already exists; pass --overwrite to replace it")
+    p = check_preview(path, overwrite, vector=any(np.ndim(a) != 2 for a in panels))
     h = height or max(256, panels[-1].shape[0])
     cols = []
     for a in panels:

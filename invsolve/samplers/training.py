@@ -136,6 +136,11 @@ def fit(
         torch.nn.utils.clip_grad_norm_(sampler.net["model"].parameters(), s.grad_clip)
         opt.step()
         loss_value = dist.mean(float(loss.detach()))
+        if not math.isfinite(loss_value):
+            from ..errors import DataError
+
+            raise DataError(f"{sampler.name} training diverged at step {step + 1} (loss {loss_value}); lower --lr "
+                            f"(now {s.lr:g}); {output} keeps its last checkpoint, if any")
         window.append(loss_value)
         done = step + 1
         if done % s.val_every == 0 or done == s.steps:
