@@ -193,9 +193,10 @@ def reconstruct(
     op = measurement.build_operator(dev)
     nm = build_noise(measurement.noise)
     timings: dict[str, float] = {}
-    if prior is not None or zero_shot:
+    if prior is not None or zero_shot or prior_file is not None:
         if method not in (None, "map"):
-            raise OperatorError(f"--prior uses the MAP method; drop --method {method} or the prior")
+            flag = "--zero-shot" if zero_shot else "--prior" if prior is not None else "--prior-file"
+            raise OperatorError(f"{flag} uses the MAP method; drop --method {method} or {flag}")
         from .methods.patch_map import PatchMAP
 
         from .config import validate_params
@@ -235,6 +236,27 @@ def reconstruct(
     )
 
 
+#: settings of a trained sampler that sampling may change (``-S KEY=VALUE``); the rest is fixed by training
+SAMPLING_SETTINGS = {"cfm": ("solver", "ode_steps")}
+
+
+def _sampling_settings(smp, params: dict[str, Any], path) -> dict[str, Any]:
+    """Apply ``-S`` sampling settings to a loaded sampler; return them for the result's provenance."""
+    from .config import validate_params
+
+    allowed = SAMPLING_SETTINGS.get(smp.name, ())
+    for key in params:
+        if key not in allowed:
+            can = f"its sampling settings: {', '.join(allowed)}" if allowed else "it has no sampling settings"
+            raise OperatorError(f"-S {key}=... does not apply to the trained {smp.name} sampler in {path} ({can}); "
+                                "other settings are fixed by `invsolve train-sampler`")
+    if not params:
+        return {}
+    cfg = validate_params(type(smp.config), {**smp.config.model_dump(), **params}, f"-S settings of {smp.name!r}")
+    smp.set_ode(cfg.solver, cfg.ode_steps)
+    return {k: getattr(cfg, k) for k in params}
+
+
 def check_result(arrays, what: str, fix: str) -> None:
     """Raise :class:`DataError` when any of ``arrays`` holds NaN or infinite values (a diverged run): nothing
     non-finite is written as a result."""
@@ -263,8 +285,14 @@ def default_method(operator) -> str:
 
 
 def _resolve_prior(prior, prior_file, zero_shot, measurement, op, prior_params, seed, dev, track, timings):
-    """Load a prior file, or train a zero-shot patch flow on the observation itself."""
+    """Load a prior file, or train a zero-shot patch flow on the observation itself (``prior`` None: the
+    kind the file holds)."""
     from .api_priors import load_prior, train_prior
+    from .priors import PRIORS, load_all
+
+    load_all()
+    if prior is not None and prior not in PRIORS:
+        PRIORS.get(prior)  # unknown: the error lists the valid names
 
     if zero_shot:
         if getattr(type(op), "kind", "") != "superres":
@@ -283,7 +311,7 @@ def _resolve_prior(prior, prior_file, zero_shot, measurement, op, prior_params, 
     if prior_file is None:
         raise OperatorError(f"--prior {prior} needs --prior-file FILE (train one with `invsolve train-prior`)")
     pr = load_prior(prior_file, device=str(dev))
-    if pr.name != prior:
+    if prior is not None and pr.name != prior:
         raise OperatorError(f"{prior_file} holds a {pr.name!r} prior, not {prior!r}; use --prior {pr.name}")
     return pr
 
@@ -349,9 +377,8 @@ def sample_posterior(
     if sampler_file is not None:
         if prior is not None or prior_file is not None:
             raise OperatorError("give either --sampler-file (a trained sampler) or --prior (Langevin), not both")
-        if chains is not None or sampler_params:
-            what = "--chains" if chains is not None else f"-S {next(iter(sampler_params))}=..."
-            raise OperatorError(f"{what} sets Langevin and MCMC chains; a trained sampler (--sampler-file) draws "
+        if chains is not None:
+            raise OperatorError("--chains sets Langevin and MCMC chains; a trained sampler (--sampler-file) draws "
                                 "--num-samples independent samples: drop it")
         from .samplers import load_sampler
         from .samplers.importance import importance_weigher
@@ -360,7 +387,8 @@ def sample_posterior(
         if sampler not in (None, smp.name):
             raise OperatorError(f"{sampler_file} holds a {smp.name!r} sampler, not {sampler!r}")
         smp.check_measurement(measurement)
-        spec = {"name": smp.name, "file": str(sampler_file), "num_samples": num_samples}
+        spec = {"name": smp.name, "file": str(sampler_file), "num_samples": num_samples,
+                **_sampling_settings(smp, sampler_params or {}, sampler_file)}
         weigh = importance_weigher(smp, measurement, importance, dev) if importance else None
         ess = []
         for k, sl in enumerate(_batches(len(y_all), batch_size)):
@@ -404,7 +432,7 @@ def sample_posterior(
                 f"sampler {sampler!r} needs --sampler-file (train one with `invsolve train-sampler`); "
                 "without a file the valid samplers are: langevin (with --prior), mcmc (vector problems)"
             )
-        if prior is None:
+        if prior is None and prior_file is None:
             raise OperatorError("give --sampler-file FILE, or --prior NAME --prior-file FILE for Langevin sampling")
         from .config import validate_params
         from .langevin import LangevinParams, langevin_sample

@@ -104,6 +104,10 @@ def save_reconstruction(r: Reconstruction, path: str | Path, overwrite: bool = F
                                   overwrite)
 
 
+#: invsolve file kinds that carry a complete measurement (results keep the one they came from)
+MEASUREMENT_KINDS = ("measurement", "reconstruction", "posterior", "noise_estimate")
+
+
 def load_measurement(path: str | Path, items: slice | None = None) -> Measurement:
     """Read a measurement (a ``simulate`` or ``reconstruct`` output) with its operator and noise.
 
@@ -116,13 +120,26 @@ def load_measurement(path: str | Path, items: slice | None = None) -> Measuremen
     st = read_result(path, items=items)
     if "measurement" not in st.datasets or "operator" not in st.attrs or "noise" not in st.attrs:
         raise DataError(f"{path} holds no measurement with its operator; create one with `invsolve simulate`")
-    y = st.datasets["measurement"].astype(np.float32)
+    if st.attrs.get("kind", "measurement") not in MEASUREMENT_KINDS:
+        raise DataError(f"{path} is an invsolve file of unknown kind {st.attrs.get('kind')!r}, not a measurement; "
+                        "create one with `invsolve simulate`")
+    raw = st.datasets["measurement"]
+    if not np.issubdtype(raw.dtype, np.number) or raw.ndim < 2 or raw.shape[0] == 0:
+        raise DataError(f"{path}:/measurement is {raw.dtype} of shape {raw.shape}, not a non-empty numeric stack "
+                        "(N, ...); re-create the file with `invsolve simulate`")
+    y = raw.astype(np.float32)
     check_finite(y, f"{path}:/measurement" + (f"[{items.start}:{items.stop}]" if items is not None else ""))
     op = st.attrs["operator"]
     try:
         operator_entry(op["name"])
-    except OperatorError as exc:
+    except (OperatorError, KeyError, TypeError) as exc:
         raise DataError(f"{path} was written with an operator this version does not know: {exc}") from None
+    gt = st.datasets.get("ground_truth")
+    if gt is not None:
+        shape = tuple(op.get("image_shape") or gt.shape[1:])
+        if not np.issubdtype(gt.dtype, np.number) or gt.shape != (len(y), *shape) or not np.isfinite(gt).all():
+            raise DataError(f"{path}:/ground_truth is damaged ({gt.dtype} {gt.shape}, expected finite values of "
+                            f"shape {(len(y), *shape)}); re-create the file with `invsolve simulate`")
     return Measurement(
         measurement=y,
         operator=op,

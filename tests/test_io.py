@@ -101,3 +101,42 @@ def test_outputs_get_the_usual_file_permissions(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(tmp_path / "f.bin").st_mode) == 0o644
+
+
+@pytest.mark.parametrize("edit,text", [
+    (lambda f: f.attrs.__setitem__("operator", "{not json"), "damaged 'operator' attribute"),
+    (lambda f: f.attrs.__setitem__("format_version", 99), "format version 99, newer"),
+    (lambda f: f.attrs.__setitem__("kind", "banana"), "unknown kind 'banana'"),
+    (lambda f: (f.__delitem__("measurement"), f.create_dataset("measurement", data=np.array([[b"a", b"b"]]))),
+     "not a non-empty numeric stack"),
+    (lambda f: (f.__delitem__("measurement"), f.create_dataset("measurement", data=np.zeros((0, 8, 8)))),
+     "not a non-empty numeric stack"),
+    (lambda f: f["ground_truth"].__setitem__((0, 0, 0), np.nan), "ground_truth is damaged"),
+    (lambda f: (f.__delitem__("ground_truth"), f.create_dataset("ground_truth", data=np.zeros((1, 4, 4)))),
+     "ground_truth is damaged"),
+])
+def test_damaged_measurement_files_are_refused(tmp_path, edit, text):
+    m = api.simulate(np.random.default_rng(0).random((16, 16)), "blur", {"sigma": 1.0}, seed=0)
+    path = api.save_measurement(m, tmp_path / "m.h5")
+    with h5py.File(path, "a") as f:
+        edit(f)
+    with pytest.raises(DataError, match=text):
+        api.load_measurement(path)
+    with pytest.raises(DataError, match="is a folder"):
+        api.load_measurement(tmp_path)
+
+
+def test_prior_file_alone_selects_its_prior(tmp_path):
+    from invsolve.api_priors import save_prior, train_prior
+    from invsolve.errors import OperatorError
+
+    img = np.random.default_rng(1).random((32, 32)).astype(np.float32)
+    prior, _ = train_prior("patchnr", img, None, {"blocks": 1, "width": 8}, steps=2, seed=0)
+    save_prior(prior, tmp_path / "p.pt")
+    m = api.simulate(img, "blur", {"sigma": 1.0}, seed=0)
+    r = api.reconstruct(m, method_params={"iterations": 2}, prior_file=str(tmp_path / "p.pt"))
+    assert r.method["name"] == "map" and r.method["prior"] == "patchnr"
+    with pytest.raises(OperatorError, match="--prior-file uses the MAP method; drop --method tv"):
+        api.reconstruct(m, "tv", prior_file=str(tmp_path / "p.pt"))
+    with pytest.raises(OperatorError, match="unknown prior 'nope'; valid: epll, patchnr, wpp"):
+        api.reconstruct(m, prior="nope", prior_file=str(tmp_path / "p.pt"))

@@ -88,10 +88,17 @@ def test_vector_sample_posterior_and_shapes(tmp_path, vec_sampler):
     with h5py.File(tmp_path / "p.h5") as f:
         assert f["posterior_mean"].shape == (2, 3)
     # options of the other samplers are refused, not ignored
-    for extra, text in ((["--chains", 4], "--chains sets Langevin and MCMC chains"),
-                        (["-S", "steps=10"], "-S steps=... sets Langevin and MCMC chains")):
+    for extra, text in ((["--chains", 4], "--chains sets Langevin and MCMC chains; a trained sampler"),
+                        (["-S", "steps=10"], "-S steps=... does not apply to the trained cfm sampler"),
+                        (["-S", "ode_steps=0"], "ode_steps")):
         line = err_line(run("sample-posterior", m, "--sampler-file", vec_sampler, *extra, "--output", tmp_path / "q.h5"))
-        assert text in line and "drop it" in line
+        assert text in line
+    res = run("sample-posterior", m, "--sampler-file", vec_sampler, "-n", 16, "-S", "ode_steps=3", "-S", "solver=euler",
+              "--output", tmp_path / "p3.h5")
+    assert res.exit_code == 0, res.stderr
+    with h5py.File(tmp_path / "p3.h5") as f:
+        spec = json.loads(f.attrs["sampler"])
+    assert spec["ode_steps"] == 3 and spec["solver"] == "euler"
     line = err_line(run("sample-posterior", m, "--sampler", "mcmc", "--importance", 7, "--output", tmp_path / "q.h5"))
     assert "--importance applies to trained samplers" in line
     assert not (tmp_path / "q.h5").exists()

@@ -145,20 +145,32 @@ def read_result(path: str | Path, items: slice | None = None, data: bool = True)
     p = Path(path)
     if not p.exists():
         raise DataError(f"input file not found: {p} (check the path)")
+    if p.is_dir():
+        raise DataError(f"{p} is a folder; give an invsolve HDF5 file (e.g. from `invsolve simulate`)")
     try:
         f = h5py.File(p, "r")
     except OSError as exc:
-        raise DataError(f"cannot read {p} as HDF5 ({exc})") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"cannot read {p} as HDF5 ({first}); give an invsolve HDF5 file (e.g. from "
+                        "`invsolve simulate`)") from None
     with f:
         if f.attrs.get("format") != FORMAT:
             raise DataError(
-                f"{p} is not an invsolve result (no format='invsolve' attribute); "
-                "create measurements with `invsolve simulate` or pass images with FILE.h5:/DATASET"
+                f"{p} is not an invsolve result (no format='invsolve' attribute); create measurements with "
+                "`invsolve simulate` (images in HDF5 go in as `invsolve simulate -i FILE.h5:/DATASET`)"
             )
+        version = f.attrs.get("format_version", FORMAT_VERSION)
+        if not isinstance(version, (int, np.integer)) or int(version) > FORMAT_VERSION:
+            raise DataError(f"{p} has file format version {version}, newer than this invsolve reads "
+                            f"({FORMAT_VERSION}); update invsolve")
         attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
         for k in _JSON_ATTRS:
             if isinstance(attrs.get(k), str):
-                attrs[k] = json.loads(attrs[k])
+                try:
+                    attrs[k] = json.loads(attrs[k])
+                except json.JSONDecodeError:
+                    raise DataError(f"{p} has a damaged {k!r} attribute (not JSON); re-create the file with the "
+                                    "command that wrote it") from None
         n = f["measurement"].shape[0] if isinstance(f.get("measurement"), h5py.Dataset) else None
 
         def load(d):
