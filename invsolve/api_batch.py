@@ -71,8 +71,10 @@ def parse_shard(text: str | None) -> tuple[int, int]:
         k, n = (int(v) for v in str(text).split("/"))
     except ValueError:
         raise ConfigError(f"--shard {text!r} is not K/N (e.g. 1/4: the first of 4 shards)") from None
+    if n < 1:
+        raise ConfigError(f"--shard {text}: N, the number of shards, must be at least 1 (e.g. 1/4)")
     if not 1 <= k <= n:
-        raise ConfigError(f"--shard {text}: K must lie in 1..N (shards are numbered 1 to {max(n, 1)})")
+        raise ConfigError(f"--shard {text}: K must lie in 1..N (shards are numbered 1 to {n})")
     return k, n
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from ._version import __version__
 from .config import validate_params
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, ShapeError
 
 __all__ = ["train_sampler", "training_prior"]
 
@@ -133,7 +133,14 @@ def train_sampler(
         source = PriorSource(pr, op, nm)
     else:
         imgs, files = read_image_set(images)
-        op = build_operator(operator, operator_params, (crop, crop)).to(dev)
+        if sampler in ("cflow",) and crop % 4:
+            raise ConfigError(f"the cflow sampler on images needs a --crop divisible by 4, got {crop} "
+                              f"(e.g. --crop {crop - crop % 4})")
+        try:
+            op = build_operator(operator, operator_params, (crop, crop)).to(dev)
+        except (ShapeError, ConfigError) as exc:  # the crop is this command's image size
+            raise type(exc)(f"{exc}; here the images are the --crop {crop} squares, so choose a --crop that "
+                            "fits") from None
         source = ImageSource(imgs, crop, op, nm, files=files)
     settings = validate_params(TrainSettings, {
         "steps": steps, "batch_size": batch_size or (256 if vector_op else 8), "lr": lr or (1e-3 if vector_op else 5e-4),

@@ -334,3 +334,15 @@ def test_evaluate_small_and_exact_images(tmp_path):
     assert json.loads(res.stdout) == {"input": str(tmp_path / "a.npy"), "psnr": None, "ssim": 1.0, "n": 1}
     np.save(tmp_path / "c.npy", np.zeros((2, 2), np.float32))
     assert "at least 3x3" in err_line(run("evaluate", tmp_path / "c.npy", "--reference", tmp_path / "c.npy"))
+
+
+def test_more_bad_inputs_name_the_fix(tmp_path, phantom_png):
+    m = simulate(tmp_path, phantom_png, "blur")
+    assert "N, the number of shards, must be at least 1" in err_line(run("reconstruct", m, "-o", tmp_path / "r.h5",
+                                                                         "--shard", "1/0"))
+    assert "unknown operator 'nope'; valid: blur" in err_line(run("estimate-noise", "--operator", "nope", "-m", m,
+                                                                  "-o", tmp_path / "e.h5"))
+    assert "mcmc" in run("list", "samplers").stdout
+    np.save(tmp_path / "big.npy", np.full((16, 16), 200.0, np.float32))
+    with pytest.warns(UserWarning, match=r"values in \[200, 200\]; .* assume images in \[0, 1\]"):
+        assert run("simulate", "--operator", "blur", "-i", tmp_path / "big.npy", "-o", tmp_path / "b.h5").exit_code == 0

@@ -31,6 +31,21 @@ def progress_shown(quiet: bool) -> bool:
     return not quiet and err_console().is_terminal
 
 
+def warn_outside_unit_range(images, source: str) -> None:
+    """A warning on stderr when float images stray from [0, 1], the range the presets (λ, step sizes) and the
+    metrics (data range 1) assume; 8- and 16-bit files are scaled to [0, 1] on reading."""
+    import warnings
+
+    import numpy as np
+
+    arrays = images if isinstance(images, (list, tuple)) else [images]
+    lo = min(float(np.min(a)) for a in arrays)
+    hi = max(float(np.max(a)) for a in arrays)
+    if lo < -0.05 or hi > 1.05:
+        warnings.warn(f"{source} has values in [{lo:.4g}, {hi:.4g}]; invsolve's presets and PSNR/SSIM (data range 1) "
+                      "assume images in [0, 1]: rescale them, or set λ and step sizes yourself", stacklevel=2)
+
+
 def out_console():
     """The console for results on stdout; lines are not wrapped (a pipe keeps each result on one line)."""
     from rich.console import Console

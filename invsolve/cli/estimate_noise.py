@@ -19,6 +19,10 @@ def _load(run):
     from ..io.images import check_finite, read_array, split_spec
     from ..operators import build_operator
 
+    if run.operator is not None:
+        from ..operators import operator_entry
+
+        operator_entry(run.operator)  # an unknown name fails here with the list of valid ones
     path, dset = split_spec(run.measurements)
     if path.suffix.lower() in (".h5", ".hdf5") and dset is None:
         m = api.load_measurement(run.measurements)

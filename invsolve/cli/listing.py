@@ -57,8 +57,14 @@ def registry_listing() -> dict[str, list[dict[str, Any]]]:
     priors = [{"name": n, "summary": doc(c),
                "params": _fields(c.Config) + _fields(c.Training)} for n, c in PRIORS.items()]
     samplers = [{"name": n, "summary": doc(c), "params": _fields(c.Config)} for n, c in SAMPLERS.items()]
+    from ..langevin import LangevinParams
+    from ..mcmc import MCMCParams
+
     samplers.append({"name": "langevin", "summary": "unadjusted Langevin with a patch prior (--prior, --prior-file)",
-                     "params": _fields(__import__("invsolve.langevin", fromlist=["LangevinParams"]).LangevinParams)})
+                     "params": _fields(LangevinParams)})
+    samplers.append({"name": "mcmc", "summary": "parallel MALA or random-walk chains on a parameter-vector "
+                     "posterior (gixrf, surrogate, linear; -S prior=... where the operator has no box)",
+                     "params": _fields(MCMCParams)})
     return {"operators": ops, "noise": noise, "methods": methods, "priors": priors, "samplers": samplers}
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import emit_json, handle_errors, merge_config, out_console
+from ._common import emit_json, handle_errors, merge_config, out_console, warn_outside_unit_range
 from ._options import (BatchOpt, ConfigOpt, DeviceOpt, JsonOpt, OutputOpt, OverwriteOpt, PreviewOpt,
                        QuietOpt, SeedOpt)
 
@@ -67,6 +67,7 @@ def simulate(
         check_finite(images, run.input)
     else:
         images, single = read_images(run.input)
+        warn_outside_unit_range(images, run.input)
     m = api.simulate(images, run.operator, run.operator_params, run.noise, run.noise_params, run.seed,
                      run.device, run.batch_size, source=run.input, single=single)
     path = api.save_measurement(m, run.output, run.overwrite)

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ._common import emit_json, err_console, handle_errors, merge_config, out_console, progress_shown
+from ._common import emit_json, err_console, handle_errors, merge_config, out_console, progress_shown, warn_outside_unit_range
 from ._options import ConfigOpt, DeviceOpt, JsonOpt, OverwriteOpt, QuietOpt, SeedOpt
 
 
@@ -98,6 +98,7 @@ def train_prior(
         raise CheckpointError(f"--resume: no checkpoint at {ckpt}; run without --resume (with "
                               "--checkpoint-every N) first, or give --checkpoint PATH")
     ims, sources = api_priors.read_training_images(run.images)
+    warn_outside_unit_range(list(ims), "--images")
     vals, val_sources = api_priors.read_training_images(run.val) if run.val else (None, None)
     from ..distributed import Dist
 
