@@ -141,6 +141,8 @@ def simulate(
         raise DataError("images contain NaN or infinite values; clean or fill them first")
     dev = resolve_device(device)
     op = build_operator(operator, operator_params, arr.shape[1:]).to(dev)
+    if hasattr(op, "check_inputs"):  # e.g. gixrf: layer parameters inside their bounds and physical limits
+        op.check_inputs(arr)
     nspec = resolve_noise(operator, noise, noise_params)
     nm = build_noise(nspec)
     gen = make_generator(seed, dev)

@@ -24,17 +24,61 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: Settings given as positional command-line arguments, as the user knows them.
+ARGUMENTS: dict[str, str] = {
+    "measurement": "the measurement file (the first argument)",
+    "inputs": "the input files (the arguments)",
+}
+
+
+def _clean(msg: str) -> str:
+    """pydantic's message without its ``Value error, `` / ``Assertion failed, `` prefix."""
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    return msg
+
+
+def _missing(loc: tuple, where: str) -> str:
+    name = ".".join(str(p) for p in loc)
+    if len(loc) > 1:
+        parent = ".".join(str(p) for p in loc[:-1])
+        return f"{parent}: missing {str(loc[-1])!r}"
+    if name in ARGUMENTS:
+        return f"missing {ARGUMENTS[name]}; give it or set {name!r} in the config file"
+    if where.endswith(" settings"):  # a command's settings: flags or config-file keys
+        return f"missing {name!r} (give --{name.replace('_', '-')} or set {name!r} in the config file)"
+    return f"missing {name!r} (set {name}=VALUE)"
+
+
 def _describe(err: ValidationError, where: str) -> str:
-    parts = []
+    parts: list[str] = []
+    short: dict[tuple, tuple[int, Any]] = {}  # too few entries of a fixed-length list: parent -> (needed, value)
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(root)"
+        loc = tuple(e["loc"])
+        if e["type"] == "missing" and len(loc) > 1 and isinstance(loc[-1], int):
+            need, value = short.get(loc[:-1], (0, e.get("input")))
+            short[loc[:-1]] = (max(need, loc[-1] + 1), value)
+            continue
+        name = ".".join(str(p) for p in loc)
         if e["type"] == "extra_forbidden":
-            parts.append(f"unknown key {loc!r}")
+            parts.append(f"unknown key {name!r}")
         elif e["type"] == "missing":
-            parts.append(f"missing {loc!r} (give --{loc.replace('_', '-')} or set {loc!r} in the config file)")
+            parts.append(_missing(loc, where))
+        elif not name:
+            parts.append(_clean(e["msg"]))
         else:
-            parts.append(f"{loc}: {e['msg']}")
+            parts.append(f"{name}: {_clean(e['msg'])}")
+    for parent, (need, value) in short.items():
+        name = ".".join(str(p) for p in parent)
+        got = len(value) if isinstance(value, (list, tuple)) else 1
+        parts.append(f"{name} needs {need} values, got {got} ({json.dumps(value, default=str)})")
     return f"invalid {where}: " + "; ".join(parts)
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    """The keys a user writes: a field's alias where it has one (``json`` for ``json_output``)."""
+    return [f.alias or name for name, f in model.model_fields.items()]
 
 
 def validate_params(model: type[BaseModel], values: dict[str, Any], where: str) -> Any:
@@ -47,7 +91,7 @@ def validate_params(model: type[BaseModel], values: dict[str, Any], where: str) 
     except ValidationError as err:
         msg = _describe(err, where)
         if any(e["type"] == "extra_forbidden" for e in err.errors()):
-            msg += f" (valid keys: {', '.join(model.model_fields)})"
+            msg += f" (valid keys: {', '.join(_keys(model))})"
         raise ConfigError(msg) from None
 
 
@@ -71,7 +115,13 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p} (check the path given to --config)")
-    text = p.read_text()
+    try:
+        text = p.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {p} is not a TOML, YAML or JSON text file (it holds binary data); "
+                          "give the settings file to --config") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from None
     suffix = p.suffix.lower()
     try:
         if suffix == ".toml":

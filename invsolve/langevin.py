@@ -59,10 +59,11 @@ def langevin_sample(y, operator, noise, prior, params: LangevinParams, map_setti
         PatchNR, Inverse Problems 39 (2023), arXiv 2205.12021 (patch-prior ULA).
     """
     from .methods import initial_guess
-    from .methods.patch_map import check_precision, map_energy
+    from .methods.patch_map import check_patch_fit, check_precision, map_energy
 
     p = params
     check_precision(p.precision, prior.name, "-S")
+    check_patch_fit(operator.domain_shape, prior.patch_size, map_settings["padding"], "-S")
     if hasattr(prior, "reset"):
         # a stateful prior (WPP's dual potential ψ) starts afresh for each measurement, whose chains share it,
         # so a measurement's result does not depend on the ones sampled before it in the batch

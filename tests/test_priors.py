@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from invsolve.errors import CheckpointError, OperatorError
+from invsolve.errors import CheckpointError, OperatorError, ShapeError
 from invsolve.priors import base, patches as P
 from invsolve.priors.epll import EPLL, EPLLConfig, fit_gmm
 from invsolve.priors.patchnr import PatchNR, PatchNRConfig, soft_clamp
@@ -91,7 +91,7 @@ def test_reflect_pad_matches_numpy():
     x = torch.rand(2, 5, 7)
     want = np.pad(x.numpy(), ((0, 0), (2, 2), (2, 2)), mode="reflect")
     assert np.allclose(P.reflect_pad(x, 2).numpy(), want)
-    with pytest.raises(ValueError):
+    with pytest.raises(ShapeError, match="reflect padding 5"):
         P.reflect_pad(x, 5)
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from invsolve import api
-from invsolve.errors import ConfigError, DataError, OperatorError
+from invsolve.errors import DataError, OperatorError, ShapeError
 from invsolve.operators import build_operator
 from invsolve.operators.surrogate import build_mlp
 
@@ -80,5 +80,5 @@ def test_bad_files_raise_one_line_data_errors(small, tmp_path):
     torch.save({"weights": object()}, pickled)  # pickled code is refused by weights_only loading
     with pytest.raises(DataError):
         build_operator("surrogate", {"model": str(pickled), "format": "state_dict"}, (3,))
-    with pytest.raises(ConfigError, match="does not accept inputs"):
+    with pytest.raises(ShapeError, match="does not accept inputs"):
         build_operator("surrogate", {"model": str(d / "sd.pt"), "widths": [2, 16, 5], "activation": "tanh"}, (3,))

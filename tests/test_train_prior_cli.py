@@ -138,8 +138,8 @@ def test_shared_material_image_trains(tmp_path, shared_data):
 def test_bf16_prior_term_runs_for_patchnr_and_is_refused_for_wpp(tmp_path, pngs):
     """-M/-S precision=bf16 (and sample-posterior --precision bf16) run patchNR's subnets in bfloat16;
     with another prior it is one clear error and no output."""
-    common = ["--images", pngs / "im0.png", "--steps", 10, "-P", "patch_size=4", "-q"]
-    flow = ["-P", "blocks=2", "-P", "width=16"]
+    common = ["--images", pngs / "im0.png", "-P", "patch_size=4", "-q"]
+    flow = ["--steps", 10, "-P", "blocks=2", "-P", "width=16"]
     assert run("--prior", "patchnr", *common, *flow, "--output", tmp_path / "p.pt").exit_code == 0
     assert run("--prior", "wpp", *common, "-P", "n_reference=100", "--output", tmp_path / "w.pt").exit_code == 0
     m = tmp_path / "m.h5"

@@ -62,6 +62,23 @@ def read_hdf5(path: Path, dataset: str | None) -> np.ndarray:
         return np.asarray(f[dataset][()])
 
 
+_KINDS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
+
+
+def _image_problem(path: Path, exc: Exception) -> str:
+    """One line on why an image file did not read (imageio's own text spans lines and suggests plugins)."""
+    kind = _KINDS.get(path.suffix.lower(), "image")
+    try:
+        if path.stat().st_size == 0:
+            return f"the file is empty, not a valid {kind} file"
+    except OSError:
+        pass
+    text = (str(exc).strip().splitlines() or [""])[0]
+    if isinstance(exc, OSError) and "backend" not in text and "plugin" not in text and text:
+        return text  # a permission or I/O problem: its own words
+    return f"not a valid {kind} file (damaged, truncated or another format renamed {path.suffix})"
+
+
 def _to_float(arr: np.ndarray, source: str) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / 255.0
@@ -95,7 +112,7 @@ def read_array(spec: str | Path) -> np.ndarray:
         try:
             arr = np.asarray(skio.imread(path))
         except Exception as exc:
-            raise DataError(f"cannot read image {path}: {exc}") from None
+            raise DataError(f"cannot read image {path}: {_image_problem(path, exc)}") from None
         if arr.ndim == 3 and arr.shape[-1] in (3, 4) and suffix not in (".tif", ".tiff"):
             from skimage.color import rgb2gray
 
@@ -104,7 +121,11 @@ def read_array(spec: str | Path) -> np.ndarray:
         raise DataError(
             f"unsupported input type {suffix or '(none)'} for {path}; use .h5:/dataset, .npy, .png or .tif"
         )
-    return _to_float(np.asarray(arr), str(spec))
+    arr = np.asarray(arr)
+    if arr.size == 0 or arr.ndim == 0:
+        what = "a single number" if arr.ndim == 0 else f"an empty array of shape {arr.shape}"
+        raise DataError(f"{spec} holds {what}; give a file with an image, a stack or vectors in it")
+    return _to_float(arr, str(spec))
 
 
 def check_finite(arr: np.ndarray, source: str) -> None:

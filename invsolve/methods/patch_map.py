@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from ..config import Params
-from ..errors import ConfigError
+from ..errors import ConfigError, OperatorError
 from .base import METHODS, Method, build_method, no_track
 
 
@@ -149,6 +149,22 @@ def map_energy(x, y, operator, noise, prior, lam: float, n_patches: int, padding
     return data + lam * reg.to(data.dtype)
 
 
+def check_patch_fit(shape: tuple[int, ...], patch_size: int, padding: int, flag: str) -> None:
+    """Refuse images (H, W) too small for reflect ``padding`` or for p×p patches of the padded image."""
+    H, W = shape[-2:]
+    m, p = min(H, W), patch_size
+    if (padding == 0 or padding < m) and p <= m + 2 * padding:
+        return
+    low = max(0, -(-(p - m) // 2))  # the least padding that makes the patches fit
+    fix = f"use larger images or {flag} padding={low}" if low == 0 or low < m else \
+        f"use images of at least {p}x{p} or a prior with smaller patches"
+    if p > m + 2 * padding:
+        raise OperatorError(f"images of {H}x{W} are smaller than the prior's {p}×{p} patches (with padding "
+                            f"{padding}); {fix}")
+    raise OperatorError(f"images of {H}x{W} are too small for reflect padding {padding} (it must be below {m}); "
+                        f"{fix}")
+
+
 def check_precision(precision: str, prior_name: str, flag: str) -> None:
     """bf16 is for patchNR's subnets; EPLL and WPP keep their own arithmetic (ConfigError otherwise)."""
     if precision == "bf16" and prior_name != "patchnr":
@@ -208,6 +224,7 @@ class PatchMAP(Method):
 
         s = self.settings(operator)
         p = self.params
+        check_patch_fit(operator.domain_shape, self.prior.patch_size, s["padding"], "-M")
         with torch.no_grad():
             if p.init == "classical":
                 x0 = initial_guess(y, operator, noise)

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..config import Params
 from ..errors import ConfigError, ShapeError
@@ -22,6 +22,21 @@ class BlurParams(Params):
     kernel_file: str | None = Field(None, description="file: kernel image or .npy")
     normalize: bool = Field(True, description="file: scale the kernel to sum 1")
     boundary: Literal["circular", "zero"] = Field("circular", description="boundary condition")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _file_kernel(cls, values):
+        # kernel_file alone means kernel=file (it was silently ignored before)
+        if isinstance(values, dict) and values.get("kernel_file") is not None and "kernel" not in values:
+            values = {**values, "kernel": "file"}
+        return values
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.kernel_file is not None and self.kernel != "file":
+            raise ValueError(f"kernel_file needs -P kernel=file (kernel is {self.kernel!r}); "
+                             "drop one of the two")
+        return self
 
 
 def _fold_circular(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
@@ -65,9 +80,13 @@ class BlurOperator(Operator):
         else:
             if p.kernel_file is None:
                 raise ConfigError("blur kernel=file needs kernel_file=PATH")
-            from ..io.images import read_array
+            from ..io.images import check_finite, read_array, split_spec
 
-            k = torch.from_numpy(read_array(p.kernel_file).astype(np.float32))
+            if not split_spec(p.kernel_file)[0].is_file():
+                raise ConfigError(f"blur kernel file not found: {p.kernel_file} (check -P kernel_file=PATH)")
+            arr = read_array(p.kernel_file)
+            check_finite(arr, f"blur kernel {p.kernel_file}")
+            k = torch.from_numpy(arr.astype(np.float32))
             if k.dim() != 2:
                 raise ShapeError(f"blur kernel {p.kernel_file} must be 2-D, got shape {tuple(k.shape)}")
             if p.normalize:
@@ -75,8 +94,11 @@ class BlurOperator(Operator):
                     raise ConfigError(f"blur kernel {p.kernel_file} sums to 0 and cannot be normalised")
                 k = k / k.sum()
         kh, kw = k.shape
-        if kh > self.image_shape[0] or kw > self.image_shape[1]:
-            raise ConfigError(f"blur kernel {kh}x{kw} is larger than the image {self.image_shape}")
+        H, W = self.image_shape
+        if kh > H or kw > W:
+            fix = (f"-P kernel_size={min(H, W)} (or less)" if p.kernel == "gaussian" and not arrays
+                   else "a smaller kernel")
+            raise ConfigError(f"blur kernel {kh}x{kw} is larger than the {H}x{W} image; use {fix} or larger images")
         self._margins = ((kh - 1) // 2, kh - 1 - (kh - 1) // 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2)
         self.register_buffer("kernel", k, persistent=False)
 

@@ -18,7 +18,7 @@ import torch
 from pydantic import Field, model_validator
 
 from ..config import Params
-from ..errors import ConfigError, OperatorError
+from ..errors import ConfigError, DataError, OperatorError
 from ..functional import xsw
 from .base import OPERATORS, Operator, OperatorEntry
 
@@ -71,8 +71,13 @@ class GixrfParams(Params):
             raise ValueError("bounds needs one [low, high] with high > low per entry of params")
         if not self.lines:
             raise ValueError("give at least one detected line")
+        if self.angles is None and self.num_angles > 1 and self.angle_min >= self.angle_max:
+            raise ValueError(f"angle_min ({self.angle_min}) must be smaller than angle_max ({self.angle_max})")
         return self
 
+
+#: Physical lower limits of the fitted fields: (limit, strict) for thickness >= 0, density > 0, ...
+_LIMITS = {"thickness": (0.0, False), "density": (0.0, True), "roughness": (0.0, False), "divergence": (0.0, False)}
 
 _FIELD = re.compile(r"^(layers\.(\d+)\.(thickness|density|roughness)|substrate\.(density|roughness)|scale|"
                     r"line_scales\.(\d+)|background|offset|divergence)$")
@@ -214,6 +219,32 @@ class GixrfOperator(Operator):
         b = self.params.bounds
         return None if b is None else {"name": "uniform", "dim": len(b), "low": [v[0] for v in b],
                                        "high": [v[1] for v in b]}
+
+    def check_inputs(self, x) -> None:
+        """Refuse input vectors (d,) or (N, d) outside ``bounds`` or the physical limits of their field
+        (thickness, roughness and divergence >= 0, density > 0): :class:`DataError` naming the first one.
+
+        For simulation inputs; the forward map itself accepts any value (samplers step outside the box).
+        """
+        arr = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+        arr = arr.reshape(-1, len(self._fields))
+        bounds = self.params.bounds
+        for col, name in enumerate(self._fields):
+            v = arr[:, col]
+            if bounds is not None:
+                low, high = bounds[col]
+                bad = np.flatnonzero((v < low) | (v > high))
+                if bad.size:
+                    raise DataError(f"gixrf input {int(bad[0])}: {name} = {v[bad[0]]:g} lies outside its bounds "
+                                    f"[{low:g}, {high:g}]; give values inside the bounds or widen -P bounds")
+            limit = _LIMITS.get(name.rsplit(".", 1)[-1])
+            if limit is not None:
+                low, strict = limit
+                bad = np.flatnonzero(v <= low if strict else v < low)
+                if bad.size:
+                    rel = ">" if strict else ">="
+                    raise DataError(f"gixrf input {int(bad[0])}: {name} = {v[bad[0]]:g} is not physical "
+                                    f"(needs {rel} {low:g}); give a valid value")
 
     def _values(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every field as a (B,) float64 tensor: the fitted ones from x, the rest from the config."""

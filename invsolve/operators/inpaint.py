@@ -6,7 +6,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..config import Params
 from ..errors import ConfigError, ShapeError
@@ -21,6 +21,20 @@ class InpaintParams(Params):
         None, description="box: missing (row, col, height, width); default the centred quarter-area box"
     )
     mask_file: str | None = Field(None, description="file: image whose nonzero pixels are observed")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _file_mask(cls, values):
+        # mask_file alone means mask=file (it was silently ignored before)
+        if isinstance(values, dict) and values.get("mask_file") is not None and "mask" not in values:
+            values = {**values, "mask": "file"}
+        return values
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.mask_file is not None and self.mask != "file":
+            raise ValueError(f"mask_file needs -P mask=file (mask is {self.mask!r}); drop one of the two")
+        return self
 
 
 def make_mask(p: InpaintParams, shape: tuple[int, int]) -> torch.Tensor:
@@ -38,9 +52,12 @@ def make_mask(p: InpaintParams, shape: tuple[int, int]) -> torch.Tensor:
         return m
     if p.mask_file is None:
         raise ConfigError("inpaint mask=file needs mask_file=PATH")
-    from ..io.images import read_array
+    from ..io.images import check_finite, read_array, split_spec
 
+    if not split_spec(p.mask_file)[0].is_file():
+        raise ConfigError(f"inpaint mask file not found: {p.mask_file} (check -P mask_file=PATH)")
     arr = read_array(p.mask_file)
+    check_finite(arr, f"inpaint mask {p.mask_file}")
     if arr.shape != (H, W):
         raise ShapeError(f"mask {p.mask_file} has shape {arr.shape}; the image is {H}x{W}")
     return torch.from_numpy((arr != 0).astype(np.float32))

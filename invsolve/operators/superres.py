@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 
@@ -30,7 +31,8 @@ class SuperresParams(Params):
                 f = int(values["factor"])
             except (TypeError, ValueError):
                 return values  # the field validation reports it
-            values = {"kernel_size": 4 * f, "sigma": f / 2.0, **values}
+            if f >= 1:  # else only the factor is reported, not the kernel derived from it
+                values = {"kernel_size": 4 * f, "sigma": f / 2.0, **values}
         return values
 
     @model_validator(mode="after")
@@ -87,8 +89,19 @@ class SuperresOperator(Operator):
         """High-resolution coordinate of low-resolution sample 0: (k - 1) / 2."""
         return (self.params.kernel_size - 1) / 2.0
 
+    def _wraps(self) -> bool:
+        """True when the periodic margin exceeds the image, so it wraps around more than once."""
+        return self._pad > min(self.image_shape)
+
+    def _index(self, n: int, device) -> torch.Tensor:
+        return torch.arange(n + self._pad, device=device) % n
+
     def _forward(self, x):
-        x = periodic_pad(x, self._pad, self._pad)
+        if self._wraps():  # images smaller than the kernel: tile periodically as often as needed
+            H, W = self.image_shape
+            x = x.index_select(1, self._index(H, x.device)).index_select(2, self._index(W, x.device))
+        else:
+            x = periodic_pad(x, self._pad, self._pad)
         y = F.conv2d(x[:, None], self.kernel.to(x.dtype), stride=self.params.factor)[:, 0]
         return y[:, : self._out[0], : self._out[1]]
 
@@ -100,6 +113,9 @@ class SuperresOperator(Operator):
         op = (full[0] - k - (y.shape[1] - 1) * p.factor, full[1] - k - (y.shape[2] - 1) * p.factor)
         x = F.conv_transpose2d(y[:, None], self.kernel.to(y.dtype), stride=p.factor, output_padding=0)[:, 0]
         x = F.pad(x, (0, op[1], 0, op[0]))
+        if self._wraps():  # adjoint of the tiling: add every copy back onto its source pixel
+            cols = x.new_zeros(x.shape[0], x.shape[1], W).index_add_(2, self._index(W, x.device), x)
+            return x.new_zeros(x.shape[0], H, W).index_add_(1, self._index(H, x.device), cols)
         return fold_periodic(x, self._pad, self._pad)
 
 

@@ -33,7 +33,7 @@ from pydantic import Field
 from torch import nn
 
 from ..config import Params
-from ..errors import ConfigError, DataError, OperatorError
+from ..errors import ConfigError, DataError, OperatorError, ShapeError
 from .base import OPERATORS, Operator, OperatorEntry
 
 __all__ = ["SurrogateParams", "SurrogateOperator", "shared_data_dir", "build_mlp"]
@@ -68,6 +68,15 @@ def build_mlp(widths: list[int], activation: str) -> nn.Sequential:
         if i < len(widths) - 2:
             mods.append(_ACT[activation]())
     return nn.Sequential(*mods)
+
+
+def _input_dim(net: nn.Module) -> int | None:
+    """Input width of a network whose first layer is Linear (an MLP; TorchScript too), else None."""
+    first = next(iter(net.children()), None) if isinstance(net, nn.Sequential) else None
+    if isinstance(first, nn.Linear):
+        return int(first.in_features)
+    w = dict(net.named_parameters()).get("0.weight")  # TorchScript Sequential: the first Linear's weight
+    return int(w.shape[1]) if w is not None and w.dim() == 2 else None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -126,12 +135,17 @@ class SurrogateOperator(Operator):
         self.net.eval()
         ps = list(self.net.parameters())
         self._dtype = ps[0].dtype if ps else torch.float32
+        d = _input_dim(self.net)
+        if d is not None and self.image_shape != (d,):
+            got = self.image_shape[0] if len(self.image_shape) == 1 else self.image_shape
+            raise ShapeError(f"the surrogate model takes {d} parameters per item, got {got} (it does not "
+                                  f"accept inputs of shape {self.image_shape}); give vectors ({d},) or (N, {d})")
         with torch.no_grad():
             try:
                 out = self.net(torch.zeros((1, *self.image_shape), dtype=self._dtype))
             except Exception as exc:  # shape mismatch between the inputs and the network
-                raise ConfigError(f"surrogate model does not accept inputs of shape {self.image_shape}: "
-                                  f"{_first_line(exc)}") from None
+                raise ShapeError(f"the surrogate model does not accept inputs of shape {self.image_shape} "
+                                      f"({_first_line(exc)}); check the parameters per item") from None
         if out.dim() != 2:
             raise DataError(f"surrogate model returns shape {tuple(out.shape)} for one input; expected (1, m)")
         self._m = int(out.shape[1])

@@ -4,11 +4,14 @@ A prior file is ``torch.save`` of plain data only::
 
     {"format": "invsolve-prior", "version": 1, "prior": NAME,
      "config": {...JSON values...}, "state": {name: tensor},
-     "provenance": {...JSON values...}, ["training": {...}]}
+     "provenance": {...JSON values...}, ["training": {...}],
+     "sha256": HEX}                    # state_digest of "state" (absent in older files)
 
 It is read with ``torch.load(..., weights_only=True)``, so loading never runs
 pickled code.  Training checkpoints use the same format plus a ``training``
 entry (optimizer state, step, random generator states) and load as priors too.
+The ``sha256`` digest of the state tensors catches flipped bytes in the weights,
+which the zip archive itself does not (torch does not check its CRCs).
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from torch import nn
 
 from ..config import Params, validate_params
 from ..errors import CheckpointError, ConfigError, OutputExistsError, ShapeError
+from ..io.digest import state_digest
 from ..registry import Registry
 
 __all__ = ["PRIORS", "PatchPrior", "PriorConfig", "save_prior", "load_prior", "read_prior_file", "FORMAT",
-           "VERSION", "load_all"]
+           "VERSION", "load_all", "verify_digest"]
 
 FORMAT = "invsolve-prior"
 VERSION = 1
@@ -219,6 +223,7 @@ def save_prior(prior: PatchPrior, path: str | Path, overwrite: bool = False,
         "state": {k: v.detach().cpu().clone() for k, v in prior.state_dict().items()},
         "provenance": _jsonable(prior.provenance),
     }
+    payload["sha256"] = state_digest(payload["state"])
     if training is not None:
         payload["training"] = training
     from ..io.atomic import atomic_output
@@ -234,18 +239,17 @@ def read_prior_file(path: str | Path, device: str | torch.device = "cpu") -> dic
     if not p.is_file():
         hint = "it is a folder" if p.exists() else "check the path, or train one with `invsolve train-prior`"
         raise CheckpointError(f"prior file not found: {p} ({hint})")
-    damaged = (f"{p} is damaged or not a prior file ({{}}); retrain it with `invsolve train-prior` "
-               "or copy it again")
+    unreadable = (f"{p} is not a readable invsolve prior file (damaged, truncated or another format); "
+                  "train one with `invsolve train-prior` or copy it again")
     if not zipfile.is_zipfile(p):  # torch.save writes zip archives; a truncated one fails here too
-        raise CheckpointError(damaged.format("not a complete torch zip archive"))
+        raise CheckpointError(unreadable)
     try:
         payload = torch.load(p, map_location=device, weights_only=True)
     except pickle.UnpicklingError:
         raise CheckpointError(f"{p} holds Python objects other than tensors and plain data; refusing to "
                               "load it (only files written by `invsolve train-prior` load)") from None
-    except Exception as exc:  # truncated zip, not a torch file, I/O errors
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(damaged.format(first)) from None
+    except Exception:  # truncated zip, not a torch file, I/O errors: torch's text spans lines
+        raise CheckpointError(unreadable) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not an invsolve prior file (no format={FORMAT!r} entry); "
                               "give a file written by `invsolve train-prior`")
@@ -256,7 +260,21 @@ def read_prior_file(path: str | Path, device: str | torch.device = "cpu") -> dic
     for key, typ in (("prior", str), ("config", dict), ("state", dict)):
         if not isinstance(payload.get(key), typ):
             raise CheckpointError(f"{p} lacks a valid {key!r} entry; the file is damaged, retrain it")
+    if "training" in payload:  # a checkpoint: --resume loads its state directly
+        verify_digest(payload, str(p))
     return payload
+
+
+def verify_digest(payload: dict[str, Any], source: str) -> None:
+    """Refuse a payload whose state does not match its ``sha256`` digest (files without one pass)."""
+    digest = payload.get("sha256")
+    if digest is None or digest == state_digest(payload["state"]):
+        return
+    bad = [k for k, t in payload["state"].items()
+           if isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all()]
+    what = f"; tensor {bad[0]!r} holds NaN or infinite values" if bad else ""
+    raise CheckpointError(f"{source} is damaged (checksum mismatch of its weights{what}); retrain it with "
+                          "`invsolve train-prior` or restore a copy")
 
 
 def build_from_payload(payload: dict[str, Any], source: str) -> PatchPrior:
@@ -272,6 +290,8 @@ def build_from_payload(payload: dict[str, Any], source: str) -> PatchPrior:
     except ConfigError as exc:
         raise CheckpointError(f"{exc}; the file is damaged or from an incompatible version") from None
     prior = cls(config)
+    if "training" not in payload:  # checkpoints were checked by read_prior_file
+        verify_digest(payload, source)
     prior.load_state(payload["state"], source)
     prov = payload.get("provenance")
     prior.provenance = dict(prov) if isinstance(prov, dict) else {}

@@ -24,6 +24,7 @@ import torch
 from pydantic import Field
 
 from ..config import Params
+from ..errors import ConfigError
 from ..methods.base import no_track
 from .base import PRIORS, PatchPrior, PriorConfig
 from .patches import random_patches
@@ -167,8 +168,16 @@ class EPLL(PatchPrior):
         gen = torch.Generator(device=dev).manual_seed(seed)
         x = random_patches(images, p, training.n_patches, gen)
         max_iter = training.max_iter if steps is None else int(steps)
-        w, mu, cov, hist = fit_gmm(x, config.n_components, max_iter, training.tol, config.reg_covar,
-                                   training.init, gen, track, callback)
+        k = config.n_components
+        if k > x.shape[0]:
+            raise ConfigError(f"EPLL cannot fit {k} components to {x.shape[0]} training patches; use fewer "
+                              f"components (-P n_components={max(1, x.shape[0] // 10)}) or more/larger images")
+        try:
+            w, mu, cov, hist = fit_gmm(x, k, max_iter, training.tol, config.reg_covar, training.init, gen,
+                                       track, callback)
+        except torch.linalg.LinAlgError:
+            raise ConfigError("EPLL fit failed: a covariance is not positive definite; use fewer components "
+                              f"(-P n_components=..., now {k}), a larger -P reg_covar or more images") from None
         prior = cls(config).to(dev)
         prior.weights.copy_(w), prior.means.copy_(mu), prior.covariances.copy_(cov)
         prior.after_load()

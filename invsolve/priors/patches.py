@@ -16,6 +16,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from ..errors import ShapeError
+
 __all__ = [
     "patch_count",
     "extract_patches",
@@ -37,9 +39,9 @@ def patch_count(h: int, w: int, p: int) -> int:
 
 def _check(x: torch.Tensor, p: int) -> None:
     if x.dim() != 3:
-        raise ValueError(f"expected images (B, H, W), got shape {tuple(x.shape)}")
+        raise ShapeError(f"expected images (B, H, W), got shape {tuple(x.shape)}")
     if p < 1 or x.shape[-2] < p or x.shape[-1] < p:
-        raise ValueError(f"patch size {p} does not fit images of size {tuple(x.shape[-2:])}")
+        raise ShapeError(f"{p}×{p} patches do not fit images of size {tuple(x.shape[-2:])}")
 
 
 def extract_patches(x: torch.Tensor, p: int) -> torch.Tensor:
@@ -161,7 +163,7 @@ def reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     if pad == 0:
         return x
     if pad < 0 or pad >= min(x.shape[-2:]):
-        raise ValueError(f"reflect padding {pad} needs 0 <= pad < image size {tuple(x.shape[-2:])}")
+        raise ShapeError(f"reflect padding {pad} needs 0 <= pad < image size {tuple(x.shape[-2:])}")
     return F.pad(x[:, None], (pad,) * 4, mode="reflect")[:, 0]
 
 

@@ -9,7 +9,8 @@ then rename) and holds only tensors and plain data::
      "arrays": {NAME: tensor},         # operator arrays (matrix, mask, kernel)
      "state_dict": {...},              # network weights and data statistics
      "provenance": {...},              # version, date, seed, timings, data source
-     "training": {...}}                # optimizer/generator state for --resume
+     "training": {...},                # optimizer/generator state for --resume
+     "sha256": HEX}                    # digest of state_dict and arrays (absent in older files)
 
 It is read back only with ``torch.load(..., weights_only=True)``, so loading
 a file never runs pickled code.  New samplers register a subclass of
@@ -20,6 +21,8 @@ a file never runs pickled code.  New samplers register a subclass of
 from __future__ import annotations
 
 import json
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,7 +31,7 @@ import torch
 from torch import nn
 
 from ..config import Params, validate_params
-from ..errors import ConfigError, DataError, InvsolveError, OperatorError, ShapeError
+from ..errors import CheckpointError, ConfigError, DataError, InvsolveError, OperatorError, ShapeError
 from ..methods import no_track
 from ..registry import Registry
 from .networks import Standardizer
@@ -44,6 +47,15 @@ SAMPLERS: Registry[type["Sampler"]] = Registry("sampler")
 def load_all() -> None:
     """Import every sampler module so that its registration runs."""
     from . import cflow, cfm, mmd_flow  # noqa: F401
+
+
+def tensors_digest(ckpt: dict[str, Any]) -> str:
+    """SHA-256 (hex) of a sampler file's tensors: its ``state_dict`` and operator ``arrays``."""
+    from ..io.digest import state_digest
+
+    named = {f"state_dict.{k}": v for k, v in (ckpt.get("state_dict") or {}).items()}
+    named.update({f"arrays.{k}": v for k, v in (ckpt.get("arrays") or {}).items()})
+    return state_digest(named)
 
 
 def _canon(obj: Any) -> Any:
@@ -231,7 +243,7 @@ class Sampler:
                                 "simulate with the sampler's noise or train a sampler for it")
 
     def checkpoint(self, provenance: dict | None = None, training: dict | None = None) -> dict[str, Any]:
-        return {
+        ckpt = {
             "format": FORMAT, "version": VERSION, "sampler": self.name,
             "config": self.config.model_dump(mode="json"),
             "operator": self.operator_spec, "noise": self.noise_spec,
@@ -239,6 +251,8 @@ class Sampler:
             "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
             "provenance": provenance or {}, "training": training or {},
         }
+        ckpt["sha256"] = tensors_digest(ckpt)
+        return ckpt
 
     @classmethod
     def create(cls, config: dict[str, Any], operator, noise) -> "Sampler":
@@ -286,12 +300,17 @@ def read_checkpoint(path: str | Path, device="cpu") -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"sampler file not found: {p} (train one with `invsolve train-sampler`)")
+    unreadable = (f"{p} is not a readable sampler file (damaged, truncated or another format); "
+                  "train one with `invsolve train-sampler`")
+    if not zipfile.is_zipfile(p):  # torch.save writes zip archives; a truncated one fails here too
+        raise CheckpointError(unreadable)
     try:
         ckpt = torch.load(p, weights_only=True, map_location=device)
-    except Exception as exc:  # truncated, not a torch file, or holds pickled code
-        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
-        raise DataError(f"{p} is not a readable sampler file ({why}); it is corrupted or was not written by "
-                        "`invsolve train-sampler`") from None
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{p} is not a readable sampler file: it holds Python objects other than tensors "
+                              "and plain data, which are never loaded; train one with `invsolve train-sampler`") from None
+    except Exception:  # a damaged archive: torch's text spans lines
+        raise CheckpointError(unreadable) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise DataError(f"{p} is not an invsolve sampler file; train one with `invsolve train-sampler`")
     if ckpt.get("version") != VERSION:
@@ -300,6 +319,10 @@ def read_checkpoint(path: str | Path, device="cpu") -> dict[str, Any]:
     missing = [k for k in ("sampler", "config", "operator", "noise", "state_dict") if k not in ckpt]
     if missing:
         raise DataError(f"{p} lacks {', '.join(missing)}; the sampler file is incomplete, retrain it")
+    digest = ckpt.get("sha256")
+    if digest is not None and digest != tensors_digest(ckpt):
+        raise CheckpointError(f"{p} is damaged (checksum mismatch of its weights); retrain it with "
+                              "`invsolve train-sampler` or restore a copy")
     return ckpt
 
 
