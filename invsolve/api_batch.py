@@ -85,8 +85,10 @@ def output_paths(inputs: Sequence[Path], output: str | Path) -> list[Path]:
     from .io.hdf5 import HDF5_OUTPUT_SUFFIXES, check_not_input
 
     out = Path(output)
-    if str(output).endswith(("/", os.sep)) and not out.is_dir():
-        raise DataError(f"output folder {output} does not exist; create it first")
+    if str(output).endswith(("/", os.sep)) and not out.is_dir():  # a folder by its name: made like the one of
+        if not out.parent.is_dir():  # several inputs, inside an existing folder
+            raise DataError(f"output folder {out.parent} does not exist; create it first")
+        out.mkdir()
     if len(inputs) == 1:
         paths = [out / (inputs[0].stem + ".h5")] if out.is_dir() else [out]
         check_not_input(paths[0], inputs)

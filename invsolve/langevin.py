@@ -12,7 +12,7 @@ import math
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .config import Params
 from .methods.base import no_track
@@ -36,6 +36,13 @@ class LangevinParams(Params):
     keep_samples: bool = Field(False, description="store the collected samples")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="patchnr: bf16 runs the flow's subnets in "
                                                "bfloat16 for the prior term, as for MAP")
+
+    @model_validator(mode="after")
+    def _collects_samples(self) -> "LangevinParams":
+        if self.steps <= self.burn_in:
+            raise ValueError(f"steps ({self.steps}) must exceed burn_in ({self.burn_in}) to collect any samples; "
+                             f"raise -S steps= or lower -S burn_in=")
+        return self
 
 
 #: tau per operator kind (paper: 2e-7 for patchNR CT with lam 6000; images in [0, 1]).

@@ -229,7 +229,7 @@ def test_output_checks_before_any_work(tmp_path, phantom_png):
     m2 = simulate(tmp_path, phantom_png, "blur", name="m2.h5")
     cases = [(["reconstruct", m, "-o", m, "--overwrite"], "is also an input"),
              (["reconstruct", m, "-o", tmp_path / "r.txt"], "must end in .h5 or .hdf5"),
-             (["reconstruct", m, "-o", f"{tmp_path}/nodir/"], "does not exist"),
+             (["reconstruct", m, "-o", f"{tmp_path}/no/nodir/"], "does not exist"),
              (["reconstruct", m, "-m", "tv", "-o", tmp_path / "r.h5", "--preview", tmp_path / "p.jpg"], ".png"),
              (["reconstruct", m, "-o", tmp_path / "r.h5", "--preview", tmp_path / "no" / "p.png"], "does not exist"),
              (["reconstruct", m, m2, "-o", tmp_path / "multi.h5"], "give a folder name"),
@@ -240,6 +240,13 @@ def test_output_checks_before_any_work(tmp_path, phantom_png):
     for args, text in cases:
         assert text in err_line(run(*args)), args
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.h5", "m2.h5", "phantom.png"]  # nothing written
+
+
+def test_output_folder_by_trailing_slash_is_created(tmp_path, phantom_png):
+    m = simulate(tmp_path, phantom_png, "blur")
+    res = run("reconstruct", m, "-m", "tikhonov", "-o", f"{tmp_path}/rec/", "-q")
+    assert res.exit_code == 0, res.stderr
+    assert (tmp_path / "rec" / "m.h5").is_file()
 
 
 def test_non_finite_results_are_not_written(tmp_path, phantom_png):

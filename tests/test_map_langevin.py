@@ -225,6 +225,13 @@ def test_map_bf16_is_refused_for_priors_other_than_patchnr():
         method.run(torch.zeros(1, 4, 4), op, noise)
 
 
+def test_langevin_settings_that_collect_nothing_are_refused():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"steps \(500\) must exceed burn_in \(500\)"):
+        LangevinParams(steps=500)
+
+
 def test_langevin_with_wpp_is_reproducible_and_resets_the_dual_per_measurement():
     from skimage import data
 

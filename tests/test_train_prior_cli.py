@@ -103,9 +103,8 @@ def test_resume_equals_uninterrupted_run(tmp_path, pngs):
     part = run(*common, "--steps", 6, "--checkpoint-every", 6, "--output", tmp_path / "r.pt")
     assert part.exit_code == 0, part.stderr
     assert (tmp_path / "r.pt.ckpt").is_file()
-    res = run(*common, "--steps", 12, "--checkpoint-every", 6, "--resume", "--output", tmp_path / "r.pt",
-              "--overwrite")
-    assert res.exit_code == 0, res.stderr
+    res = run(*common, "--steps", 12, "--checkpoint-every", 6, "--resume", "--output", tmp_path / "r.pt")
+    assert res.exit_code == 0, res.stderr  # --resume replaces the 6-step output without --overwrite
     a, b = load_prior(tmp_path / "full.pt"), load_prior(tmp_path / "r.pt")
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     assert b.provenance["resumed_from"] == 6

@@ -40,19 +40,15 @@ def registry_listing() -> dict[str, list[dict[str, Any]]]:
             if p["name"] in e.defaults:
                 p["default"] = to_jsonable_python(e.defaults[p["name"]])
         ops.append({"name": name, "kind": e.cls.kind, "summary": e.summary, "noise": e.noise, "params": params})
-    noise = [{"name": n, "summary": (c.__doc__ or "").strip().splitlines()[0], "params": _fields(c.Params)}
-             for n, c in NOISE.items()]
-    methods = [{"name": n, "summary": (c.__doc__ or "").strip().splitlines()[0],
-                "operators": list(c.operators) or ["any"], "params": _fields(c.Params)} for n, c in METHODS.items()]
+    noise = [{"name": n, "summary": doc(c), "params": _fields(c.Params)} for n, c in NOISE.items()]
+    methods = [{"name": n, "summary": doc(c), "operators": _method_operators(c), "params": _fields(c.Params)}
+               for n, c in METHODS.items()]
     from ..priors import PRIORS
     from ..priors import load_all as load_priors
     from ..samplers import SAMPLERS
     from ..samplers import load_all as load_samplers
 
     load_priors(), load_samplers()
-
-    def doc(c):
-        return (c.__doc__ or "").strip().splitlines()[0]
 
     priors = [{"name": n, "summary": doc(c),
                "params": _fields(c.Config) + _fields(c.Training)} for n, c in PRIORS.items()]
@@ -151,3 +147,17 @@ def info(json: JsonOpt = None) -> None:
     for k, v in data.items():
         t.add_row(k, str(v))
     out_console().print(t)
+
+
+def doc(cls) -> str:
+    """The first paragraph of a class docstring, on one line."""
+    return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+
+
+def _method_operators(cls) -> list[str]:
+    """Where a reconstruction method applies, in words: operator kinds, images, linear operators."""
+    if cls.operators:
+        return list(cls.operators)
+    if cls.images_only:
+        return ["images (linear operators)"] if cls.linear_only else ["images"]
+    return ["linear operators (images and vectors)"] if cls.linear_only else ["any"]

@@ -14,7 +14,7 @@ from ._options import (BatchOpt, ConfigOpt, DeviceOpt, InputsArg, JsonOpt, Outpu
 @handle_errors
 def reconstruct(
     measurement: InputsArg = None,
-    method: Annotated[Optional[str], typer.Option("--method", "-m", help="fbp, tv, bicubic, tikhonov (default: fbp for CT, bicubic for superres, else tv); map with --prior")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", "-m", help="fbp, tv, bicubic, tikhonov (default: fbp for CT, bicubic for superres, tikhonov for linear vectors, else tv); map with --prior")] = None,
     method_param: Annotated[Optional[list[str]], typer.Option("--method-param", "-M", help="method parameter KEY=VALUE (repeatable)")] = None,
     prior: Annotated[Optional[str], typer.Option("--prior", help="patch prior for a MAP estimate: patchnr, epll or wpp")] = None,
     prior_file: Annotated[Optional[str], typer.Option("--prior-file", help="prior trained by `invsolve train-prior`")] = None,

@@ -92,7 +92,8 @@ def train_prior(
             if run.prior != "patchnr":
                 raise ConfigError(f"{flag} applies to patchnr training only, not --prior {run.prior}")
             params[key] = value
-    check_output(run.output, run.overwrite, suffixes=None)  # a prior file (.pt by custom)
+    # a prior file (.pt by custom); --resume replaces it, as train-sampler --resume does
+    check_output(run.output, run.overwrite or run.resume, suffixes=None)
     ckpt = run.checkpoint or f"{run.output}.ckpt"
     if run.resume and not Path(ckpt).is_file():
         raise CheckpointError(f"--resume: no checkpoint at {ckpt}; run without --resume (with "
@@ -110,7 +111,7 @@ def train_prior(
         callback=progress.callback, sources=sources, val_sources=val_sources)
     if hist.get("rank", 0) != 0:  # torchrun: rank 0 writes and reports
         return
-    path = api_priors.save_prior(prior_obj, run.output, overwrite=run.overwrite)
+    path = api_priors.save_prior(prior_obj, run.output, overwrite=run.overwrite or run.resume)
     last = lambda key: None if hist["final"][key] is None else round(hist["final"][key], 6)  # noqa: E731
     sps = hist.get("seconds_per_step")
     summary = {"output": str(path), "prior": run.prior, "steps": hist.get("steps"),

@@ -59,7 +59,7 @@ def conjugate_gradient(apply, b: torch.Tensor, x0: torch.Tensor, iterations: int
 class Tikhonov(Method):
     """x = argmin |A x - y|^2 + alpha ||A||^2 |L x|^2, by conjugate gradients on the
     normal equations (A^T A + alpha ||A||^2 L^T L) x = A^T y.  Uses the least-squares
-    data term whatever the noise model.  (B, *range) -> (B, H, W).
+    data term whatever the noise model.  (B, *range) -> (B, *domain): images (B, H, W) or vectors (B, d).
 
     References:
         Hestenes & Stiefel, Methods of conjugate gradients for solving linear

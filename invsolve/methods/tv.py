@@ -47,7 +47,7 @@ class TV(Method):
     """argmin_x  NLL(y | A x) + lam * TV_eps(x), by Adam on the pixels, started
     from the classical reconstruction (FBP, bicubic, or A^T y).
 
-    Works for any operator and noise model; shapes (B, *range) -> (B, H, W).
+    Works for any linear image operator and noise model; shapes (B, *range) -> (B, H, W).
 
     References:
         Rudin, Osher, Fatemi, Nonlinear total variation based noise removal,
