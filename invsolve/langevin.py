@@ -115,4 +115,3 @@ def langevin_sample(y, operator, noise, prior, params: LangevinParams, map_setti
     summary.info = {"step_size": tau, "lam": lam, "n_patches": n_patches, "padding": padding,
                     "samples_per_measurement": moments.n}
     return summary
-

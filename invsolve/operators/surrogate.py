@@ -139,13 +139,13 @@ class SurrogateOperator(Operator):
         if d is not None and self.image_shape != (d,):
             got = self.image_shape[0] if len(self.image_shape) == 1 else self.image_shape
             raise ShapeError(f"the surrogate model takes {d} parameters per item, got {got} (it does not "
-                                  f"accept inputs of shape {self.image_shape}); give vectors ({d},) or (N, {d})")
+                             f"accept inputs of shape {self.image_shape}); give vectors ({d},) or (N, {d})")
         with torch.no_grad():
             try:
                 out = self.net(torch.zeros((1, *self.image_shape), dtype=self._dtype))
             except Exception as exc:  # shape mismatch between the inputs and the network
                 raise ShapeError(f"the surrogate model does not accept inputs of shape {self.image_shape} "
-                                      f"({_first_line(exc)}); check the parameters per item") from None
+                                 f"({_first_line(exc)}); check the parameters per item") from None
         if out.dim() != 2:
             raise DataError(f"surrogate model returns shape {tuple(out.shape)} for one input; expected (1, m)")
         self._m = int(out.shape[1])
