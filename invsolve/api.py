@@ -467,6 +467,7 @@ def sample_posterior(
 
     summary = concat_summaries(parts)
     summary.info = {}
-    check_result([summary.mean, summary.std], f"the {spec['name']} posterior",
-                 "lower the step size (-S step_size=...) or check the measurement and the sampler")
+    fix = ("the sampler file may be damaged or its training diverged: retrain it" if sampler_file is not None else
+           "lower the step size (-S step_size=...), or check the measurement and the prior file")
+    check_result([summary.mean, summary.std], f"the {spec['name']} posterior", fix)
     return Posterior(summary, spec, measurement, seed, str(dev), {"sample_posterior": time.perf_counter() - t0})

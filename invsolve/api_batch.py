@@ -273,7 +273,11 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
         meta = read_result(src, data=False)
         if "measurement" not in meta.datasets or "operator" not in meta.attrs:
             raise DataError(f"{src} holds no measurement with its operator; create one with `invsolve simulate`")
-        n = int(meta.datasets["measurement"][0])
+        shape = meta.datasets["measurement"]
+        if len(shape) < 2 or shape[0] == 0:
+            raise DataError(f"{src}:/measurement has shape {shape}, not a non-empty stack (N, ...); re-create the "
+                            "file with `invsolve simulate`")
+        n = int(shape[0])
         io = IncrementalOutput(dst, _fingerprint(task, batch_size, src, meta.attrs, n), n,
                                overwrite=overwrite, resume=resume, shared=n_shards > 1)
         files.append((src, io, n))

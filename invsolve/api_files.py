@@ -134,12 +134,23 @@ def load_measurement(path: str | Path, items: slice | None = None) -> Measuremen
         operator_entry(op["name"])
     except (OperatorError, KeyError, TypeError) as exc:
         raise DataError(f"{path} was written with an operator this version does not know: {exc}") from None
+    shape = op.get("image_shape")
+    if not (isinstance(shape, list) and len(shape) in (1, 2) and all(isinstance(v, int) and v > 0 for v in shape)):
+        raise DataError(f"{path} has an invalid operator image_shape {shape!r}; re-create the file with "
+                        "`invsolve simulate`")
     gt = st.datasets.get("ground_truth")
     if gt is not None:
-        shape = tuple(op.get("image_shape") or gt.shape[1:])
-        if not np.issubdtype(gt.dtype, np.number) or gt.shape != (len(y), *shape) or not np.isfinite(gt).all():
-            raise DataError(f"{path}:/ground_truth is damaged ({gt.dtype} {gt.shape}, expected finite values of "
-                            f"shape {(len(y), *shape)}); re-create the file with `invsolve simulate`")
+        fix = "re-create the file with `invsolve simulate`, or drop /ground_truth and evaluate with --reference"
+        if not np.issubdtype(gt.dtype, np.number):
+            raise DataError(f"{path}:/ground_truth is {gt.dtype}, not numbers; {fix}")
+        if gt.shape[0] != len(y):
+            raise DataError(f"{path} holds {gt.shape[0]} ground-truth item(s) for {len(y)} measurement(s) (is "
+                            f"/measurement {raw.shape} missing its first, per-item axis?); {fix}")
+        if tuple(gt.shape[1:]) != tuple(shape):
+            raise DataError(f"{path}:/ground_truth has items of shape {tuple(gt.shape[1:])}, the operator's images "
+                            f"{tuple(shape)}; {fix}")
+        if not np.isfinite(gt).all():
+            raise DataError(f"{path}:/ground_truth holds NaN or infinite values; {fix}")
     return Measurement(
         measurement=y,
         operator=op,

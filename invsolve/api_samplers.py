@@ -139,6 +139,8 @@ def train_sampler(
         try:
             op = build_operator(operator, operator_params, (crop, crop)).to(dev)
         except (ShapeError, ConfigError) as exc:  # the crop is this command's image size
+            if f"{crop}x{crop}" not in str(exc):
+                raise
             raise type(exc)(f"{exc}; here the images are the --crop {crop} squares, so choose a --crop that "
                             "fits") from None
         source = ImageSource(imgs, crop, op, nm, files=files)

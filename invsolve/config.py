@@ -21,7 +21,7 @@ __all__ = ["Params", "validate_params", "load_config_file", "parse_assignments"]
 class Params(BaseModel):
     """Base of all parameter models: frozen, unknown keys fail."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # inf or NaN: never a setting
 
 
 #: Settings given as positional command-line arguments, as the user knows them.
@@ -91,7 +91,8 @@ def validate_params(model: type[BaseModel], values: dict[str, Any], where: str) 
     except ValidationError as err:
         msg = _describe(err, where)
         if any(e["type"] == "extra_forbidden" for e in err.errors()):
-            msg += f" (valid keys: {', '.join(_keys(model))})"
+            keys = _keys(model)
+            msg += f" (valid keys: {', '.join(keys)})" if keys else " (it takes no parameters)"
         raise ConfigError(msg) from None
 
 

@@ -317,3 +317,49 @@ def test_surrogate_input_of_the_wrong_length(tmp_path):
 
         build_operator("surrogate", {"model": str(model), "widths": [3, 4, 2]}, (5,))
 
+
+
+# -- second review round -----------------------------------------------------------------------------------
+
+def test_settings_and_inputs_from_the_second_review(tmp_path):
+    x = image(tmp_path)
+    assert "--scale applies to the superres operator, not 'blur'" in err_line(
+        simulate(tmp_path, x, "blur", "--scale", 4))
+    assert "Input should be a finite number" in err_line(simulate(tmp_path, x, "blur", "-N", "sigma=nan"))
+    assert simulate(tmp_path, x, "superres", "--scale", 2).exit_code == 0
+    m = tmp_path / "o.h5"
+    assert "(it takes no parameters)" in err_line(run("reconstruct", m, "-m", "bicubic", "-M", "x=1", "-o",
+                                                      tmp_path / "r.h5"))
+    png = tmp_path / "p.png"
+    from skimage import io as skio
+    skio.imsave(png, (np.ones((16, 16)) * 255).astype(np.uint8), check_contrast=False)
+    assert "FILE:/DATASET applies to HDF5 files" in err_line(simulate(tmp_path, f"{png}:/x", "blur", name="q.h5"))
+    with h5py.File(tmp_path / "e.h5", "w") as f:  # a measurement file whose stack is empty
+        with h5py.File(m) as src:
+            for k, v in src.attrs.items():
+                f.attrs[k] = v
+        f["measurement"] = np.zeros((0, 8, 8), np.float32)
+    line = err_line(run("reconstruct", tmp_path / "e.h5", "-m", "tv", "-o", tmp_path / "r.h5"))
+    assert "not a non-empty stack" in line and not (tmp_path / "r.h5").exists()
+
+
+def test_estimate_noise_names_a_wrong_vector_length(tmp_path):
+    from invsolve.operators.surrogate import build_mlp
+
+    model = tmp_path / "f.pt"
+    torch.save(build_mlp([3, 8, 5], "relu").state_dict(), model)
+    y = npy(tmp_path, "y.npy", np.zeros((2, 7)))
+    line = err_line(run("estimate-noise", "--operator", "surrogate", "-P", f"model={model}", "-P", "widths=[3,8,5]",
+                        "-m", y, "-o", tmp_path / "e.h5"))
+    assert "holds vectors of 7 values, and operator 'surrogate' produces 5" in line
+
+
+def test_diverged_sampler_training_writes_no_non_finite_checkpoint(tmp_path):
+    out = tmp_path / "s.pt"
+    line = err_line(run("train-sampler", "--sampler", "cfm", "--operator", "linear", "-P", "diagonal=[1,2]",
+                        "--prior", "gaussian", "--dim", 2, "-S", "hidden=8", "-S", "depth=1", "--lr", 1e30,
+                        "--steps", 5, "--checkpoint-every", 1, "-o", out))
+    assert "training diverged" in line and "lower --lr" in line
+    if out.exists():  # a checkpoint from before the divergence holds finite weights only
+        sd = torch.load(out, weights_only=True)["state_dict"]
+        assert all(torch.isfinite(v).all() for v in sd.values() if v.is_floating_point())

@@ -74,7 +74,7 @@ def test_bad_files_raise_one_line_data_errors(small, tmp_path):
         build_operator("surrogate", {"model": str(d / "sd.pt"), "widths": [2, 8, 5]}, (2,))
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a model")
-    with pytest.raises(DataError, match="neither a state dict nor TorchScript"):
+    with pytest.raises(DataError, match="neither a state dict nor a TorchScript archive"):
         build_operator("surrogate", {"model": str(junk)}, (3,))
     pickled = tmp_path / "pickled.pt"
     torch.save({"weights": object()}, pickled)  # pickled code is refused by weights_only loading

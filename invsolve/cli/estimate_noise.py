@@ -42,6 +42,10 @@ def _load(run):
     opp = run.operator_params
     entry_dim = opp["widths"][0] if opp.get("widths") else len(opp["params"]) if opp.get("params") else 3
     op = build_operator(run.operator, run.operator_params, (entry_dim,))
+    if tuple(y.shape[1:]) != tuple(op.range_shape):
+        raise DataError(f"{run.measurements} holds vectors of {y.shape[1]} values, and operator {run.operator!r} "
+                        f"produces {op.range_shape[0]}; give the measured vectors (N, {op.range_shape[0]}) or the "
+                        "operator's -P parameters they were measured with")
     return api.Measurement(measurement=y, operator=op.spec(), noise={"name": "mixed", "a": 0.0, "b": 0.0},
                            arrays=op.arrays(), source=run.measurements)
 

@@ -43,6 +43,8 @@ def simulate(
 
     op_params = parse_assignments(op_param, "--op-param")
     if scale is not None:
+        if operator is not None and getattr(operator_entry(operator).cls, "kind", "") != "superres":
+            raise ConfigError(f"--scale applies to the superres operator, not {operator!r}; drop it")
         if op_params.get("factor", scale) != scale:
             raise ConfigError(f"--scale {scale} and -P factor={op_params['factor']} disagree; give one of them")
         op_params["factor"] = scale

@@ -95,6 +95,9 @@ def read_array(spec: str | Path) -> np.ndarray:
     """Read an array from HDF5 (``file.h5:/path``), ``.npy``, PNG, TIFF or JPEG as float32."""
     path, dset = split_spec(str(spec))
     if not path.exists():
+        head, sep, _ = str(spec).rpartition(":/")
+        if sep and Path(head).is_file():
+            raise DataError(f"{spec}: FILE:/DATASET applies to HDF5 files; give {head} without the :/... part")
         raise DataError(f"input file not found: {path} (check the path)")
     if path.is_dir():
         raise DataError(f"{path} is a directory; give an image, .npy or HDF5 file")

@@ -195,8 +195,10 @@ class SurrogateOperator(Operator):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
                 return torch.jit.load(buf, map_location="cpu")
-        except Exception as exc:
-            raise DataError(f"{where} surrogate is neither a state dict nor TorchScript ({_first_line(exc)})") from None
+        except Exception:  # torch's text runs over lines and into its own internals
+            raise DataError(f"{where} is neither a state dict nor a TorchScript archive (damaged or another "
+                            "format); give the model file written with torch.save(state_dict) or torch.jit.save"
+                            ) from None
 
     def _from_state(self, sd: dict, where: str) -> nn.Module:
         net = build_mlp(self.params.widths, self.params.activation)

@@ -116,6 +116,11 @@ def fit(
     val = history["val"][-1] if history["val"] else None
 
     def save(step: int) -> None:
+        if not all(bool(torch.isfinite(v).all()) for v in sampler.net.state_dict().values() if v.is_floating_point()):
+            from ..errors import DataError
+
+            raise DataError(f"{sampler.name} training diverged by step {step} (non-finite weights); lower --lr "
+                            f"(now {s.lr:g}); {output} was not written at this step")
         training = {"step": step, "optimizer": opt.state_dict(), "generator": gen.get_state(),
                     "settings": s.model_dump(mode="json"), "source": source.spec(), "history": history,
                     "seconds": seconds + time.perf_counter() - t0}
@@ -140,7 +145,7 @@ def fit(
             from ..errors import DataError
 
             raise DataError(f"{sampler.name} training diverged at step {step + 1} (loss {loss_value}); lower --lr "
-                            f"(now {s.lr:g}); {output} keeps its last checkpoint, if any")
+                            f"(now {s.lr:g}); {output} keeps its last finite checkpoint, if any")
         window.append(loss_value)
         done = step + 1
         if done % s.val_every == 0 or done == s.steps:
