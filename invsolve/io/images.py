@@ -112,8 +112,12 @@ def read_array(spec: str | Path) -> np.ndarray:
     elif suffix in (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"):
         from skimage import io as skio
 
+        import warnings
+
         try:
-            arr = np.asarray(skio.imread(path))
+            with warnings.catch_warnings():  # imageio's plugin search on a bad file warns about its own plugins
+                warnings.simplefilter("ignore", DeprecationWarning)
+                arr = np.asarray(skio.imread(path))
         except Exception as exc:
             raise DataError(f"cannot read image {path}: {_image_problem(path, exc)}") from None
         if arr.ndim == 3 and arr.shape[-1] in (3, 4) and suffix not in (".tif", ".tiff"):
