@@ -99,15 +99,28 @@ def _train_parts(reps: int) -> dict:
         opt.zero_grad(set_to_none=True)
         fwd().backward()
 
+    def fwd_bf16():  # the subnets' products in bfloat16 (autocast), as MAP's -M precision=bf16 runs them
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return flow.nll(x).mean()
+
+    def fwd_bwd_bf16():
+        opt.zero_grad(set_to_none=True)
+        fwd_bf16().backward()
+
     f = timed(fwd)
     fb = timed(fwd_bwd)
+    f16 = timed(fwd_bf16)
+    fb16 = timed(fwd_bwd_bf16)
     adam = timed(opt.step)
     macs = sum(m.in_features * m.out_features for m in flow.modules() if isinstance(m, torch.nn.Linear)) * 32
     gflop = 3 * 2 * macs / 1e9  # forward, input gradients, weight gradients
     a, b = torch.rand(512, 512), torch.rand(512, 512)
     g = 2 * 512**3 / 1e9 / (timed(lambda: a @ b) / 1e3)
+    a16, b16 = a.bfloat16(), b.bfloat16()
+    g16 = 2 * 512**3 / 1e9 / (timed(lambda: a16 @ b16) / 1e3)
     return {"fwd_ms": f, "bwd_ms": fb - f, "adam_ms": adam, "gflop": gflop, "gemm_gflops": g,
             "floor_ms": 1e3 * gflop / g, "params": sum(p.numel() for p in flow.parameters()),
+            "fwd16_ms": f16, "bwd16_ms": fb16 - f16, "gemm16_gflops": g16, "floor16_ms": 1e3 * gflop / g16,
             "threads": torch.get_num_threads()}
 
 
@@ -228,6 +241,11 @@ def speed(args) -> list[str]:
                 f"{p['bwd_ms']:.1f} ms, Adam {p['adam_ms']:.1f} ms ({p['params'] / 1e6:.1f} M parameters) | – | – | – | – |")
     rows.append(f"| training step, matrix-product floor | {p['gflop']:.2f} GFLOP at this CPU's {p['gemm_gflops']:.0f} "
                 f"GFLOP/s (512² float32 product) = {p['floor_ms']:.1f} ms, before Adam | – | – | – | – |")
+    step16 = p["fwd16_ms"] + p["bwd16_ms"] + p["adam_ms"]
+    rows.append(f"| training step, parts with the subnets in bf16 (autocast) | forward {p['fwd16_ms']:.1f} ms, backward "
+                f"{p['bwd16_ms']:.1f} ms, Adam {p['adam_ms']:.1f} ms: {step16:.1f} ms in all; bf16 floor "
+                f"{p['floor16_ms']:.1f} ms at {p['gemm16_gflops']:.0f} GFLOP/s | {rt['ms_per_step']:.1f} ms | "
+                f"{rt['ms_per_step'] / step16:.2f}× | {REF['train_ms']:.0f} ms ({REF['train_ms'] / step16:.2f}×) | ≥ 10× |")
     if args.train_only:
         return head_rows() + rows
     for n, ref_s in ((10000, REF["map_s_10k"]), (130000, REF["map_s_130k"])):
