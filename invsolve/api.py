@@ -32,6 +32,7 @@ from .noise import build_noise
 from .operators import build_operator, operator_entry
 from .api_evaluate import Estimate, coverage, evaluate, evaluate_vectors, load_estimate  # noqa: F401  (re-exported)
 from .api_files import load_measurement, save_measurement, save_posterior, save_reconstruction  # noqa: F401
+from .api_support import _resolve_prior, _sampling_settings, check_result, default_method  # noqa: F401
 
 __all__ = [
     "Measurement",
@@ -63,7 +64,12 @@ class Measurement:
         operator: Operator spec {"name", "params", "image_shape"}.
         noise: Noise spec {"name", ...params}.
         arrays: Arrays the operator needs (mask, kernel).
-        ground_truth: (N, H, W) clean images, when known.
+        ground_truth: (N, *image_shape) clean images (N, H, W) or parameter vectors (N, d), when known.
+        single: The input was one image or vector, not a stack.
+        source: Where the clean input came from (a path), for provenance.
+        seed: The simulation's seed (None for measured data).
+        device: Device the simulation ran on.
+        timings: Seconds per step (``simulate``).
     """
 
     measurement: np.ndarray
@@ -84,7 +90,14 @@ class Measurement:
 
 @dataclass
 class Reconstruction:
-    """A reconstruction: (N, H, W) images plus the measurement it came from."""
+    """A reconstruction plus the measurement it came from.
+
+    Attributes:
+        images: (N, *image_shape): images (N, H, W), or parameter vectors (N, d) of a linear vector operator.
+        method: Method spec {"name", ...settings}; with a prior also "prior", "prior_file", "settings".
+        measurement: The :class:`Measurement` reconstructed.
+        seed: The run's seed; device: where it ran; timings: seconds per step.
+    """
 
     images: np.ndarray
     method: dict[str, Any]
@@ -180,7 +193,8 @@ def reconstruct(
     prior_params: dict[str, Any] | None = None,
     first_batch: int = 0,
 ) -> Reconstruction:
-    """Reconstruct every item of ``measurement``.
+    """Reconstruct every item of ``measurement``: (N, *range_shape) data -> :class:`Reconstruction` with
+    images (N, *image_shape).
 
     Without a prior: a classical method (default ``fbp`` for CT, ``bicubic`` for
     superresolution, see :func:`default_method`).  With ``prior`` (and ``prior_file``, or
@@ -195,6 +209,9 @@ def reconstruct(
     op = measurement.build_operator(dev)
     nm = build_noise(measurement.noise)
     timings: dict[str, float] = {}
+    if prior_params and not zero_shot:
+        raise OperatorError("--prior-param sets the training of a --zero-shot prior; a prior file is trained "
+                            "already (give -M settings for the MAP instead)")
     if prior is not None or zero_shot or prior_file is not None:
         if method not in (None, "map"):
             flag = "--zero-shot" if zero_shot else "--prior" if prior is not None else "--prior-file"
@@ -228,6 +245,9 @@ def reconstruct(
     spec = m.spec()
     if getattr(m, "prior", None) is not None:
         spec.update(prior=m.prior.name, prior_file=prior_file, zero_shot=zero_shot, settings=m.settings(op))
+        if zero_shot:  # the flow trained on the observation: its settings and training provenance
+            spec["zero_shot_training"] = {k: v for k, v in m.prior.provenance.items()
+                                          if k in ("steps", "seconds", "params", "training", "train_nll")}
     return Reconstruction(
         images=np.concatenate(out).astype(np.float32),
         method=spec,
@@ -238,90 +258,17 @@ def reconstruct(
     )
 
 
-#: settings of a trained sampler that sampling may change (``-S KEY=VALUE``); the rest is fixed by training
-SAMPLING_SETTINGS = {"cfm": ("solver", "ode_steps")}
-
-
-def _sampling_settings(smp, params: dict[str, Any], path) -> dict[str, Any]:
-    """Apply ``-S`` sampling settings to a loaded sampler; return them for the result's provenance."""
-    from .config import validate_params
-
-    allowed = SAMPLING_SETTINGS.get(smp.name, ())
-    for key in params:
-        if key not in allowed:
-            can = f"its sampling settings: {', '.join(allowed)}" if allowed else "it has no sampling settings"
-            raise OperatorError(f"-S {key}=... does not apply to the trained {smp.name} sampler in {path} ({can}); "
-                                "other settings are fixed by `invsolve train-sampler`")
-    if not params:
-        return {}
-    cfg = validate_params(type(smp.config), {**smp.config.model_dump(), **params}, f"-S settings of {smp.name!r}")
-    smp.set_ode(cfg.solver, cfg.ode_steps)
-    return {k: getattr(cfg, k) for k in params}
-
-
-def check_result(arrays, what: str, fix: str) -> None:
-    """Raise :class:`DataError` when any of ``arrays`` holds NaN or infinite values (a diverged run): nothing
-    non-finite is written as a result."""
-    for a in arrays:
-        if not np.isfinite(a).all():
-            bad = float(np.mean(~np.isfinite(a)))
-            raise DataError(f"{what} has non-finite values ({bad:.0%} NaN or Inf), so nothing was written; {fix}")
-
-
-def default_method(operator) -> str:
-    """The classical method ``reconstruct`` uses without ``method``: ``fbp`` for CT, ``bicubic`` for
-    superresolution, ``tv`` for other images, ``tikhonov`` for linear parameter vectors.
-
-    Raises:
-        OperatorError: for nonlinear parameter vectors (gixrf, surrogate), which have no classical
-            reconstruction; their parameters come from ``sample-posterior``.
-    """
-    kind = getattr(type(operator), "kind", "")
-    if len(operator.domain_shape) != 2:
-        if getattr(operator, "linear", True):
-            return "tikhonov"
-        raise OperatorError(f"operator {operator.name!r} is nonlinear in a {operator.domain_shape[0]}-parameter "
-                            "vector and has no classical reconstruction; estimate its parameters with "
-                            "`invsolve sample-posterior --sampler mcmc` (or a trained --sampler-file)")
-    return {"ct": "fbp", "superres": "bicubic"}.get(kind, "tv")
-
-
-def _resolve_prior(prior, prior_file, zero_shot, measurement, op, prior_params, seed, dev, track, timings):
-    """Load a prior file, or train a zero-shot patch flow on the observation itself (``prior`` None: the
-    kind the file holds)."""
-    from .api_priors import load_prior, train_prior
-    from .priors import PRIORS, load_all
-
-    load_all()
-    if prior is not None and prior not in PRIORS:
-        PRIORS.get(prior)  # unknown: the error lists the valid names
-
-    if zero_shot:
-        if getattr(type(op), "kind", "") != "superres":
-            raise OperatorError(f"--zero-shot needs a superres measurement, not {op.name!r}")
-        if prior not in (None, "patchnr"):
-            raise OperatorError("--zero-shot trains a patchnr prior; use --prior patchnr")
-        if prior_file is not None:
-            raise OperatorError("--zero-shot trains its prior on the observation; drop --prior-file")
-        t = time.perf_counter()
-        params = {"steps": 10000, "batch_size": 128, "lr": 1e-4, **(prior_params or {})}
-        steps = int(params.pop("steps"))
-        pr, _ = train_prior("patchnr", measurement.measurement, None, params, steps=steps, seed=seed,
-                            device=str(dev), track=track)
-        timings["zero_shot_training"] = time.perf_counter() - t
-        return pr.freeze()
-    if prior_file is None:
-        raise OperatorError(f"--prior {prior} needs --prior-file FILE (train one with `invsolve train-prior`)")
-    pr = load_prior(prior_file, device=str(dev))
-    if prior is not None and pr.name != prior:
-        raise OperatorError(f"{prior_file} holds a {pr.name!r} prior, not {prior!r}; use --prior {pr.name}")
-    return pr
-
-
 @dataclass
 class Posterior:
-    """Posterior outputs for every item of a measurement: mean/std (N, *x_shape),
-    quantiles (N, Q, *x_shape) at ``levels``, samples (N, S, *x_shape) when kept."""
+    """Posterior outputs for every item of a measurement.
+
+    Attributes:
+        summary: A :class:`invsolve.posterior.PosteriorSummary`: ``mean`` and ``std`` (N, *x_shape),
+            ``quantiles`` (N, Q, *x_shape) at ``levels`` (Q,), ``samples`` (N, S, *x_shape) when kept (else
+            None); x_shape is (H, W) for images, (d,) for parameter vectors.
+        sampler: Sampler spec {"name", ...settings} (with importance resampling: the effective sample sizes).
+        measurement: The :class:`Measurement` sampled; seed, device, timings: as for reconstructions.
+    """
 
     summary: Any
     sampler: dict[str, Any]
@@ -339,7 +286,7 @@ def sample_posterior(
     prior: str | None = None,
     prior_file: str | None = None,
     sampler_params: dict[str, Any] | None = None,
-    num_samples: int = 64,
+    num_samples: int | None = None,
     chains: int | None = None,
     levels: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95),
     keep_samples: bool = False,
@@ -352,7 +299,8 @@ def sample_posterior(
     compile: bool = False,
     importance: int = 0,
 ) -> Posterior:
-    """Posterior samples and their summaries for every item of ``measurement``.
+    """Posterior samples and their summaries for every item of ``measurement``: (N, *range_shape) data ->
+    :class:`Posterior` with mean and std (N, *x_shape) (see its attributes).
 
     Either a trained conditional sampler (``sampler_file``, from ``train-sampler``)
     draws ``num_samples`` per measurement, or ``sampler="langevin"`` runs Langevin
@@ -376,7 +324,14 @@ def sample_posterior(
     if any(not 0 < v < 1 for v in levels):
         raise OperatorError(f"quantile levels must lie in (0, 1), got {list(levels)}")
     parts = []
+    if sampler_file is None and num_samples is not None:
+        raise OperatorError("--num-samples sets the draws of a trained sampler (--sampler-file); Langevin and MCMC "
+                            "keep every thin-th state after burn-in of each chain: set --chains and -S steps=, "
+                            "burn_in=, thin= instead")
     if sampler_file is not None:
+        num_samples = 64 if num_samples is None else int(num_samples)
+        if num_samples < 1:
+            raise OperatorError(f"--num-samples must be at least 1, got {num_samples}")
         if prior is not None or prior_file is not None:
             raise OperatorError("give either --sampler-file (a trained sampler) or --prior (Langevin), not both")
         if chains is not None:

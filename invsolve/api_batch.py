@@ -172,7 +172,7 @@ class PosteriorTask:
     prior: str | None = None
     prior_file: str | None = None
     sampler_params: dict[str, Any] = field(default_factory=dict)
-    num_samples: int = 64
+    num_samples: int | None = None
     chains: int | None = None
     levels: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
     keep_samples: bool = False

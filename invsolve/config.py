@@ -15,7 +15,21 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ConfigError
 
-__all__ = ["Params", "validate_params", "load_config_file", "parse_assignments"]
+__all__ = ["Params", "validate_params", "load_config_file", "parse_assignments", "check_seed", "MAX_SEED"]
+
+#: Seeds are integers 0..MAX_SEED; derived streams (seed + k, batch seeds) stay inside torch's 64-bit range.
+MAX_SEED = 2**62
+
+
+def check_seed(seed) -> int:
+    """``seed`` as an int, or :class:`ConfigError` unless it is an integer from 0 to :data:`MAX_SEED`."""
+    import numbers
+
+    from .errors import ConfigError
+
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) <= MAX_SEED:
+        raise ConfigError(f"seed must be an integer from 0 to 2**62, got {seed!r}")
+    return int(seed)
 
 
 class Params(BaseModel):

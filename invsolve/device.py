@@ -29,7 +29,9 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 
 def make_generator(seed: int, device: torch.device) -> torch.Generator:
     """A generator on ``device`` seeded with ``seed``: same seed, same device, same numbers."""
-    return torch.Generator(device=device).manual_seed(int(seed))
+    from .config import check_seed
+
+    return torch.Generator(device=device).manual_seed(check_seed(seed))
 
 
 def batch_seed(seed: int, batch: int) -> int:
@@ -48,4 +50,6 @@ def batch_seed(seed: int, batch: int) -> int:
 
 def batch_generator(seed: int, batch: int, device: torch.device) -> torch.Generator:
     """A generator for batch ``batch`` of a run (see :func:`batch_seed`)."""
-    return make_generator(batch_seed(seed, batch), device)
+    from .config import check_seed
+
+    return torch.Generator(device=device).manual_seed(batch_seed(check_seed(seed), batch))

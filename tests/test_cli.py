@@ -355,3 +355,34 @@ def test_more_bad_inputs_name_the_fix(tmp_path, phantom_png):
     np.save(tmp_path / "big.npy", np.full((16, 16), 200.0, np.float32))
     with pytest.warns(UserWarning, match=r"values in \[200, 200\]; .* assume images in \[0, 1\]"):
         assert run("simulate", "--operator", "blur", "-i", tmp_path / "big.npy", "-o", tmp_path / "b.h5").exit_code == 0
+
+
+def test_config_file_and_flags_third_review(tmp_path, phantom_png):
+    m = simulate(tmp_path, phantom_png, "blur")
+    cfg = tmp_path / "r.yaml"
+    cfg.write_text("method: tv\nmethod_params: {lam: 10, iterations: 3}\njson: true\n")
+    res = run("reconstruct", m, "--config", cfg, "-m", "tikhonov", "--no-json", "-q", "-o", tmp_path / "r.h5")
+    assert res.exit_code == 0 and res.stdout == "", res.stderr  # --no-json beats the file; tv's lam is dropped
+    with h5py.File(tmp_path / "r.h5") as f:
+        assert json.loads(f.attrs["method"])["name"] == "tikhonov"
+    ev = tmp_path / "e.toml"
+    ev.write_text(f'inputs = "{tmp_path / "r.h5"}"\njson = true\n')
+    assert json.loads(run("evaluate", "--config", ev).stdout)["n"] == 1  # one path, not a list
+    for seed, text in (("-1", "greater than or equal to 0"), (str(2**70), "less than or equal to")):
+        assert text in err_line(run("simulate", "--operator", "blur", "-i", phantom_png, "-o", tmp_path / "s.h5",
+                                    "--seed", seed))
+    assert "--num-samples sets the draws of a trained sampler" in err_line(
+        run("sample-posterior", m, "--sampler", "mcmc", "-n", 10, "-o", tmp_path / "p.h5"))
+    assert "--prior-param sets the training of a --zero-shot prior" in err_line(
+        run("reconstruct", m, "--prior-file", tmp_path / "x.pt", "--prior-param", "steps=5", "-o", tmp_path / "z.h5"))
+    assert "--scale applies to the superres operator, not 'blur'" in err_line(
+        run("train-sampler", "--operator", "blur", "--scale", 4, "--images", phantom_png, "-o", tmp_path / "s.pt"))
+
+
+def test_api_seeds_are_checked():
+    from invsolve import api
+    from invsolve.errors import ConfigError
+
+    for seed in (-1, 2**70, 1.5, True):
+        with pytest.raises(ConfigError, match="seed must be an integer from 0 to 2\\*\\*62"):
+            api.simulate(np.zeros((16, 16)), "blur", seed=seed)

@@ -54,8 +54,16 @@ def out_console():
 
 
 def merge_config(model: type[BaseModel], config_file: str | None, flags: dict[str, Any], where: str):
-    """Values from ``config_file`` (TOML/YAML/JSON), overridden by flags given on the command line."""
+    """Values from ``config_file`` (TOML/YAML/JSON), overridden by flags given on the command line.
+
+    A flag that names another operator, noise model, method, sampler or prior than the file drops the file's
+    parameters of the one it replaces (``method: tv`` with ``method_params: {lam: 10}``, run with
+    ``--method fbp``, gives fbp its defaults, not tv's ``lam``).
+    """
     values: dict[str, Any] = load_config_file(config_file) if config_file else {}
+    for k, v in flags.items():
+        if v is not None and f"{k}_params" in values and values.get(k) not in (None, v):
+            values.pop(f"{k}_params")
     for k, v in flags.items():
         if v is None:
             continue

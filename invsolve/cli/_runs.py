@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from ..config import Params
+from ..config import MAX_SEED, Params
 
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -14,7 +14,7 @@ Device = Literal["auto", "cpu", "cuda"]
 class RunBase(Params):
     """Settings every command that writes a file shares."""
 
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="random seed, 0 to 2**62")
     device: Device = "auto"
     overwrite: bool = False
     quiet: bool = False
@@ -67,7 +67,7 @@ class SamplePosteriorRun(BatchRun):
     prior: str | None = None
     prior_file: str | None = None
     sampler_params: dict[str, Any] = Field(default_factory=dict)
-    num_samples: int = Field(64, ge=1)
+    num_samples: int | None = Field(None, ge=1)
     chains: int | None = Field(None, ge=1)
     quantiles: list[float] = Field(default_factory=lambda: [0.05, 0.25, 0.5, 0.75, 0.95])
     save_samples: bool = False
@@ -82,3 +82,8 @@ class EvaluateRun(Params):
     json_output: bool = Field(False, alias="json")
 
     model_config = {**Params.model_config, "populate_by_name": True}
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return [v] if isinstance(v, str) else v

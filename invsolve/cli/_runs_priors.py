@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ._runs import RunBase
 
@@ -21,3 +21,8 @@ class TrainPriorRun(RunBase):
     checkpoint_every: int | None = Field(None, ge=1)
     checkpoint: str | None = None
     resume: bool = False
+
+    @field_validator("images", "val", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return [v] if isinstance(v, str) else v

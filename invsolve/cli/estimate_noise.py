@@ -61,7 +61,7 @@ def estimate_noise(
     estep: Annotated[Optional[str], typer.Option("--estep", help="forward_kl (default), reverse_kl or cfm")] = None,
     em_param: Annotated[Optional[list[str]], typer.Option("--em-param", "-E", help="EM setting KEY=VALUE, e.g. estep_steps=10 mstep_iterations=50 lr=1e-3 a_init=0.3 select=average (last|best_elbo|average) mstep_importance=5 (0: off)")] = None,
     checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", help="checkpoint file (default OUTPUT.ckpt)")] = None,
-    resume: Annotated[Optional[bool], typer.Option("--resume", help="continue from the checkpoint (same settings and data)", show_default=False)] = None,
+    resume: Annotated[Optional[bool], typer.Option("--resume/--no-resume", help="continue from the checkpoint (same settings and data)", show_default=False)] = None,
     config: ConfigOpt = None,
     seed: SeedOpt = None,
     device: DeviceOpt = None,
@@ -86,7 +86,7 @@ def estimate_noise(
         "em_params": parse_assignments(em_param, "--em-param"), "checkpoint": checkpoint, "resume": resume,
         "seed": seed, "device": device, "overwrite": overwrite, "quiet": quiet, "json": json,
     }, "estimate-noise settings")
-    check_output(run.output, run.overwrite)
+    check_output(run.output, run.overwrite or run.resume)  # --resume replaces the output, as train-* do
     m = _load(run)
     settings = dict(run.em_params)
     for key in ("iterations", "estep"):
@@ -117,7 +117,7 @@ def estimate_noise(
     finally:
         if bar is not None:
             bar.stop()
-    path = am.save_noise_estimate(est, run.output, run.overwrite)
+    path = am.save_noise_estimate(est, run.output, run.overwrite or run.resume)
     truth = m.noise if m.noise.get("name") == "mixed" and (m.noise.get("a") or m.noise.get("b")) else None
     summary = {"output": str(path), "operator": m.operator["name"], "measurements": int(len(m.measurement)),
                "a": est.a, "b": est.b, "iterations": int(est.result.info["iterations"]),

@@ -18,7 +18,7 @@ def reconstruct(
     method_param: Annotated[Optional[list[str]], typer.Option("--method-param", "-M", help="method parameter KEY=VALUE (repeatable)")] = None,
     prior: Annotated[Optional[str], typer.Option("--prior", help="patch prior for a MAP estimate: patchnr, epll or wpp")] = None,
     prior_file: Annotated[Optional[str], typer.Option("--prior-file", help="prior trained by `invsolve train-prior`")] = None,
-    zero_shot: Annotated[Optional[bool], typer.Option("--zero-shot", help="superres: train the patch flow on the observation itself", show_default=False)] = None,
+    zero_shot: Annotated[Optional[bool], typer.Option("--zero-shot/--no-zero-shot", help="superres: train the patch flow on the observation itself", show_default=False)] = None,
     prior_param: Annotated[Optional[list[str]], typer.Option("--prior-param", help="zero-shot training setting KEY=VALUE (e.g. steps=2000)")] = None,
     config: ConfigOpt = None,
     seed: SeedOpt = None,

@@ -54,7 +54,7 @@ def train_prior(
     prior_param: Annotated[Optional[list[str]], typer.Option("--prior-param", "-P", help="prior parameter KEY=VALUE (repeatable), e.g. patch_size=6 blocks=5 width=512 augment=false (patchnr), n_components=200 n_patches=50000 (epll), n_reference=10000 (wpp)")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="patchnr: write a checkpoint every N steps")] = None,
     checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", help="checkpoint file (default OUTPUT.ckpt)")] = None,
-    resume: Annotated[Optional[bool], typer.Option("--resume", help="continue from the checkpoint (same settings and images)", show_default=False)] = None,
+    resume: Annotated[Optional[bool], typer.Option("--resume/--no-resume", help="continue from the checkpoint (same settings and images)", show_default=False)] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="prior file to write (.pt)")] = None,
     config: ConfigOpt = None,
     seed: SeedOpt = None,

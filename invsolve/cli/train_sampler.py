@@ -52,7 +52,7 @@ def train_sampler(
     lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate (default 5e-4 images / 1e-3 vectors)")] = None,
     val_every: Annotated[Optional[int], typer.Option("--val-every", help="steps between validation losses (default 200)")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="steps between checkpoints (default 500)")] = None,
-    resume: Annotated[Optional[bool], typer.Option("--resume", help="continue an interrupted run from the output file", show_default=False)] = None,
+    resume: Annotated[Optional[bool], typer.Option("--resume/--no-resume", help="continue an interrupted run from the output file", show_default=False)] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="sampler file to write (.pt)")] = None,
     config: ConfigOpt = None,
     seed: SeedOpt = None,
@@ -71,6 +71,13 @@ def train_sampler(
 
     op_params = parse_assignments(op_param, "--op-param")
     if scale is not None:
+        from ..errors import ConfigError
+        from ..operators import operator_entry
+
+        if operator is not None and getattr(operator_entry(operator).cls, "kind", "") != "superres":
+            raise ConfigError(f"--scale applies to the superres operator, not {operator!r}; drop it")
+        if op_params.get("factor", scale) != scale:
+            raise ConfigError(f"--scale {scale} and -P factor={op_params['factor']} disagree; give one of them")
         op_params["factor"] = scale
     run = merge_config(TrainSamplerRun, config, {
         "sampler": sampler, "sampler_params": parse_assignments(sampler_param, "--sampler-param"),

@@ -1,0 +1,94 @@
+"""Helpers of :mod:`invsolve.api`: the default classical method of an operator, the refusal of non-finite
+results, the prior of a ``--prior``/``--prior-file``/``--zero-shot`` run and the sampling settings of a
+trained sampler."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError, OperatorError
+
+__all__ = ["default_method", "check_result"]
+
+
+#: settings of a trained sampler that sampling may change (``-S KEY=VALUE``); the rest is fixed by training
+SAMPLING_SETTINGS = {"cfm": ("solver", "ode_steps")}
+
+
+def _sampling_settings(smp, params: dict[str, Any], path) -> dict[str, Any]:
+    """Apply ``-S`` sampling settings to a loaded sampler; return them for the result's provenance."""
+    from .config import validate_params
+
+    allowed = SAMPLING_SETTINGS.get(smp.name, ())
+    for key in params:
+        if key not in allowed:
+            can = f"its sampling settings: {', '.join(allowed)}" if allowed else "it has no sampling settings"
+            raise OperatorError(f"-S {key}=... does not apply to the trained {smp.name} sampler in {path} ({can}); "
+                                "other settings are fixed by `invsolve train-sampler`")
+    if not params:
+        return {}
+    cfg = validate_params(type(smp.config), {**smp.config.model_dump(), **params}, f"-S settings of {smp.name!r}")
+    smp.set_ode(cfg.solver, cfg.ode_steps)
+    return {k: getattr(cfg, k) for k in params}
+
+
+def check_result(arrays, what: str, fix: str) -> None:
+    """Raise :class:`DataError` when any of ``arrays`` holds NaN or infinite values (a diverged run): nothing
+    non-finite is written as a result."""
+    for a in arrays:
+        if not np.isfinite(a).all():
+            bad = float(np.mean(~np.isfinite(a)))
+            raise DataError(f"{what} has non-finite values ({bad:.0%} NaN or Inf), so nothing was written; {fix}")
+
+
+def default_method(operator) -> str:
+    """The classical method ``reconstruct`` uses without ``method``: ``fbp`` for CT, ``bicubic`` for
+    superresolution, ``tv`` for other images, ``tikhonov`` for linear parameter vectors.
+
+    Raises:
+        OperatorError: for nonlinear parameter vectors (gixrf, surrogate), which have no classical
+            reconstruction; their parameters come from ``sample-posterior``.
+    """
+    kind = getattr(type(operator), "kind", "")
+    if len(operator.domain_shape) != 2:
+        if getattr(operator, "linear", True):
+            return "tikhonov"
+        raise OperatorError(f"operator {operator.name!r} is nonlinear in a {operator.domain_shape[0]}-parameter "
+                            "vector and has no classical reconstruction; estimate its parameters with "
+                            "`invsolve sample-posterior --sampler mcmc` (or a trained --sampler-file)")
+    return {"ct": "fbp", "superres": "bicubic"}.get(kind, "tv")
+
+
+def _resolve_prior(prior, prior_file, zero_shot, measurement, op, prior_params, seed, dev, track, timings):
+    """Load a prior file, or train a zero-shot patch flow on the observation itself (``prior`` None: the
+    kind the file holds)."""
+    from .api_priors import load_prior, train_prior
+    from .priors import PRIORS, load_all
+
+    load_all()
+    if prior is not None and prior not in PRIORS:
+        PRIORS.get(prior)  # unknown: the error lists the valid names
+
+    if zero_shot:
+        if getattr(type(op), "kind", "") != "superres":
+            raise OperatorError(f"--zero-shot needs a superres measurement, not {op.name!r}")
+        if prior not in (None, "patchnr"):
+            raise OperatorError("--zero-shot trains a patchnr prior; use --prior patchnr")
+        if prior_file is not None:
+            raise OperatorError("--zero-shot trains its prior on the observation; drop --prior-file")
+        t = time.perf_counter()
+        params = {"steps": 10000, "batch_size": 128, "lr": 1e-4, **(prior_params or {})}
+        steps = int(params.pop("steps"))
+        pr, _ = train_prior("patchnr", measurement.measurement, None, params, steps=steps, seed=seed,
+                            device=str(dev), track=track)
+        timings["zero_shot_training"] = time.perf_counter() - t
+        return pr.freeze()
+    if prior_file is None:
+        raise OperatorError(f"--prior {prior} needs --prior-file FILE (train one with `invsolve train-prior`)")
+    pr = load_prior(prior_file, device=str(dev))
+    if prior is not None and pr.name != prior:
+        raise OperatorError(f"{prior_file} holds a {pr.name!r} prior, not {prior!r}; use --prior {pr.name}")
+    return pr
