@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .device import batch_generator, make_generator, resolve_device
-from .errors import DataError, OperatorError, ShapeError
+from .errors import ConfigError, DataError, OperatorError, ShapeError
 from .methods import build_method, no_track
 from .noise import build_noise
 from .operators import build_operator, operator_entry
@@ -120,6 +120,20 @@ def resolve_noise(operator: str, noise: str | None = None, noise_params: dict | 
     return build_noise(spec).spec()  # validates
 
 
+def _check_call(measurement, fn: str, batch_size: int | None = None, **params) -> None:
+    """Refuse arguments of the wrong kind at the API's door: a non-Measurement, parameter tables that are not
+    dicts, a batch size below 1 (instead of an AttributeError or TypeError from deep inside)."""
+    if measurement is not None and not isinstance(measurement, Measurement):
+        from .api_files import expect
+
+        expect(measurement, Measurement, f"{fn}'s measurement")
+    for name, value in params.items():
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(f"{fn}'s {name} must be a dict of settings, e.g. {{'lam': 10}}; got {value!r:.60}")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ConfigError(f"{fn}'s batch_size must be an integer of at least 1, got {batch_size!r}")
+
+
 def _batches(n: int, size: int):
     for i in range(0, n, size):
         yield slice(i, min(i + size, n))
@@ -143,7 +157,17 @@ def simulate(
     a vector (d,) or N vectors (N, d).
     """
     t0 = time.perf_counter()
-    arr = np.asarray(images, dtype=np.float32)
+    _check_call(None, "simulate", operator_params=operator_params, noise_params=noise_params, batch_size=batch_size)
+    if isinstance(images, (str, bytes)) or images is None:
+        raise DataError(f"simulate takes an image array (H, W), a stack (N, H, W) or vectors, not {images!r:.60}; "
+                        "read files with invsolve.io.images.read_images")
+    try:
+        arr = np.asarray(images, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"simulate's images are not a numeric array ({str(exc).splitlines()[0][:100]}); give an "
+                        "(H, W) image, an (N, H, W) stack or (N, d) vectors") from None
+    if arr.size == 0:
+        raise ShapeError(f"simulate's images are empty (shape {arr.shape}); give at least one image or vector")
     ndim = getattr(operator_entry(operator).cls, "domain_ndim", 2)
     if arr.ndim == ndim:
         arr, single = arr[None], True if single is None else single
@@ -205,6 +229,7 @@ def reconstruct(
     resumed runs) gives the same result as one run with the same batch size.
     """
     t0 = time.perf_counter()
+    _check_call(measurement, "reconstruct", batch_size, method_params=method_params, prior_params=prior_params)
     dev = resolve_device(device)
     op = measurement.build_operator(dev)
     nm = build_noise(measurement.noise)
@@ -318,8 +343,12 @@ def sample_posterior(
     from .posterior import concat_summaries, summarize_samples
 
     t0 = time.perf_counter()
+    _check_call(measurement, "sample_posterior", batch_size, sampler_params=sampler_params)
     dev = resolve_device(device)
     y_all = np.asarray(measurement.measurement, dtype=np.float32)
+    if not isinstance(levels, (list, tuple, np.ndarray)) or any(
+            isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) for v in levels):
+        raise ConfigError(f"quantile levels must be a sequence of numbers in (0, 1), e.g. (0.05, 0.95); got {levels!r:.60}")
     levels = tuple(sorted(float(v) for v in levels))
     if any(not 0 < v < 1 for v in levels):
         raise OperatorError(f"quantile levels must lie in (0, 1), got {list(levels)}")

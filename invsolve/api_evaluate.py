@@ -13,12 +13,48 @@ from .errors import DataError, ShapeError
 __all__ = ["evaluate", "evaluate_vectors", "Estimate", "load_estimate", "coverage"]
 
 
+def _as_array(x: Any, what: str, ndims: tuple[int, ...], want: str, dtype=np.float32) -> np.ndarray:
+    """``x`` as a finite numeric array of one of the ranks ``ndims``; ShapeError or DataError otherwise."""
+    if x is None or isinstance(x, (str, bytes)) or hasattr(x, "measurement"):
+        hint = ""
+        if hasattr(x, "images"):
+            hint = "; pass its .images"
+        elif hasattr(x, "summary"):
+            hint = "; pass its .summary.mean"
+        elif isinstance(x, (str, bytes)):
+            hint = "; read files with load_estimate(spec).images or numpy.load"
+        raise DataError(f"the {what} must be a numeric array {want}, got {type(x).__name__}{hint}")
+    try:
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError
+        arr = arr.astype(dtype)
+    except (TypeError, ValueError):
+        kind = f"array of {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
+        raise DataError(f"the {what} must be a numeric array {want}, got {kind}") from None
+    if arr.ndim not in ndims or arr.size == 0:
+        raise ShapeError(f"the {what} has shape {arr.shape}; expected a non-empty {want} array")
+    if not np.isfinite(arr).all():
+        raise DataError(f"the {what} holds NaN or infinite values; metrics need finite values, so clean or "
+                        "re-run what produced it")
+    return arr
+
+
 def evaluate(estimate: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
-    """PSNR and SSIM (data range 1) per slice and their mean; (N, H, W) or (H, W) arrays."""
+    """PSNR and SSIM (data range 1) per slice and their mean.
+
+    Arguments:
+        estimate: (H, W) or (N, H, W) finite images.
+        reference: (H, W), (1, H, W) (broadcast over N) or (N, H, W) finite images.
+
+    Returns:
+        ``psnr``, ``ssim`` (means) and ``psnr_per_slice``, ``ssim_per_slice`` (N values each).
+    """
     from .metrics import image_metrics
 
-    est = np.asarray(estimate, dtype=np.float32)
-    ref = np.asarray(reference, dtype=np.float32)
+    want = "(H, W) or (N, H, W)"
+    est = _as_array(estimate, "estimate", (2, 3), want)
+    ref = _as_array(reference, "reference", (2, 3), want)
     est = est[None] if est.ndim == 2 else est
     ref = ref[None] if ref.ndim == 2 else ref
     if ref.shape[0] == 1 and est.shape[0] > 1:
@@ -35,16 +71,25 @@ def evaluate(estimate: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
 
 
 def evaluate_vectors(estimate: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
-    """Per-parameter RMSE and mean relative error of parameter vectors (N, d) against the truth (N, d) or
-    (1, d), and their means over the d parameters (``rmse``, ``relative_error``)."""
+    """Per-parameter RMSE and mean relative error of parameter vectors, and their means over the d parameters.
+
+    Arguments:
+        estimate: (d,) or (N, d) finite parameter vectors.
+        reference: The truth, (d,) or (1, d) (broadcast over N) or (N, d).
+
+    Returns:
+        ``rmse``, ``relative_error`` (means) and ``rmse_per_parameter``, ``relative_error_per_parameter`` (d each).
+    """
     from .metrics import vector_metrics
 
-    est = np.asarray(estimate, dtype=np.float64)
-    ref = np.asarray(reference, dtype=np.float64)
+    want = "(d,) or (N, d)"
+    est = _as_array(estimate, "estimate", (1, 2), want, np.float64)
+    ref = _as_array(reference, "reference", (1, 2), want, np.float64)
+    est = est[None] if est.ndim == 1 else est
     ref = ref[None] if ref.ndim == 1 else ref
     if ref.shape[0] == 1 and est.shape[0] > 1:
         ref = np.broadcast_to(ref, est.shape)
-    if est.ndim != 2 or est.shape != ref.shape:
+    if est.shape != ref.shape:
         raise ShapeError(f"result has parameter vectors of shape {est.shape} but the reference has {ref.shape}; "
                          "give the true parameters as an (N, d) .npy or HDF5 dataset")
     per = vector_metrics(ref, est)

@@ -7,6 +7,7 @@ and dataset builders here serve both.
 
 from __future__ import annotations
 
+import os
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,15 +17,54 @@ import numpy as np
 import torch
 
 from ._version import __version__
-from .errors import DataError, OperatorError
+from .config import check_seed  # noqa: F401  (the one seed check of the API, re-exported)
+from .errors import ConfigError, DataError, OperatorError
 from .operators import operator_entry
 
 if TYPE_CHECKING:
     from .api import Measurement, Posterior, Reconstruction
     from .posterior import PosteriorSummary
 
-__all__ = ["load_measurement", "posterior_attrs", "posterior_datasets", "reconstruction_attrs", "save_measurement",
-           "save_posterior", "save_reconstruction", "write_with_measurement"]
+__all__ = ["check_path", "check_seed", "expect", "load_measurement", "posterior_attrs", "posterior_datasets",
+           "reconstruction_attrs", "save_measurement", "save_posterior", "save_reconstruction", "write_with_measurement"]
+
+
+#: What each result object is and where one comes from, for the messages of :func:`expect`.
+_ORIGIN = {
+    "Measurement": "api.simulate or api.load_measurement",
+    "Reconstruction": "api.reconstruct",
+    "Posterior": "api.sample_posterior",
+    "NoiseEstimate": "api_metrology.estimate_noise",
+}
+
+
+def expect(obj: Any, cls: type, what: str) -> None:
+    """Raise :class:`DataError` unless ``obj`` is a ``cls`` (an invsolve result object such as ``Measurement``).
+
+    Arguments:
+        obj: The object a caller passed.
+        cls: The class it must be an instance of.
+        what: The argument's name, for the message.
+    """
+    if isinstance(obj, cls):
+        return
+    name = cls.__name__
+    hint = ""
+    if isinstance(obj, np.ndarray) and name == "Measurement":
+        hint = "; wrap data with its operator by api.simulate, or read a file with api.load_measurement"
+    elif name != "Measurement" and type(obj).__name__ == "Measurement":
+        hint = f"; save a Measurement with save_measurement, or {_ORIGIN.get(name, 'the API')} it first"
+    elif isinstance(obj, (str, os.PathLike)) and name == "Measurement":
+        hint = "; read the file with api.load_measurement first"
+    raise DataError(f"{what} must be an invsolve {name} (from {_ORIGIN.get(name, 'the API')}), got "
+                    f"{type(obj).__name__}{hint}")
+
+
+def check_path(path: Any, what: str = "path") -> Path:
+    """``path`` as a :class:`Path`, or :class:`ConfigError` unless it is a non-empty str or ``os.PathLike``."""
+    if isinstance(path, (str, os.PathLike)) and str(path):
+        return Path(path)
+    raise ConfigError(f"{what} must be a file path (str or pathlib.Path), got {type(path).__name__} {path!r:.60}")
 
 
 def posterior_datasets(s: PosteriorSummary) -> dict[str, np.ndarray]:
@@ -50,6 +90,9 @@ def posterior_attrs(post: Posterior, timings: dict[str, float] | None = None) ->
 
 def save_posterior(post: Posterior, path: str | Path, overwrite: bool = False) -> Path:
     """Write a posterior file (layout in :mod:`invsolve.posterior`)."""
+    from .api import Posterior
+
+    expect(post, Posterior, "save_posterior's post")
     return write_with_measurement(path, post.measurement, posterior_datasets(post.summary), posterior_attrs(post),
                                   overwrite)
 
@@ -83,6 +126,9 @@ def write_with_measurement(path: str | Path, m: Measurement, data: dict[str, np.
 def save_measurement(m: Measurement, path: str | Path, overwrite: bool = False) -> Path:
     """Write a measurement (data, ground truth when known, operator arrays, configs, provenance) atomically
     to HDF5; an existing ``path`` needs ``overwrite``.  Returns the path."""
+    from .api import Measurement
+
+    expect(m, Measurement, "save_measurement's m")
     attrs = {"kind": "measurement", "operator": m.operator, "noise": m.noise,
              **_provenance(m.seed, m.device, m.timings, m.source, m.single)}
     return write_with_measurement(path, m, {}, attrs, overwrite)
@@ -100,6 +146,9 @@ def reconstruction_attrs(r: Reconstruction, timings: dict[str, float] | None = N
 def save_reconstruction(r: Reconstruction, path: str | Path, overwrite: bool = False) -> Path:
     """Write a reconstruction with its measurement (a complete input of ``reconstruct`` again) atomically to
     HDF5; an existing ``path`` needs ``overwrite``.  Returns the path."""
+    from .api import Reconstruction
+
+    expect(r, Reconstruction, "save_reconstruction's r")
     return write_with_measurement(path, r.measurement, {"reconstruction": r.images}, reconstruction_attrs(r),
                                   overwrite)
 
@@ -111,12 +160,20 @@ MEASUREMENT_KINDS = ("measurement", "reconstruction", "posterior", "noise_estima
 def load_measurement(path: str | Path, items: slice | None = None) -> Measurement:
     """Read a measurement (a ``simulate`` or ``reconstruct`` output) with its operator and noise.
 
-    ``items`` reads only those measurements of a stack (e.g. one batch).
+    ``items`` (a ``slice`` with step 1 or more, or None for all) reads only those measurements of a stack
+    (e.g. one batch).
     """
     from .api import Measurement
     from .io.hdf5 import read_result
     from .io.images import check_finite
 
+    path = check_path(path, "load_measurement's path")
+    if items is not None:
+        bounds = (items.start, items.stop, items.step) if isinstance(items, slice) else ("",)
+        ok = all(v is None or (isinstance(v, (int, np.integer)) and not isinstance(v, bool)) for v in bounds)
+        if not ok or (items.step is not None and items.step < 1):
+            raise ConfigError(f"items must be a slice with step >= 1 (e.g. slice(0, 8)) or None for all "
+                              f"measurements, got {items!r:.60}")
     st = read_result(path, items=items)
     if "measurement" not in st.datasets or "operator" not in st.attrs or "noise" not in st.attrs:
         raise DataError(f"{path} holds no measurement with its operator; create one with `invsolve simulate`")

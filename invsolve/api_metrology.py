@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,12 +34,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import validate_params
+from .config import check_seed, validate_params
 from .device import resolve_device
 from .errors import CheckpointError, ConfigError
 from .methods import no_track
 
-__all__ = ["NoiseEstimate", "estimate_noise", "save_noise_estimate", "read_em_checkpoint", "mcmc_posterior"]
+__all__ = ["NoiseEstimate", "estimate_noise", "save_noise_estimate", "read_em_checkpoint", "mcmc_posterior",
+           "check_levels"]
+
+
+def check_levels(levels) -> tuple[float, ...]:
+    """Quantile levels as a sorted tuple of floats, or :class:`ConfigError` unless they are a non-empty sequence
+    of numbers strictly between 0 and 1 (e.g. ``(0.05, 0.5, 0.95)``)."""
+    ok = isinstance(levels, (list, tuple, np.ndarray)) and len(levels) > 0 and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in levels)
+    if not ok or not all(0 < float(v) < 1 for v in levels):
+        shown = list(levels) if isinstance(levels, (list, tuple, np.ndarray)) else levels
+        raise ConfigError(f"quantile levels must be a non-empty sequence of numbers in (0, 1), e.g. (0.05, 0.5, "
+                          f"0.95), got {shown!r:.80}")
+    return tuple(sorted(float(v) for v in levels))
 
 
 @dataclass
@@ -87,10 +101,14 @@ def estimate_noise(measurement, *, prior: dict | str | None = None, settings: di
     Returns:
         :class:`NoiseEstimate`.
     """
+    from .api import Measurement
+    from .api_files import expect
     from .em import EMSettings, run_em
     from .mcmc import resolve_prior_spec
     from .samplers.priors import build_prior
 
+    expect(measurement, Measurement, "estimate_noise's measurement")
+    seed = check_seed(seed)
     t0 = time.perf_counter()
     s = validate_params(EMSettings, settings or {}, "EM settings")
     dev = resolve_device(device)
@@ -110,8 +128,9 @@ def estimate_noise(measurement, *, prior: dict | str | None = None, settings: di
 
 def save_noise_estimate(est: NoiseEstimate, path: str | Path, overwrite: bool = False) -> Path:
     """Write an ``estimate-noise`` output (layout in this module's docstring)."""
-    from .api_files import _provenance, write_with_measurement
+    from .api_files import _provenance, expect, write_with_measurement
 
+    expect(est, NoiseEstimate, "save_noise_estimate's est")
     m, r = est.measurement, est.result
     smp = r.samples.astype(np.float32)
     data = {"estimate": np.array([est.a, est.b]), "a_trace": r.a_trace, "b_trace": r.b_trace,
@@ -128,8 +147,23 @@ def save_noise_estimate(est: NoiseEstimate, path: str | Path, overwrite: bool = 
 
 def mcmc_posterior(measurement, prior_spec=None, params=None, levels=(0.05, 0.25, 0.5, 0.75, 0.95), seed: int = 0,
                    device: str = "auto", track=no_track):
-    """MCMC posterior summaries of every measurement (see :func:`invsolve.mcmc.mcmc_posterior`)."""
+    """MCMC posterior summaries of every measurement (see :func:`invsolve.mcmc.mcmc_posterior`).
+
+    Arguments:
+        measurement: An :class:`invsolve.api.Measurement` of a vector operator, (N, m) data.
+        prior_spec: Prior spec on the parameters; None: the operator's own box.
+        params: MCMC settings (``steps``, ``burn_in``, ...).
+        levels: Quantile levels in (0, 1).
+        seed: Seed of every random draw, 0 to 2**62.
+        device: auto, cpu or cuda.
+        track: Progress wrapper ``track(iterable, description)``.
+    """
+    from .api import Measurement
+    from .api_files import expect
     from .device import make_generator
     from .mcmc import mcmc_posterior as run
 
+    expect(measurement, Measurement, "mcmc_posterior's measurement")
+    levels = check_levels(levels)
+    seed = check_seed(seed)
     return run(measurement, prior_spec, params or {}, levels, make_generator(seed, resolve_device(device)), track)

@@ -11,20 +11,30 @@ Example:
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ._version import __version__
-from .errors import DataError, ShapeError
+from .config import check_seed
+from .errors import ConfigError, DataError, ShapeError
 from .io.images import IMAGE_SUFFIXES, expand_image_spec  # noqa: F401  (IMAGE_SUFFIXES re-exported)
 
 __all__ = ["read_training_images", "train_prior", "save_prior", "load_prior", "prior_names", "IMAGE_SUFFIXES"]
 
+
+def _spec_list(specs: Any, what: str) -> list[str]:
+    """``specs`` (one path or a list of them) as a list of str; ConfigError for anything else."""
+    many = [specs] if isinstance(specs, (str, os.PathLike)) else specs
+    if not isinstance(many, (list, tuple)) or not all(isinstance(v, (str, os.PathLike)) for v in many):
+        raise ConfigError(f"{what} must be image files, globs, folders or FILE.h5:/stack (a str, a Path or a "
+                          f"list of them), got {type(specs).__name__}; pass arrays to train_prior directly")
+    return [str(v) for v in many]
 
 
 def prior_names() -> list[str]:
@@ -48,7 +58,7 @@ def read_training_images(specs: str | Sequence[str]) -> tuple[list[np.ndarray], 
 
     out: list[np.ndarray] = []
     sources: list[str] = []
-    for spec in [specs] if isinstance(specs, str) else list(specs):
+    for spec in _spec_list(specs, "read_training_images' specs"):
         for f in expand_image_spec(str(spec)):
             stack, _ = read_images(f)
             out.extend(stack)
@@ -128,6 +138,15 @@ def train_prior(
 
     load_all()
     cls = PRIORS.get(name)
+    if params is not None and not isinstance(params, Mapping):
+        raise ConfigError(f"params must be a dict of prior settings, e.g. {{'width': 8}}, got "
+                          f"{type(params).__name__} {params!r:.60}")
+    if steps is not None and name != "wpp":  # wpp takes no steps; its own check says so
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ConfigError(f"steps must be an integer >= 1 ({name}: Adam steps or EM iterations), got "
+                              f"{steps!r}; or None for the default")
+        steps = int(steps)
+    seed = check_seed(seed)
     p = (params or {}).get("patch_size", cls.Config.model_fields["patch_size"].default)
     p = p if isinstance(p, int) else 1  # an invalid value is reported by the config validation
     dist, device = setup(device)  # joins the torchrun group, if any; no-op otherwise
@@ -156,8 +175,13 @@ def train_prior(
 
 def save_prior(prior, path: str | Path, overwrite: bool = False) -> Path:
     """Write a prior file atomically (weights, config, provenance; no pickled code)."""
+    from .api_files import check_path
+    from .priors.base import PatchPrior
     from .priors.base import save_prior as _save
 
+    if not isinstance(prior, PatchPrior):
+        raise DataError(f"save_prior needs a prior (from train_prior or load_prior), got {type(prior).__name__}")
+    path = check_path(path, "save_prior's path")
     return _save(prior, path, overwrite=overwrite)
 
 

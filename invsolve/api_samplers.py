@@ -11,13 +11,14 @@ Example:
 from __future__ import annotations
 
 import json
+import numbers
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ._version import __version__
-from .config import validate_params
+from .config import check_seed, validate_params
 from .errors import ConfigError, DataError, ShapeError
 
 __all__ = ["train_sampler", "training_prior"]
@@ -62,7 +63,7 @@ def train_sampler(
     noise_params: dict[str, Any] | None = None,
     *,
     images: list[str] | str | None = None,
-    crop: int = 64,
+    crop: int | None = None,
     prior: str | None = None,
     prior_params: dict[str, Any] | None = None,
     dim: int | None = None,
@@ -83,9 +84,11 @@ def train_sampler(
 ) -> dict[str, Any]:
     """Train a conditional sampler on pairs (x, y = noise(A x)) simulated on the fly.
 
-    Image problems take ``images`` (files, globs, folders or ``FILE.h5:/stack``)
-    and random ``crop`` × ``crop`` crops; vector problems take a ``prior``
-    (uniform, gaussian, gmm) of dimension ``dim`` with ``prior_params``.
+    Image problems take ``images`` (files, globs, folders or ``FILE.h5:/stack``;
+    not arrays) and random ``crop`` × ``crop`` crops (default 64, at least 4);
+    vector problems take a ``prior`` (uniform, gaussian, gmm) of dimension
+    ``dim`` with ``prior_params``.  A ``crop`` on a vector problem, or
+    ``prior_params`` on an image problem, is refused.
     Defaults: batch 8 and lr 5e-4 for images, batch 256 and lr 1e-3 for vectors.
 
     Under ``torchrun`` every process calls this and they train one network with
@@ -102,17 +105,31 @@ def train_sampler(
     from .operators import build_operator, operator_entry
     from .samplers import SAMPLERS, load_all, read_checkpoint
     from .samplers.priors import build_prior
-    from .samplers.sources import ImageSource, PriorSource, read_image_set
+    from .samplers.sources import ImageSource, PriorSource, image_specs, read_image_set
     from .samplers.training import TrainSettings
 
+    seed = check_seed(seed)
+    if images is not None:
+        images = image_specs(images)  # ConfigError for arrays and other non-paths
     if (images is None) == (prior is None):
         raise ConfigError("give either --images (image problems) or --prior with --dim (vector problems)")
+    for what, d in (("prior_params", prior_params), ("sampler_params", sampler_params)):
+        if d is not None and not isinstance(d, Mapping):
+            raise ConfigError(f"{what} must be a dict of settings, e.g. {{'hidden': 64}}, got {type(d).__name__}")
+    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, numbers.Integral) or crop < 4):
+        raise ConfigError(f"--crop must be an integer >= 4 that fits the training images, got {crop!r}; "
+                          "e.g. --crop 64")
     vector_op = getattr(operator_entry(operator).cls, "domain_ndim", 2) == 1
     if vector_op and images is not None:
         raise ConfigError(f"operator {operator!r} acts on vectors; give --prior and --dim instead of --images")
+    if vector_op and crop is not None:
+        raise ConfigError(f"operator {operator!r} acts on vectors; --crop is for image problems, drop it")
     if not vector_op and (prior is not None or dim is not None):
         flag = "--prior" if prior is not None else "--dim"
         raise ConfigError(f"operator {operator!r} acts on images; give --images and --crop instead of {flag}")
+    if not vector_op and prior_params:
+        raise ConfigError(f"operator {operator!r} acts on images; --prior-param is for vector problems, drop it")
+    crop = 64 if crop is None else int(crop)
     load_all()
     cls = SAMPLERS.get(sampler)
     out = Path(output)

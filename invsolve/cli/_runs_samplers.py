@@ -17,7 +17,7 @@ class TrainSamplerRun(RunBase):
     noise: str | None = None
     noise_params: dict[str, Any] = Field(default_factory=dict)
     images: list[str] | None = None
-    crop: int = Field(64, ge=4)
+    crop: int | None = Field(None, ge=4)  # None: 64 for image problems; refused for vector problems
     prior: str | None = None
     prior_params: dict[str, Any] = Field(default_factory=dict)
     dim: int | None = Field(None, ge=1)

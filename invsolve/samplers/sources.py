@@ -5,21 +5,33 @@ so a seed fixes the whole training stream.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from ..io.images import IMAGE_SUFFIXES, expand_image_spec  # noqa: F401  (IMAGE_SUFFIXES re-exported)
 
-__all__ = ["ImageSource", "PriorSource", "read_image_set", "IMAGE_SUFFIXES"]
+__all__ = ["ImageSource", "PriorSource", "image_specs", "read_image_set", "IMAGE_SUFFIXES"]
+
+
+def image_specs(specs: Any) -> list[str]:
+    """``specs`` (one path or a list of them) as a list of str; ConfigError for anything else (e.g. arrays)."""
+    many = [specs] if isinstance(specs, (str, os.PathLike)) else specs
+    if not isinstance(many, (list, tuple)) or not all(isinstance(v, (str, os.PathLike)) for v in many):
+        raise ConfigError(f"images must be image files, globs, folders or FILE.h5:/stack (a str, a Path or a list "
+                          f"of them), got {type(specs).__name__}; save an (N, H, W) array with numpy.save and pass "
+                          "the .npy path")
+    return [str(v) for v in many]
+
 
 def read_image_set(specs: list[str] | str) -> tuple[list[np.ndarray], list[str]]:
     """Images (H, W) float32 from files, globs, folders or ``FILE.h5:/stack``; and the file list."""
     from ..io.images import read_images
 
-    specs = [specs] if isinstance(specs, str) else list(specs)
+    specs = image_specs(specs)
     if not specs:
         raise ConfigError("no training images: give --images FILES|GLOB|FOLDER|FILE.h5:/stack")
     images, files = [], []
@@ -43,6 +55,8 @@ class ImageSource:
     """
 
     def __init__(self, images, crop: int, operator, noise, augment: bool = True, files=None):
+        if isinstance(crop, bool) or not isinstance(crop, (int, np.integer)) or crop < 1:
+            raise ConfigError(f"--crop must be a positive integer, got {crop!r}; e.g. --crop 64")
         small = [im.shape for im in images if min(im.shape) < crop]
         if small:
             raise ConfigError(f"--crop {crop} is larger than an image of shape {small[0]}; use a smaller crop")
