@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError, OperatorError
+from .errors import ConfigError, DataError, OperatorError
 
 __all__ = ["default_method", "check_result"]
 
@@ -82,8 +82,11 @@ def _resolve_prior(prior, prior_file, zero_shot, measurement, op, prior_params, 
         t = time.perf_counter()
         params = {"steps": 10000, "batch_size": 128, "lr": 1e-4, **(prior_params or {})}
         steps = int(params.pop("steps"))
-        pr, _ = train_prior("patchnr", measurement.measurement, None, params, steps=steps, seed=seed,
-                            device=str(dev), track=track)
+        try:
+            pr, _ = train_prior("patchnr", measurement.measurement, None, params, steps=steps, seed=seed,
+                                device=str(dev), track=track)
+        except ConfigError as exc:  # its list of valid keys lacks steps, which --prior-param takes here
+            raise ConfigError(f"{exc}; --prior-param also takes steps (default 10000)") from None
         timings["zero_shot_training"] = time.perf_counter() - t
         return pr.freeze()
     if prior_file is None:

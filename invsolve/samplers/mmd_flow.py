@@ -211,7 +211,7 @@ def _train(sampler: MMDFlowSampler, source, s, output, resume, progress, provena
         prov = {**(provenance or {}), "train_seconds": training["seconds"], "steps": training["step"],
                 "flow_steps": sum(schedule[:l + 1])}
         write_atomic(sampler.checkpoint(prov, training), output)
-    return {"steps": s.steps, "resumed_from": sum(per_net[:start]), "flow_steps": sum(schedule),
+    return {"steps": s.steps, "resumed_from": sum(per_net[:start]) if resume else None, "flow_steps": sum(schedule),
             "loss": history["loss"][-1] if history["loss"] else loss_value, "val_loss": val,
             "seconds": seconds + time.perf_counter() - t0}
 

@@ -160,6 +160,6 @@ def fit(
             save(done)
     save(s.steps)
     dist.barrier()  # the output exists for every rank once this returns
-    return {"steps": s.steps, "resumed_from": start, "loss": history["loss"][-1] if history["loss"] else loss_value,
+    return {"steps": s.steps, "resumed_from": start if resume else None, "loss": history["loss"][-1] if history["loss"] else loss_value,
             "val_loss": history["val"][-1] if history["val"] else None,
             "seconds": seconds + time.perf_counter() - t0}
