@@ -123,7 +123,7 @@ def resolve_noise(operator: str, noise: str | None = None, noise_params: dict | 
 def _check_call(measurement, fn: str, batch_size: int | None = None, **params) -> None:
     """Refuse arguments of the wrong kind at the API's door: a non-Measurement, parameter tables that are not
     dicts, a batch size below 1 (instead of an AttributeError or TypeError from deep inside)."""
-    if measurement is not None and not isinstance(measurement, Measurement):
+    if fn != "simulate" and not isinstance(measurement, Measurement):
         from .api_files import expect
 
         expect(measurement, Measurement, f"{fn}'s measurement")
@@ -265,8 +265,9 @@ def reconstruct(
         y = torch.from_numpy(y_all[sl]).to(dev)
         gen = batch_generator(seed, first_batch + k, dev)
         out.append(m.run(y, op, nm, generator=gen, track=track).detach().cpu().numpy())
-        check_result(out[-1:], f"the {m.name} reconstruction", "lower its step size or learning rate (-M lr=...), "
-                     "or check the measurement")
+        check_result(out[-1:], f"the {m.name} reconstruction",
+                     "lower its learning rate (-M lr=...), or check the measurement" if "lr" in type(m.params).model_fields
+                     else "check the measurement and its operator's parameters")
     spec = m.spec()
     if getattr(m, "prior", None) is not None:
         spec.update(prior=m.prior.name, prior_file=prior_file, zero_shot=zero_shot, settings=m.settings(op))
@@ -346,21 +347,19 @@ def sample_posterior(
     _check_call(measurement, "sample_posterior", batch_size, sampler_params=sampler_params)
     dev = resolve_device(device)
     y_all = np.asarray(measurement.measurement, dtype=np.float32)
-    if not isinstance(levels, (list, tuple, np.ndarray)) or any(
-            isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) for v in levels):
-        raise ConfigError(f"quantile levels must be a sequence of numbers in (0, 1), e.g. (0.05, 0.95); got {levels!r:.60}")
-    levels = tuple(sorted(float(v) for v in levels))
-    if any(not 0 < v < 1 for v in levels):
-        raise OperatorError(f"quantile levels must lie in (0, 1), got {list(levels)}")
+    from .api_metrology import check_levels
+
+    levels = check_levels(levels, allow_empty=True)
     parts = []
     if sampler_file is None and num_samples is not None:
         raise OperatorError("--num-samples sets the draws of a trained sampler (--sampler-file); Langevin and MCMC "
                             "keep every thin-th state after burn-in of each chain: set --chains and -S steps=, "
                             "burn_in=, thin= instead")
     if sampler_file is not None:
-        num_samples = 64 if num_samples is None else int(num_samples)
-        if num_samples < 1:
-            raise OperatorError(f"--num-samples must be at least 1, got {num_samples}")
+        num_samples = 64 if num_samples is None else num_samples
+        if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
+            raise ConfigError(f"--num-samples must be an integer of at least 1, got {num_samples!r}")
+        num_samples = int(num_samples)
         if prior is not None or prior_file is not None:
             raise OperatorError("give either --sampler-file (a trained sampler) or --prior (Langevin), not both")
         if chains is not None:

@@ -88,7 +88,7 @@ def output_paths(inputs: Sequence[Path], output: str | Path) -> list[Path]:
     if str(output).endswith(("/", os.sep)) and not out.is_dir():  # a folder by its name: made like the one of
         if not out.parent.is_dir():  # several inputs, inside an existing folder
             raise DataError(f"output folder {out.parent} does not exist; create it first")
-        out.mkdir()
+        out.mkdir(exist_ok=True)  # shards may race to create it
     if len(inputs) == 1:
         paths = [out / (inputs[0].stem + ".h5")] if out.is_dir() else [out]
         check_not_input(paths[0], inputs)

@@ -43,14 +43,15 @@ __all__ = ["NoiseEstimate", "estimate_noise", "save_noise_estimate", "read_em_ch
            "check_levels"]
 
 
-def check_levels(levels) -> tuple[float, ...]:
+def check_levels(levels, allow_empty: bool = False) -> tuple[float, ...]:
     """Quantile levels as a sorted tuple of floats, or :class:`ConfigError` unless they are a non-empty sequence
-    of numbers strictly between 0 and 1 (e.g. ``(0.05, 0.5, 0.95)``)."""
-    ok = isinstance(levels, (list, tuple, np.ndarray)) and len(levels) > 0 and all(
+    (empty too with ``allow_empty``) of numbers strictly between 0 and 1 (e.g. ``(0.05, 0.5, 0.95)``)."""
+    ok = isinstance(levels, (list, tuple, np.ndarray)) and (allow_empty or len(levels) > 0) and all(
         isinstance(v, numbers.Real) and not isinstance(v, bool) for v in levels)
     if not ok or not all(0 < float(v) < 1 for v in levels):
         shown = list(levels) if isinstance(levels, (list, tuple, np.ndarray)) else levels
-        raise ConfigError(f"quantile levels must be a non-empty sequence of numbers in (0, 1), e.g. (0.05, 0.5, "
+        kind = "sequence" if allow_empty else "non-empty sequence"
+        raise ConfigError(f"quantile levels must be a {kind} of numbers in (0, 1), e.g. (0.05, 0.5, "
                           f"0.95), got {shown!r:.80}")
     return tuple(sorted(float(v) for v in levels))
 

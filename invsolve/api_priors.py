@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from datetime import datetime, timezone
@@ -26,15 +25,6 @@ from .errors import ConfigError, DataError, ShapeError
 from .io.images import IMAGE_SUFFIXES, expand_image_spec  # noqa: F401  (IMAGE_SUFFIXES re-exported)
 
 __all__ = ["read_training_images", "train_prior", "save_prior", "load_prior", "prior_names", "IMAGE_SUFFIXES"]
-
-
-def _spec_list(specs: Any, what: str) -> list[str]:
-    """``specs`` (one path or a list of them) as a list of str; ConfigError for anything else."""
-    many = [specs] if isinstance(specs, (str, os.PathLike)) else specs
-    if not isinstance(many, (list, tuple)) or not all(isinstance(v, (str, os.PathLike)) for v in many):
-        raise ConfigError(f"{what} must be image files, globs, folders or FILE.h5:/stack (a str, a Path or a "
-                          f"list of them), got {type(specs).__name__}; pass arrays to train_prior directly")
-    return [str(v) for v in many]
 
 
 def prior_names() -> list[str]:
@@ -58,7 +48,9 @@ def read_training_images(specs: str | Sequence[str]) -> tuple[list[np.ndarray], 
 
     out: list[np.ndarray] = []
     sources: list[str] = []
-    for spec in _spec_list(specs, "read_training_images' specs"):
+    from .io.images import spec_list
+
+    for spec in spec_list(specs, "read_training_images' specs", "pass arrays to train_prior directly"):
         for f in expand_image_spec(str(spec)):
             stack, _ = read_images(f)
             out.extend(stack)

@@ -49,9 +49,10 @@ def _check_resume(ckpt: dict, inst, source, output, settings) -> dict:
     for key in RESUME_SETTINGS:
         new = getattr(settings, key)
         if key in old and old[key] != new:
-            flag = "--" + key.replace("_", "-")
+            flag = f"{key} = {old[key]!r} in the --config file" if key == "schedule" else \
+                f"--{key.replace('_', '-')} {old[key]}"
             raise ConfigError(f"cannot resume {output}: it was trained with {key} {old[key]!r}, this run asks "
-                              f"{new!r}; give {flag} {old[key]} (or train anew with --overwrite)")
+                              f"{new!r}; give {flag} (or train anew with --overwrite)")
     return training
 
 

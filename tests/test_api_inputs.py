@@ -184,7 +184,7 @@ def test_train_sampler_bad_crop(tmp_path, png, crop):
 def test_image_source_refuses_bad_crop():
     from invsolve.samplers.sources import ImageSource
 
-    with pytest.raises(ConfigError, match="--crop must be a positive integer"):
+    with pytest.raises(ConfigError, match="--crop must be an integer of at least 4"):
         ImageSource([np.zeros((8, 8), np.float32)], -4, None, None)
 
 

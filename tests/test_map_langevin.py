@@ -256,3 +256,8 @@ def test_langevin_with_wpp_is_reproducible_and_resets_the_dual_per_measurement()
     np.testing.assert_array_equal(a.std, b.std)
     assert a.mean.shape == (2, 24, 24) and np.isfinite(a.std).all() and (a.std > 0).all()
     assert not np.array_equal(a.mean, sample(y, 4).mean)
+    # the dual starts afresh for each measurement: the second one's result does not depend on the first
+    y2 = torch.stack([y[0].flip(-1), y[1]])
+    c = sample(y2, 3)
+    assert not np.array_equal(a.mean[0], c.mean[0])
+    np.testing.assert_array_equal(a.mean[1], c.mean[1])

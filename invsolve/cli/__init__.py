@@ -39,8 +39,8 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 def _usage_error(exc: BaseException) -> str | None:
     """One line for a command-line usage error (unknown option or command, a bad value), with where to look;
     None for anything else."""
-    if type(exc).__name__ == "Abort":
-        return "aborted"
+    if type(exc).__name__ == "Abort":  # Ctrl-C while the command line was read
+        return "interrupted; no output was written"
     fmt = getattr(exc, "format_message", None)
     if fmt is None or type(exc).__module__.split(".")[0] not in ("typer", "click"):
         return None
@@ -71,7 +71,7 @@ def main() -> None:
             raise
         if usage:  # empty: the help was printed already (no arguments)
             print(f"Error: {usage}", file=sys.stderr)
-        sys.exit(getattr(exc, "exit_code", 2) or 2)
+        sys.exit(130 if type(exc).__name__ == "Abort" else getattr(exc, "exit_code", 2) or 2)
     finally:
         if "torch.distributed" in sys.modules:  # leave a torchrun process group cleanly
             from ..distributed import finish

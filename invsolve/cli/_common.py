@@ -31,6 +31,21 @@ def progress_shown(quiet: bool) -> bool:
     return not quiet and err_console().is_terminal
 
 
+def apply_scale(scale: int | None, operator: str | None, op_params: dict[str, Any]) -> dict[str, Any]:
+    """``--scale S`` as the superres operator's ``factor``: refused for other operators and when ``-P factor``
+    says otherwise."""
+    if scale is None:
+        return op_params
+    from ..errors import ConfigError
+    from ..operators import operator_entry
+
+    if operator is not None and getattr(operator_entry(operator).cls, "kind", "") != "superres":
+        raise ConfigError(f"--scale applies to the superres operator, not {operator!r}; drop it")
+    if op_params.get("factor", scale) != scale:
+        raise ConfigError(f"--scale {scale} and -P factor={op_params['factor']} disagree; give one of them")
+    return {**op_params, "factor": scale}
+
+
 def warn_outside_unit_range(images, source: str) -> None:
     """A warning on stderr when float images stray from [0, 1], the range the presets (λ, step sizes) and the
     metrics (data range 1) assume; 8- and 16-bit files are scaled to [0, 1] on reading."""

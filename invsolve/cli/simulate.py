@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import emit_json, handle_errors, merge_config, out_console, warn_outside_unit_range
+from ._common import apply_scale, emit_json, handle_errors, merge_config, out_console, warn_outside_unit_range
 from ._options import (BatchOpt, ConfigOpt, DeviceOpt, JsonOpt, OutputOpt, OverwriteOpt, PreviewOpt,
                        QuietOpt, SeedOpt)
 
@@ -35,19 +35,12 @@ def simulate(
     """
     from .. import api
     from ..config import parse_assignments
-    from ..errors import ConfigError
     from ..io.hdf5 import check_not_input, check_output
     from ..io.images import read_images
     from ..operators import operator_entry
     from ._runs import SimulateRun
 
-    op_params = parse_assignments(op_param, "--op-param")
-    if scale is not None:
-        if operator is not None and getattr(operator_entry(operator).cls, "kind", "") != "superres":
-            raise ConfigError(f"--scale applies to the superres operator, not {operator!r}; drop it")
-        if op_params.get("factor", scale) != scale:
-            raise ConfigError(f"--scale {scale} and -P factor={op_params['factor']} disagree; give one of them")
-        op_params["factor"] = scale
+    op_params = apply_scale(scale, operator, parse_assignments(op_param, "--op-param"))
     run = merge_config(SimulateRun, config, {
         "input": input, "output": output, "operator": operator,
         "operator_params": op_params, "noise": noise,

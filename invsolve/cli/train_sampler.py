@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import emit_json, err_console, handle_errors, merge_config, out_console, progress_shown
+from ._common import apply_scale, emit_json, err_console, handle_errors, merge_config, out_console, progress_shown
 from ._options import ConfigOpt, DeviceOpt, JsonOpt, OverwriteOpt, QuietOpt, SeedOpt
 
 
@@ -69,16 +69,7 @@ def train_sampler(
     from ..config import parse_assignments
     from ._runs_samplers import TrainSamplerRun
 
-    op_params = parse_assignments(op_param, "--op-param")
-    if scale is not None:
-        from ..errors import ConfigError
-        from ..operators import operator_entry
-
-        if operator is not None and getattr(operator_entry(operator).cls, "kind", "") != "superres":
-            raise ConfigError(f"--scale applies to the superres operator, not {operator!r}; drop it")
-        if op_params.get("factor", scale) != scale:
-            raise ConfigError(f"--scale {scale} and -P factor={op_params['factor']} disagree; give one of them")
-        op_params["factor"] = scale
+    op_params = apply_scale(scale, operator, parse_assignments(op_param, "--op-param"))
     run = merge_config(TrainSamplerRun, config, {
         "sampler": sampler, "sampler_params": parse_assignments(sampler_param, "--sampler-param"),
         "operator": operator, "operator_params": op_params, "noise": noise,

@@ -186,3 +186,17 @@ def expand_image_spec(spec: str) -> list[str]:
     if any(ch in spec for ch in "*?["):
         return match_files(spec)
     return [spec]  # the reader reports the missing file
+
+
+def spec_list(specs, what: str, hint: str) -> list[str]:
+    """``specs`` (one path or a list of them) as a list of str; :class:`ConfigError` naming ``what`` and
+    ``hint`` for anything else (e.g. an array)."""
+    import os
+
+    from ..errors import ConfigError
+
+    many = [specs] if isinstance(specs, (str, os.PathLike)) else specs
+    if not isinstance(many, (list, tuple)) or not all(isinstance(v, (str, os.PathLike)) for v in many):
+        raise ConfigError(f"{what} must be image files, globs, folders or FILE.h5:/stack (a str, a Path or a "
+                          f"list of them), got {type(specs).__name__}; {hint}")
+    return [str(v) for v in many]

@@ -133,6 +133,8 @@ def _work_pairs(sampler: MMDFlowSampler, x: torch.Tensor, y: torch.Tensor):
 
 
 def _train(sampler: MMDFlowSampler, source, s, output, resume, progress, provenance, learning_rate) -> dict:
+    from .training import check_loss, check_weights
+
     cfg, dev = sampler.config, sampler.device
     nets = cfg.nets
     if s.steps < nets:
@@ -195,6 +197,7 @@ def _train(sampler: MMDFlowSampler, source, s, output, resume, progress, provena
             torch.nn.utils.clip_grad_norm_(model[l].parameters(), s.grad_clip)
             opt.step()
             loss_value = float(loss.detach())
+            check_loss(sampler, loss_value, done, s.lr, output)
             losses.append(loss_value)
             tick()
         if cfg.replace_particles:
@@ -210,6 +213,7 @@ def _train(sampler: MMDFlowSampler, source, s, output, resume, progress, provena
                     "seconds": seconds + time.perf_counter() - t0}
         prov = {**(provenance or {}), "train_seconds": training["seconds"], "steps": training["step"],
                 "flow_steps": sum(schedule[:l + 1])}
+        check_weights(sampler, training["step"], s.lr, output)
         write_atomic(sampler.checkpoint(prov, training), output)
     return {"steps": s.steps, "resumed_from": sum(per_net[:start]) if resume else None, "flow_steps": sum(schedule),
             "loss": history["loss"][-1] if history["loss"] else loss_value, "val_loss": val,

@@ -5,7 +5,6 @@ so a seed fixes the whole training stream.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -19,12 +18,9 @@ __all__ = ["ImageSource", "PriorSource", "image_specs", "read_image_set", "IMAGE
 
 def image_specs(specs: Any) -> list[str]:
     """``specs`` (one path or a list of them) as a list of str; ConfigError for anything else (e.g. arrays)."""
-    many = [specs] if isinstance(specs, (str, os.PathLike)) else specs
-    if not isinstance(many, (list, tuple)) or not all(isinstance(v, (str, os.PathLike)) for v in many):
-        raise ConfigError(f"images must be image files, globs, folders or FILE.h5:/stack (a str, a Path or a list "
-                          f"of them), got {type(specs).__name__}; save an (N, H, W) array with numpy.save and pass "
-                          "the .npy path")
-    return [str(v) for v in many]
+    from ..io.images import spec_list
+
+    return spec_list(specs, "images", "save an (N, H, W) array with numpy.save and pass the .npy path")
 
 
 def read_image_set(specs: list[str] | str) -> tuple[list[np.ndarray], list[str]]:
@@ -55,8 +51,8 @@ class ImageSource:
     """
 
     def __init__(self, images, crop: int, operator, noise, augment: bool = True, files=None):
-        if isinstance(crop, bool) or not isinstance(crop, (int, np.integer)) or crop < 1:
-            raise ConfigError(f"--crop must be a positive integer, got {crop!r}; e.g. --crop 64")
+        if isinstance(crop, bool) or not isinstance(crop, (int, np.integer)) or crop < 4:
+            raise ConfigError(f"--crop must be an integer of at least 4, got {crop!r}; e.g. --crop 64")
         small = [im.shape for im in images if min(im.shape) < crop]
         if small:
             raise ConfigError(f"--crop {crop} is larger than an image of shape {small[0]}; use a smaller crop")

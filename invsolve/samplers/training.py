@@ -42,6 +42,24 @@ class TrainSettings(Params):
     seed: int = 0
 
 
+
+def check_loss(sampler, loss: float, step: int, lr: float, output) -> None:
+    """Stop a diverging training run: :class:`DataError` when the loss of ``step`` is not finite."""
+    if not math.isfinite(loss):
+        from ..errors import DataError
+
+        raise DataError(f"{sampler.name} training diverged at step {step} (loss {loss}); lower --lr (now {lr:g}); "
+                        f"{output} keeps its last finite checkpoint, if any")
+
+
+def check_weights(sampler, step: int, lr: float, output) -> None:
+    """Before a checkpoint is written: :class:`DataError` when any weight is not finite (nothing is written)."""
+    if not all(bool(torch.isfinite(v).all()) for v in sampler.net.state_dict().values() if v.is_floating_point()):
+        from ..errors import DataError
+
+        raise DataError(f"{sampler.name} training diverged by step {step} (non-finite weights); lower --lr "
+                        f"(now {lr:g}); {output} was not written at this step")
+
 def learning_rate(s: TrainSettings, step: int) -> float:
     """The learning rate at ``step`` (0-based) of a run of ``s.steps`` steps."""
     if s.schedule == "constant":
@@ -116,11 +134,7 @@ def fit(
     val = history["val"][-1] if history["val"] else None
 
     def save(step: int) -> None:
-        if not all(bool(torch.isfinite(v).all()) for v in sampler.net.state_dict().values() if v.is_floating_point()):
-            from ..errors import DataError
-
-            raise DataError(f"{sampler.name} training diverged by step {step} (non-finite weights); lower --lr "
-                            f"(now {s.lr:g}); {output} was not written at this step")
+        check_weights(sampler, step, s.lr, output)
         training = {"step": step, "optimizer": opt.state_dict(), "generator": gen.get_state(),
                     "settings": s.model_dump(mode="json"), "source": source.spec(), "history": history,
                     "seconds": seconds + time.perf_counter() - t0}
@@ -141,11 +155,7 @@ def fit(
         torch.nn.utils.clip_grad_norm_(sampler.net["model"].parameters(), s.grad_clip)
         opt.step()
         loss_value = dist.mean(float(loss.detach()))
-        if not math.isfinite(loss_value):
-            from ..errors import DataError
-
-            raise DataError(f"{sampler.name} training diverged at step {step + 1} (loss {loss_value}); lower --lr "
-                            f"(now {s.lr:g}); {output} keeps its last finite checkpoint, if any")
+        check_loss(sampler, loss_value, step + 1, s.lr, output)
         window.append(loss_value)
         done = step + 1
         if done % s.val_every == 0 or done == s.steps:
