@@ -31,7 +31,7 @@ from .methods import build_method, no_track
 from .noise import build_noise
 from .operators import build_operator, operator_entry
 from .api_evaluate import Estimate, coverage, evaluate, evaluate_vectors, load_estimate  # noqa: F401  (re-exported)
-from .api_files import load_measurement, save_measurement, save_posterior, save_reconstruction  # noqa: F401
+from .api_files import expect, load_measurement, save_measurement, save_posterior, save_reconstruction  # noqa: F401
 from .api_support import _resolve_prior, _sampling_settings, check_result, default_method  # noqa: F401
 
 __all__ = [
@@ -120,17 +120,13 @@ def resolve_noise(operator: str, noise: str | None = None, noise_params: dict | 
     return build_noise(spec).spec()  # validates
 
 
-def _check_call(measurement, fn: str, batch_size: int | None = None, **params) -> None:
-    """Refuse arguments of the wrong kind at the API's door: a non-Measurement, parameter tables that are not
-    dicts, a batch size below 1 (instead of an AttributeError or TypeError from deep inside)."""
-    if fn != "simulate" and not isinstance(measurement, Measurement):
-        from .api_files import expect
-
-        expect(measurement, Measurement, f"{fn}'s measurement")
+def _check_call(fn: str, batch_size: int, **params) -> None:
+    """Refuse arguments of the wrong kind at the API's door: parameter tables that are not dicts, a batch size
+    below 1 (instead of an AttributeError or TypeError from deep inside)."""
     for name, value in params.items():
         if value is not None and not isinstance(value, dict):
             raise ConfigError(f"{fn}'s {name} must be a dict of settings, e.g. {{'lam': 10}}; got {value!r:.60}")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"{fn}'s batch_size must be an integer of at least 1, got {batch_size!r}")
 
 
@@ -157,7 +153,7 @@ def simulate(
     a vector (d,) or N vectors (N, d).
     """
     t0 = time.perf_counter()
-    _check_call(None, "simulate", operator_params=operator_params, noise_params=noise_params, batch_size=batch_size)
+    _check_call("simulate", batch_size, operator_params=operator_params, noise_params=noise_params)
     if isinstance(images, (str, bytes)) or images is None:
         raise DataError(f"simulate takes an image array (H, W), a stack (N, H, W) or vectors, not {images!r:.60}; "
                         "read files with invsolve.io.images.read_images")
@@ -229,7 +225,8 @@ def reconstruct(
     resumed runs) gives the same result as one run with the same batch size.
     """
     t0 = time.perf_counter()
-    _check_call(measurement, "reconstruct", batch_size, method_params=method_params, prior_params=prior_params)
+    expect(measurement, Measurement, "reconstruct's measurement")
+    _check_call("reconstruct", batch_size, method_params=method_params, prior_params=prior_params)
     dev = resolve_device(device)
     op = measurement.build_operator(dev)
     nm = build_noise(measurement.noise)
@@ -344,7 +341,8 @@ def sample_posterior(
     from .posterior import concat_summaries, summarize_samples
 
     t0 = time.perf_counter()
-    _check_call(measurement, "sample_posterior", batch_size, sampler_params=sampler_params)
+    expect(measurement, Measurement, "sample_posterior's measurement")
+    _check_call("sample_posterior", batch_size, sampler_params=sampler_params)
     dev = resolve_device(device)
     y_all = np.asarray(measurement.measurement, dtype=np.float32)
     from .api_metrology import check_levels

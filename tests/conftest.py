@@ -19,6 +19,24 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny networks run fastest on one thread (and do not fight other jobs for cores); modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def err_line(res, exit_code: int = 1) -> str:
+    """The one ``Error: ...`` line a failed CLI run (typer's CliRunner result) printed on stderr."""
+    assert res.exit_code == exit_code, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), res.stderr
+    return lines[0]
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED.is_dir():

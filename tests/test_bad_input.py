@@ -8,30 +8,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from conftest import err_line
 from invsolve.cli import app
 from invsolve.errors import CheckpointError, ConfigError, DataError, ShapeError
 
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def err_line(res):
-    assert res.exit_code == 1, res.output
-    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, res.stderr
-    assert lines[0].startswith("Error: ")
-    return lines[0]
 
 
 def npy(tmp_path, name, arr):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import err_line
 from invsolve.cli import app
 
 runner = CliRunner()
@@ -16,13 +17,6 @@ runner = CliRunner()
 
 def run(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def err_line(res):
-    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, res.stderr
-    assert lines[0].startswith("Error: ")
-    return lines[0]
 
 
 def simulate(tmp_path, src, operator, *extra, name="m.h5"):

@@ -16,13 +16,7 @@ from invsolve.priors.wpp import WPP, WPPConfig
 SMALL = PatchNRConfig(patch_size=4, blocks=2, width=32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run fastest on one thread (and do not fight other jobs for cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def smooth(h=40, w=40, seed=0):

@@ -10,6 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from invsolve.api_samplers import train_sampler
+from conftest import err_line
 from invsolve.cli import app
 from invsolve.samplers import load_sampler
 
@@ -18,23 +19,11 @@ VEC = ["--operator", "linear", "-P", "diagonal=[1.0, 0.5, 0.2]", "--noise", "gau
        "--prior", "gaussian", "--dim", "3"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def err_line(res):
-    assert res.exit_code == 1, res.output
-    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), res.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

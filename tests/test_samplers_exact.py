@@ -20,13 +20,7 @@ from invsolve.samplers.priors import build_prior
 DIAG = [0.1 / (i + 1) for i in range(5)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small MLPs run fastest on one thread (and do not fight other jobs for cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_exact_mixture_posterior_matches_quadrature():

@@ -10,29 +10,18 @@ from skimage import io
 from typer.testing import CliRunner
 
 from invsolve.api_priors import load_prior
+from conftest import err_line
 from invsolve.cli import app
 
 runner = CliRunner()
 TINY = ["-P", "patch_size=4", "-P", "blocks=2", "-P", "width=16", "-P", "val_every=5", "-P", "log_every=5"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(*args):
     return runner.invoke(app, ["train-prior", *[str(a) for a in args]])
-
-
-def err_line(res):
-    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, res.stderr
-    assert lines[0].startswith("Error: ")
-    return lines[0]
 
 
 def texture(seed, size=32):

@@ -15,11 +15,36 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from pydantic import model_validator
+
 from ..config import Params
 from ..errors import ShapeError
 from ..registry import Registry
 
-__all__ = ["Operator", "OperatorEntry", "OPERATORS", "check_batch", "describe_domain"]
+__all__ = ["Operator", "OperatorEntry", "OPERATORS", "check_batch", "describe_domain", "FileModeParams"]
+
+
+class FileModeParams(Params):
+    """Parameters whose mode field reads a file when it is ``"file"`` (inpaint's ``mask``/``mask_file``,
+    blur's ``kernel``/``kernel_file``): the path alone implies mode=file (it used to be silently ignored), and a
+    path beside another explicit mode is an error."""
+
+    file_mode: ClassVar[tuple[str, str]] = ("", "")  # (mode field, path field)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _imply_file_mode(cls, values):
+        mode, path = cls.file_mode
+        if isinstance(values, dict) and values.get(path) is not None and mode not in values:
+            values = {**values, mode: "file"}
+        return values
+
+    @model_validator(mode="after")
+    def _check_file_mode(self):
+        mode, path = self.file_mode
+        if getattr(self, path) is not None and getattr(self, mode) != "file":
+            raise ValueError(f"{path} needs -P {mode}=file ({mode} is {getattr(self, mode)!r}); drop one of the two")
+        return self
 
 
 def describe_domain(shape: tuple[int, ...]) -> str:

@@ -7,15 +7,14 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from ..config import Params
 from ..errors import ConfigError, ShapeError
 from ..functional.kernels import gaussian_kernel
-from .base import OPERATORS, Operator, OperatorEntry
+from .base import OPERATORS, FileModeParams, Operator, OperatorEntry
 
 
-class BlurParams(Params):
+class BlurParams(FileModeParams):
     kernel: Literal["gaussian", "file"] = Field("gaussian", description="kernel type")
     kernel_size: int = Field(9, ge=1, description="gaussian: kernel side")
     sigma: float = Field(2.0, gt=0, description="gaussian: standard deviation in pixels")
@@ -23,20 +22,7 @@ class BlurParams(Params):
     normalize: bool = Field(True, description="file: scale the kernel to sum 1")
     boundary: Literal["circular", "zero"] = Field("circular", description="boundary condition")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _file_kernel(cls, values):
-        # kernel_file alone means kernel=file (it was silently ignored before)
-        if isinstance(values, dict) and values.get("kernel_file") is not None and "kernel" not in values:
-            values = {**values, "kernel": "file"}
-        return values
-
-    @model_validator(mode="after")
-    def _check(self):
-        if self.kernel_file is not None and self.kernel != "file":
-            raise ValueError(f"kernel_file needs -P kernel=file (kernel is {self.kernel!r}); "
-                             "drop one of the two")
-        return self
+    file_mode = ("kernel", "kernel_file")
 
 
 def _fold_circular(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:

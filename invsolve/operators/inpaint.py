@@ -6,14 +6,13 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from ..config import Params
 from ..errors import ConfigError, ShapeError
-from .base import OPERATORS, Operator, OperatorEntry
+from .base import OPERATORS, FileModeParams, Operator, OperatorEntry
 
 
-class InpaintParams(Params):
+class InpaintParams(FileModeParams):
     mask: Literal["random", "box", "file"] = Field("random", description="how the mask is made")
     fraction: float = Field(0.5, ge=0, lt=1, description="random: fraction of pixels that are missing")
     mask_seed: int = Field(0, description="random: seed of the mask")
@@ -22,19 +21,7 @@ class InpaintParams(Params):
     )
     mask_file: str | None = Field(None, description="file: image whose nonzero pixels are observed")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _file_mask(cls, values):
-        # mask_file alone means mask=file (it was silently ignored before)
-        if isinstance(values, dict) and values.get("mask_file") is not None and "mask" not in values:
-            values = {**values, "mask": "file"}
-        return values
-
-    @model_validator(mode="after")
-    def _check(self):
-        if self.mask_file is not None and self.mask != "file":
-            raise ValueError(f"mask_file needs -P mask=file (mask is {self.mask!r}); drop one of the two")
-        return self
+    file_mode = ("mask", "mask_file")
 
 
 def make_mask(p: InpaintParams, shape: tuple[int, int]) -> torch.Tensor:
