@@ -70,6 +70,8 @@ class Measurement:
         seed: The simulation's seed (None for measured data).
         device: Device the simulation ran on.
         timings: Seconds per step (``simulate``).
+        provenance: For data invsolve did not simulate: the file and dataset it came from, the SHA-256 of
+            the array as read, the operator and noise as given, and how it was read (layout, flats, centre).
     """
 
     measurement: np.ndarray
@@ -82,6 +84,7 @@ class Measurement:
     seed: int | None = None
     device: str = "cpu"
     timings: dict[str, float] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def build_operator(self, device: torch.device | str = "cpu"):
         s = self.operator

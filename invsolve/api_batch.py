@@ -38,11 +38,13 @@ __all__ = ["expand_inputs", "parse_shard", "output_paths", "BatchTask", "Reconst
            "SliceDone", "BatchSummary", "run_batches", "graceful_stop"]
 
 
-def expand_inputs(specs: Sequence[str], stdin: TextIO | None = None) -> list[Path]:
-    """Input files from arguments: paths, glob patterns, and ``-`` (one path per line on stdin)."""
+def expand_inputs(specs: Sequence[str], stdin: TextIO | None = None) -> list[str]:
+    """Input specs from arguments: paths (``FILE.h5:/dataset[a:b]`` too), glob patterns, and ``-`` (one path
+    per line on stdin)."""
     from .io.images import match_files
+    from .sources.inputs import parse_input
 
-    out: list[Path] = []
+    out: list[str] = []
     for spec in specs:
         if spec == "-":
             lines = (stdin or sys.stdin).read().splitlines()
@@ -51,16 +53,22 @@ def expand_inputs(specs: Sequence[str], stdin: TextIO | None = None) -> list[Pat
                 raise DataError("no input paths on stdin (give one path per line after `-`)")
             out.extend(expand_inputs(names))
             continue
-        if not Path(spec).exists() and any(ch in spec for ch in "*?["):
-            out.extend(Path(f) for f in match_files(spec))
+        file = parse_input(spec).file
+        if not file.exists() and not Path(spec).exists() and any(ch in spec for ch in "*?["):
+            out.extend(match_files(spec))
             continue
-        if not Path(spec).exists():
-            raise DataError(f"input file not found: {spec} (check the path)")
-        out.append(Path(spec))
+        if not file.exists():
+            raise DataError(f"input file not found: {file} (check the path)")
+        out.append(str(spec))
     if not out:
         raise ConfigError("give a measurement file (or several, a glob, or - to read paths from stdin)")
-    seen: set[Path] = set()
-    return [p for p in out if not (p.resolve() in seen or seen.add(p.resolve()))]
+    seen: set[str] = set()
+
+    def key(s: str) -> str:
+        p = parse_input(s)
+        return f"{p.file.resolve()}:{p.dataset}:{p.items}"
+
+    return [s for s in out if not (key(s) in seen or seen.add(key(s)))]
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -242,52 +250,51 @@ class BatchSummary:
     spec: dict[str, Any] = field(default_factory=dict)
 
 
-def _fingerprint(task: BatchTask, batch_size: int, path: Path, attrs: dict, n: int) -> str:
+def _fingerprint(task: BatchTask, batch_size: int, input_ident: dict, n: int) -> str:
     ident = {"command": task.command, "settings": task.settings, "batch_size": batch_size, "n": n,
-             "input": {k: attrs.get(k) for k in ("created", "source", "seed", "operator", "noise")}}
+             "input": input_ident}
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Path, *, batch_size: int = 8,
                 shard: tuple[int, int] = (1, 1), resume: bool = False, overwrite: bool = False,
                 on_slice: Callable[[SliceDone], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> BatchSummary:
+                should_stop: Callable[[], bool] | None = None, reading=None) -> BatchSummary:
     """Run ``task`` over every slice of ``inputs`` (this shard's share), writing one output per input.
+
+    ``inputs`` are invsolve measurement files or, with ``reading`` (a
+    :class:`invsolve.sources.measured.MeasurementReading` naming the operator), data invsolve did not write:
+    sinograms, projection stacks, images, vectors (:func:`invsolve.sources.measured.open_source`).
 
     Raises:
         Interrupted: ``should_stop()`` turned true (after a whole batch was written),
             or Ctrl-C arrived during a batch; completed slices stay in the outputs.
     """
-    from .api import evaluate, load_measurement
-    from .io.hdf5 import read_result
+    from .api import evaluate
     from .io.incremental import IncrementalOutput
+    from .sources.measured import open_source
 
     t0 = time.perf_counter()
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     k, n_shards = shard
-    paths = [Path(p) for p in inputs]
+    sources = [open_source(str(p), reading) for p in inputs]
+    paths = [s.file for s in sources]
     outs = output_paths(paths, output)
     files, units = [], []
-    for fi, (src, dst) in enumerate(zip(paths, outs)):
-        meta = read_result(src, data=False)
-        if "measurement" not in meta.datasets or "operator" not in meta.attrs:
-            raise DataError(f"{src} holds no measurement with its operator; create one with `invsolve simulate`")
-        shape = meta.datasets["measurement"]
-        if len(shape) < 2 or shape[0] == 0:
-            raise DataError(f"{src}:/measurement has shape {shape}, not a non-empty stack (N, ...); re-create the "
-                            "file with `invsolve simulate`")
-        n = int(shape[0])
-        io = IncrementalOutput(dst, _fingerprint(task, batch_size, src, meta.attrs, n), n,
+    for fi, (source, dst) in enumerate(zip(sources, outs)):
+        n = source.n
+        io = IncrementalOutput(dst, _fingerprint(task, batch_size, source.ident, n), n,
                                overwrite=overwrite, resume=resume, shared=n_shards > 1)
-        files.append((src, io, n))
+        files.append((source, io, n))
         units.extend((fi, b) for b in range(math.ceil(n / batch_size)))
     done = [io.prepare() for _, io, _ in files]  # every output checked before any work starts
     summary = BatchSummary(outputs=outs, total=sum(n for *_, n in files))
     for u, (fi, b) in enumerate(units):
         if u % n_shards != k - 1:
             continue
-        src, io, n = files[fi]
+        source, io, n = files[fi]
+        src = source.file
         sl = slice(b * batch_size, min((b + 1) * batch_size, n))
         if done[fi][sl].all():
             summary.skipped += sl.stop - sl.start
@@ -295,7 +302,7 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
         if should_stop is not None and should_stop():
             raise _stopped(summary, outs)
         try:
-            m = load_measurement(src, items=sl)
+            m = source.load(sl)
             results, attrs, seconds = task.compute(m, b)
             done[fi] = io.write(sl.start, results, source=src, attrs=attrs, timings={task.command: seconds})
         except KeyboardInterrupt:

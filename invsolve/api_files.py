@@ -85,7 +85,7 @@ def posterior_attrs(post: Posterior, timings: dict[str, float] | None = None) ->
     t = {**m.timings, **post.timings} if timings is None else timings
     return {"kind": "posterior", "operator": m.operator, "noise": m.noise, "sampler": post.sampler,
             "quantile_levels": list(post.summary.levels), "measurement_seed": m.seed,
-            **_provenance(post.seed, post.device, t, m.source, m.single)}
+            **_provenance(post.seed, post.device, t, m.source, m.single), **_input(m)}
 
 
 def save_posterior(post: Posterior, path: str | Path, overwrite: bool = False) -> Path:
@@ -111,6 +111,11 @@ def _provenance(seed, device, timings, source, single) -> dict[str, Any]:
     }
 
 
+def _input(m: Measurement) -> dict[str, Any]:
+    """The ``input`` attribute (provenance of data invsolve did not simulate), when there is one."""
+    return {"input": m.provenance} if m.provenance else {}
+
+
 def write_with_measurement(path: str | Path, m: Measurement, data: dict[str, np.ndarray], attrs: dict[str, Any],
                            overwrite: bool = False) -> Path:
     """:func:`invsolve.io.hdf5.write_result` of ``data`` plus the measurement's own datasets (``measurement``,
@@ -130,7 +135,7 @@ def save_measurement(m: Measurement, path: str | Path, overwrite: bool = False) 
 
     expect(m, Measurement, "save_measurement's m")
     attrs = {"kind": "measurement", "operator": m.operator, "noise": m.noise,
-             **_provenance(m.seed, m.device, m.timings, m.source, m.single)}
+             **_provenance(m.seed, m.device, m.timings, m.source, m.single), **_input(m)}
     return write_with_measurement(path, m, {}, attrs, overwrite)
 
 
@@ -140,7 +145,7 @@ def reconstruction_attrs(r: Reconstruction, timings: dict[str, float] | None = N
     m = r.measurement
     t = {**m.timings, **r.timings} if timings is None else timings
     return {"kind": "reconstruction", "operator": m.operator, "noise": m.noise, "method": r.method,
-            "measurement_seed": m.seed, **_provenance(r.seed, r.device, t, m.source, m.single)}
+            "measurement_seed": m.seed, **_provenance(r.seed, r.device, t, m.source, m.single), **_input(m)}
 
 
 def save_reconstruction(r: Reconstruction, path: str | Path, overwrite: bool = False) -> Path:
@@ -219,4 +224,5 @@ def load_measurement(path: str | Path, items: slice | None = None) -> Measuremen
         seed=st.attrs.get("measurement_seed", st.attrs.get("seed")),
         device=str(st.attrs.get("device", "cpu")),
         timings=dict(st.attrs.get("timings") or {}),
+        provenance=dict(st.attrs.get("input") or {}) if isinstance(st.attrs.get("input"), dict) else {},
     )

@@ -142,7 +142,8 @@ def save_noise_estimate(est: NoiseEstimate, path: str | Path, overwrite: bool = 
               "iterations_run": r.info["iterations"]}
     attrs = {"kind": "noise_estimate", "operator": m.operator, "noise": {"name": "mixed", "a": est.a, "b": est.b},
              "noise_in_file": m.noise, "method": method, "measurement_seed": m.seed,
-             **_provenance(est.seed, est.device, {**m.timings, **est.timings}, m.source, m.single)}
+             **_provenance(est.seed, est.device, {**m.timings, **est.timings}, m.source, m.single),
+             **({"input": m.provenance} if m.provenance else {})}
     return write_with_measurement(path, m, data, attrs, overwrite)
 
 

@@ -25,11 +25,12 @@ def run_batch_cli(task, run, preview_panels) -> None:
 
     inputs = expand_inputs(run.measurement, sys.stdin)
     shard = parse_shard(run.shard)
+    reading = run.reading()
     if run.preview:
         from ..io.hdf5 import check_not_input
         from ..io.preview import check_preview
 
-        check_preview(run.preview, run.overwrite, _vector_measurement(inputs[0]))
+        check_preview(run.preview, run.overwrite, _vector_measurement(inputs[0], reading.operator))
         check_not_input(run.preview, inputs)
 
     def on_slice(done) -> None:
@@ -38,7 +39,7 @@ def run_batch_cli(task, run, preview_panels) -> None:
     with graceful_stop() as should_stop:
         summary = run_batches(task, inputs, run.output, batch_size=run.batch_size, shard=shard, resume=run.resume,
                               overwrite=run.overwrite, on_slice=on_slice if run.json_output else None,
-                              should_stop=should_stop)
+                              should_stop=should_stop, reading=reading)
     first = summary.outputs[0]
     complete = all(summary.complete)
     report: dict[str, Any] = {
@@ -75,13 +76,18 @@ def run_batch_cli(task, run, preview_panels) -> None:
                             f"({state}) in {report['seconds']} s{extra}")
 
 
-def _vector_measurement(path) -> bool:
-    """Whether the measurement file ``path`` has parameter vectors as unknowns (its operator's image shape
-    is (d,)); False when that cannot be read here (the run reports the file's problem itself)."""
+def _vector_measurement(path, operator: str | None = None) -> bool:
+    """Whether the measurement ``path`` has parameter vectors as unknowns (its operator's image shape
+    is (d,), or ``operator`` acts on vectors); False when that cannot be read here (the run reports the
+    file's problem itself)."""
     import json
 
     import h5py
 
+    if operator is not None:
+        from ..operators import operator_entry
+
+        return getattr(operator_entry(operator).cls, "domain_ndim", 2) == 1
     try:
         with h5py.File(path, "r") as f:
             op = json.loads(f.attrs.get("operator", "{}"))

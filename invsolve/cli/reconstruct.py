@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 import typer
 
 from ._common import handle_errors, make_track, merge_config
-from ._options import (BatchOpt, ConfigOpt, DeviceOpt, InputsArg, JsonOpt, OutputOpt, OverwriteOpt, PreviewOpt,
-                       QuietOpt, ResumeOpt, SeedOpt, ShardOpt)
+from ._options import (BatchOpt, ConfigOpt, DarksOpt, DeviceOpt, FlatsOpt, ImageSizeOpt, InputsArg, JsonOpt,
+                       NoiseOpt, NoiseParamOpt, OperatorOpt, OpParamOpt, OutputOpt, OverwriteOpt, PreviewOpt,
+                       QuietOpt, ResumeOpt, RowsOpt, SeedOpt, ShardOpt, reading_values)
 
 
 @handle_errors
@@ -31,12 +32,21 @@ def reconstruct(
     batch_size: BatchOpt = None,
     shard: ShardOpt = None,
     resume: ResumeOpt = None,
+    operator: OperatorOpt = None,
+    op_param: OpParamOpt = None,
+    noise: NoiseOpt = None,
+    noise_param: NoiseParamOpt = None,
+    image_size: ImageSizeOpt = None,
+    flats: FlatsOpt = None,
+    darks: DarksOpt = None,
+    rows: RowsOpt = None,
 ) -> None:
-    """Reconstruct images from measurements; the operator and noise come from each file.
+    """Reconstruct images from measurements: invsolve files carry their operator and noise; raw data (a sinogram, a projection stack with --flats, a LoDoPaB-CT file, an image, vectors) takes --operator and -P.
 
     Stacks run in batches written as they finish: --resume completes an interrupted run, --shard K/N splits the batches across processes, --json prints one line per slice. Several inputs (or a glob, or - for paths on stdin) need --output to be a folder.
 
-    Example: invsolve reconstruct m.h5 --method tv --output tv.h5
+    Examples: invsolve reconstruct m.h5 --method tv --output tv.h5;
+    invsolve reconstruct --operator ct -P angles_file=theta.npy -P endpoint=false sino.npy -o rec.h5
     """
     from ..api_batch import ReconstructTask
     from ..config import parse_assignments
@@ -48,6 +58,7 @@ def reconstruct(
         "method_params": parse_assignments(method_param, "--method-param"), "prior": prior,
         "prior_file": prior_file, "zero_shot": zero_shot, "prior_params": parse_assignments(prior_param, "--prior-param"),
         "seed": seed, "device": device, "overwrite": overwrite, "quiet": quiet, "json": json, "preview": preview,
+        **reading_values(operator, op_param, noise, noise_param, image_size, flats, darks, rows),
         "batch_size": batch_size, "shard": shard, "resume": resume,
     }, "reconstruct settings")
     task = ReconstructTask(run.method, run.method_params, run.seed, run.device, run.batch_size, prior=run.prior,

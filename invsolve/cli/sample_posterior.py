@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 import typer
 
 from ._common import handle_errors, make_track, merge_config
-from ._options import (BatchOpt, ConfigOpt, DeviceOpt, InputsArg, JsonOpt, OutputOpt, OverwriteOpt, PreviewOpt,
-                       QuietOpt, ResumeOpt, SeedOpt, ShardOpt)
+from ._options import (BatchOpt, ConfigOpt, DarksOpt, DeviceOpt, FlatsOpt, ImageSizeOpt, InputsArg, JsonOpt,
+                       NoiseOpt, NoiseParamOpt, OperatorOpt, OpParamOpt, OutputOpt, OverwriteOpt, PreviewOpt,
+                       QuietOpt, ResumeOpt, RowsOpt, SeedOpt, ShardOpt, reading_values)
 
 
 @handle_errors
@@ -37,6 +38,14 @@ def sample_posterior(
     batch_size: BatchOpt = None,
     shard: ShardOpt = None,
     resume: ResumeOpt = None,
+    operator: OperatorOpt = None,
+    op_param: OpParamOpt = None,
+    noise: NoiseOpt = None,
+    noise_param: NoiseParamOpt = None,
+    image_size: ImageSizeOpt = None,
+    flats: FlatsOpt = None,
+    darks: DarksOpt = None,
+    rows: RowsOpt = None,
 ) -> None:
     """Sample the posterior of each measurement; write mean, std, quantiles (and samples) to HDF5.
 
@@ -53,6 +62,7 @@ def sample_posterior(
         "prior": prior, "prior_file": prior_file, "sampler_params": parse_assignments(sampler_param, "--sampler-param"),
         "num_samples": num_samples, "chains": chains, "quantiles": quantile, "save_samples": save_samples,
         "seed": seed, "device": device, "overwrite": overwrite, "quiet": quiet, "json": json, "preview": preview,
+        **reading_values(operator, op_param, noise, noise_param, image_size, flats, darks, rows),
         "batch_size": batch_size, "shard": shard, "resume": resume, "precision": precision, "compile": compile,
         "importance": importance,
     }, "sample-posterior settings")

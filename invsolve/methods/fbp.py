@@ -69,17 +69,18 @@ class FBP(Method):
     """Filtered back projection: ramp-filter each projection, back project
     through the operator's adjoint and scale.  (B, angles, detectors) -> (B, H, W).
 
-    Parallel beam: x = w · d / a² · Aᵀ(h * y), with d the detector spacing in
+    Parallel beam: x = d / a² · Aᵀ(w · (h * y)), with d the detector spacing in
     pixels, a the pixel size (``domain_size / max(H, W)``, 1 without it) and
-    w = Δθ · π / max(range, π) the weight per angle (π / angles for [0, 180);
-    a limited range keeps the same weight per angle).  ASTRA's back projection
+    w the quadrature weight of each angle (π / angles for [0, 180); a limited
+    range keeps the same weight per angle; a measured, irregular list weights
+    each angle by half the gap to its neighbours, the total capped at π).  ASTRA's back projection
     is the transpose of its ray-driven forward projection, which sums about
     1/d per pixel and angle, hence the factor d.
 
     Fan beam (flat detector, equispaced FBP of Kak & Slaney, section 3.4.2): the
     detector is rescaled to the rotation centre (spacing d/M, M the
     magnification), rows are cosine-weighted by R/√(R² + s²) and ramp-filtered,
-    and the per-angle weight is Δβ · π / max(range, 2π) (Δβ/2 for a full
+    and the per-angle weight is half the angle's quadrature weight (Δβ/2 for a full
     360° scan; no Parker weights, so short scans are not handled exactly).  The
     exact method weights each angle by 1/U², U = (R + x·e_β)/R the distance
     ratio from the source.  The transposed fan-beam projector sums about
@@ -108,24 +109,24 @@ class FBP(Method):
             yb = yb.float()
         p = self.params
         A = operator
-        n_angles, rng = A.range_shape[0], A.angle_range
+        # per-angle quadrature weights (range / angles for an equal grid; half of that for fan beam,
+        # whose full turn sees every ray twice)
+        w = torch.as_tensor(A.angle_weights, dtype=yb.dtype, device=yb.device)[:, None]
         if not A.fan:
             d = A.detector_spacing
-            w = rng / n_angles * math.pi / max(rng, math.pi)
             q = filter_rows(yb, d, p.filter, p.frequency_scaling)
-            x = A.adjoint(q) * (w * d / A.pixel_size**2)
+            x = A.adjoint(q * w) * (d / A.pixel_size**2)
         else:
             R = A.source_origin
             d = A.detector_spacing / A.magnification  # at the rotation centre
             s = torch.as_tensor(A.detector_positions() / A.magnification, dtype=yb.dtype, device=yb.device)
             cos = R / torch.sqrt(R * R + s * s)
             q = filter_rows(yb * cos, d, p.filter, p.frequency_scaling) * (cos * d)
-            w = rng / n_angles * math.pi / max(rng, 2 * math.pi)
             H, W = A.image_shape
             cx = torch.arange(W, dtype=yb.dtype, device=yb.device) + 0.5 - W / 2
             cy = H / 2 - 0.5 - torch.arange(H, dtype=yb.dtype, device=yb.device)
             mean_inv_u = torch.rsqrt(1 - (cx[None, :] ** 2 + cy[:, None] ** 2) / (R * R))
-            x = A.adjoint(q) * (mean_inv_u * (w / A.pixel_size**2))
+            x = A.adjoint(q * (w / 2)) * (mean_inv_u / A.pixel_size**2)
         if p.clip:
             x = x.clamp(0.0, 1.0)
         return x[0] if single else x

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["Projector2D", "parallel_geometry", "fan_geometry", "astra_cuda_usable"]
+__all__ = ["Projector2D", "parallel_geometry", "fan_geometry", "vector_geometry", "astra_cuda_usable"]
 
 _cuda_usable: bool | None = None
 _pool: ThreadPoolExecutor | None = None
@@ -81,6 +81,11 @@ def fan_geometry(
     }
 
 
+def vector_geometry(kind: str, vectors: np.ndarray, detectors: int) -> dict:
+    """ASTRA ``parallel_vec`` or ``fanflat_vec`` geometry from its rows, (angles, 6), lengths in pixels."""
+    return {"type": kind, "DetectorCount": int(detectors), "Vectors": np.asarray(vectors, dtype=np.float64)}
+
+
 def _executor(workers: int) -> ThreadPoolExecutor:
     """A persistent pool with at least ``workers`` threads (threads start lazily)."""
     global _pool, _pool_size
@@ -126,7 +131,8 @@ class Projector2D:
         self.geometry = geometry
         self.projector = projector
         self.scale = float(scale)
-        self.range_shape = (len(geometry["ProjectionAngles"]), int(geometry["DetectorCount"]))
+        n_angles = len(geometry["Vectors"] if "Vectors" in geometry else geometry["ProjectionAngles"])
+        self.range_shape = (n_angles, int(geometry["DetectorCount"]))
         self._init_state()
 
     def _init_state(self) -> None:

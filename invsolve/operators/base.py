@@ -106,6 +106,12 @@ class Operator(torch.nn.Module):
         x = self._adjoint(yb)
         return x[0] if single else x
 
+    @classmethod
+    def image_shape_for(cls, params: Params, range_shape: tuple[int, ...]) -> tuple[int, ...] | None:
+        """The image (or parameter vector) shape whose measurements have ``range_shape``, where the operator
+        determines it; None where it does not (then the caller gives ``--image-size``)."""
+        return None
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 

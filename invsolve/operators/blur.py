@@ -88,6 +88,11 @@ class BlurOperator(Operator):
         self._margins = ((kh - 1) // 2, kh - 1 - (kh - 1) // 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2)
         self.register_buffer("kernel", k, persistent=False)
 
+    @classmethod
+    def image_shape_for(cls, params, range_shape):
+        """The measurement has the image's own shape."""
+        return tuple(int(v) for v in range_shape) if len(range_shape) == 2 else None
+
     @property
     def range_shape(self):
         return self.image_shape

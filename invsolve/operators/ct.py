@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ..noise.poisson import MU_MAX
 from . import _astra
 from .base import OPERATORS, Operator, OperatorEntry
+from .ct_geometry import angle_grid, angle_weights, check_angle_list, covered_range, fan_vectors, parallel_vectors
 
 __all__ = ["CTParams", "CTOperator"]
 
@@ -22,13 +23,38 @@ _FAN_PROJECTORS = {"linear": "line_fanflat", "line": "line_fanflat", "strip": "s
 
 class CTParams(Params):
     geometry: Literal["parallel", "fan"] = Field("parallel", description="parallel beam or fan beam (flat detector)")
-    angles: int = Field(180, ge=1, description="number of projection angles")
+    angles: int | list[float] = Field(
+        180, description="number of projection angles, or the measured angles as a list (in angle_unit)"
+    )
+    angles_file: str | None = Field(
+        None, description="read the measured angles from FILE.npy, a text file or FILE.h5:/dataset (e.g. "
+        "/exchange/theta, degrees)"
+    )
+    angle_unit: Literal["deg", "rad"] = Field("deg", description="unit of listed angles and angle files")
     angle_start: float = Field(0.0, description="start of the angular range in degrees")
     angle_stop: float | None = Field(
         None, description="end of the angular range in degrees (default: 180 for parallel, 360 for fan)"
     )
+    endpoint: bool | None = Field(
+        None, description="count form: unset = cell midpoints (k+0.5)*step (ODL, LoDoPaB); false = "
+        "linspace(start, stop, n, endpoint=False); true = includes stop"
+    )
+    angle_convention: Literal["astra", "odl"] = Field(
+        "astra", description="odl: angles are ODL's phi on the array as stored (LoDoPaB-CT); ASTRA's theta = phi-90"
+    )
     detectors: int | None = Field(None, ge=1, description="detector pixels (default: cover the image diagonal)")
-    detector_spacing: float = Field(1.0, gt=0, description="detector pixel pitch, in image pixels")
+    detector_spacing: float | Literal["diagonal"] = Field(
+        1.0, description="detector pixel pitch in image pixels, or 'diagonal': the detectors span exactly the "
+        "image diagonal (ODL's parallel_beam_geometry, LoDoPaB-CT)"
+    )
+    center: float | Literal["auto"] | None = Field(
+        None, description="rotation axis on the detector, pixel-centre index ((N-1)/2 = centred; tomopy's "
+        "N/2 is +0.5); auto: estimated from the sinogram"
+    )
+    center_offset: float = Field(0.0, description="rotation axis offset from the detector middle, detector pixels")
+    detector_offset: float = Field(
+        0.0, description="fan beam: detector shift, pixels (parallel beam: adds to center_offset)"
+    )
     source_origin: float | None = Field(None, gt=0, description="fan beam: source-to-centre distance in pixels")
     origin_detector: float | None = Field(None, ge=0, description="fan beam: centre-to-detector distance in pixels")
     projector: Literal["linear", "line", "strip"] = Field(
@@ -37,11 +63,42 @@ class CTParams(Params):
     domain_size: float | None = Field(
         None, gt=0, description="physical side of the image; line integrals are then in these units"
     )
+    angles_source: str | None = Field(None, description="where listed angles came from (set by angles_file)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_angles_file(cls, values):
+        if not isinstance(values, dict) or values.get("angles_file") is None:
+            return values
+        from ..sources.angles import read_angles
+
+        spec = str(values["angles_file"])
+        if isinstance(values.get("angles"), list):
+            raise ValueError("give the angles either as a list or as angles_file, not both")
+        arr, unit = read_angles(spec)
+        count = values.get("angles")
+        if isinstance(count, int) and not isinstance(count, bool) and count != len(arr):
+            raise ValueError(f"angles={count} but {spec} holds {len(arr)} angles; drop -P angles=")
+        given = values.get("angle_unit")
+        if unit is not None and given is not None and given != unit:
+            raise ValueError(f"{spec} declares its angles in {unit}, not {given}; drop -P angle_unit=")
+        return {**values, "angles": [float(v) for v in arr], "angles_file": None, "angles_source": spec,
+                "angle_unit": given or unit or "deg"}
 
     @model_validator(mode="after")
     def _check(self):
         if self.angle_stop is not None and self.angle_stop <= self.angle_start:
             raise ValueError("angle_stop must be larger than angle_start")
+        if isinstance(self.angles, bool) or (isinstance(self.angles, int) and self.angles < 1):
+            raise ValueError("angles must be a count of at least 1 or a list of angles")
+        if isinstance(self.angles, list):
+            check_angle_list(self.angles, self.angle_unit)
+            if self.endpoint is not None:
+                raise ValueError("endpoint applies to the count form of angles, not to a list; drop -P endpoint=")
+        if not isinstance(self.detector_spacing, str) and self.detector_spacing <= 0:
+            raise ValueError("detector_spacing must be positive (or 'diagonal')")
+        if self.center is not None and self.center_offset:
+            raise ValueError("give the rotation axis as center (a detector index) or center_offset, not both")
         return self
 
 
@@ -86,15 +143,23 @@ class CTOperator(Operator):
     def __init__(self, params: CTParams, image_shape, arrays=None):
         super().__init__(params, image_shape, arrays)
         p = params
+        if p.center == "auto":
+            raise ConfigError("center=auto is estimated from a measured sinogram (reconstruct, sample-posterior "
+                              "and estimate-noise do it); give the axis position as a number here")
         H, W = self.image_shape
         n = max(H, W)
         radius = 0.5 * math.hypot(H, W)  # half the image diagonal, in pixels
         self.fan = p.geometry == "fan"
-        stop = p.angle_stop if p.angle_stop is not None else (360.0 if self.fan else 180.0)
-        self.angle_range = math.radians(stop - p.angle_start)
-        step = (stop - p.angle_start) / p.angles
-        self.angles_deg = p.angle_start + (np.arange(p.angles) + 0.5) * step
+        self.angles_deg = self._angles_deg(p)
         angles = np.deg2rad(self.angles_deg)
+        if p.angle_convention == "odl":  # ODL's phi on the same array is ASTRA's theta + 90 degrees
+            angles = angles - math.pi / 2
+        full = 2 * math.pi if self.fan else math.pi
+        self.angle_range = min(covered_range(angles), full) if isinstance(p.angles, list) else \
+            math.radians((p.angle_stop if p.angle_stop is not None else (360.0 if self.fan else 180.0)) - p.angle_start)
+        # quadrature weights of the angles, adding up to the range sampled (at most a full scan)
+        self.angle_weights = angle_weights(angles, full) if isinstance(p.angles, list) else \
+            np.full(len(angles), min(self.angle_range, full) / len(angles))
         self.pixel_size = p.domain_size / n if p.domain_size is not None else 1.0
         if self.fan:
             self.source_origin = float(p.source_origin if p.source_origin is not None else 2.0 * n)
@@ -109,21 +174,66 @@ class CTOperator(Operator):
         else:
             self.source_origin = self.origin_detector = math.inf
             half = radius
-        self.detector_count = p.detectors if p.detectors is not None else 2 * math.ceil(half / p.detector_spacing) + 1
-        self.detector_spacing = p.detector_spacing
-        if self.fan:
-            g = _astra.fan_geometry(
-                angles, self.detector_count, p.detector_spacing, self.source_origin, self.origin_detector
-            )
-            projector = _FAN_PROJECTORS[p.projector]
-        else:
-            g = _astra.parallel_geometry(angles, self.detector_count, p.detector_spacing)
-            projector = p.projector
+        diagonal = p.detector_spacing == "diagonal"
+        self.detector_count = p.detectors if p.detectors is not None else \
+            2 * math.ceil(half / (1.0 if diagonal else p.detector_spacing)) + 1
+        self.detector_spacing = 2 * half / self.detector_count if diagonal else float(p.detector_spacing)
+        self.center_offset = self._center_offset(p)
+        self.detector_offset = float(p.detector_offset)
+        g, projector = self._geometry(p, angles)
         self._proj = _astra.Projector2D(self.image_shape, g, projector, scale=self.pixel_size)
+
+    def _angles_deg(self, p: CTParams) -> np.ndarray:
+        if isinstance(p.angles, list):
+            return check_angle_list(p.angles, p.angle_unit)
+        stop = p.angle_stop if p.angle_stop is not None else (360.0 if self.fan else 180.0)
+        return angle_grid(p.angles, p.angle_start, stop, p.endpoint)
+
+    def _center_offset(self, p: CTParams) -> float:
+        """Axis position on the detector, pixels from its middle ((N - 1)/2)."""
+        mid = (self.detector_count - 1) / 2
+        off = float(p.center) - mid if p.center is not None else float(p.center_offset)
+        if abs(off) >= mid + 0.5:
+            given = f"center={p.center:g}" if p.center is not None else f"center_offset={p.center_offset:g}"
+            raise ConfigError(f"{given} puts the rotation axis off the detector (pixels 0..{self.detector_count - 1});"
+                              f" give a center between 0 and {self.detector_count - 1}")
+        return off
+
+    def _geometry(self, p: CTParams, angles: np.ndarray) -> tuple[dict, str]:
+        """The ASTRA geometry and CPU projector; vector geometries only where an offset needs them, so an
+        unshifted scan is bit for bit ASTRA's plain ``parallel``/``fanflat`` geometry."""
+        if self.fan:
+            projector = _FAN_PROJECTORS[p.projector]
+            if self.center_offset or self.detector_offset:
+                vec = fan_vectors(angles, self.detector_spacing, self.source_origin, self.origin_detector,
+                                  self.center_offset, self.detector_offset)
+                return _astra.vector_geometry("fanflat_vec", vec, self.detector_count), "line_fanflat"
+            return _astra.fan_geometry(angles, self.detector_count, self.detector_spacing, self.source_origin,
+                                       self.origin_detector), projector
+        shift = self.center_offset + self.detector_offset
+        if shift:
+            # ASTRA's line kernel on parallel_vec differs from plain 'parallel' at axis-aligned angles;
+            # linear and strip agree with it (measured to 4e-4 of 64-pixel sums)
+            vec = parallel_vectors(angles, self.detector_spacing, shift)
+            return _astra.vector_geometry("parallel_vec", vec, self.detector_count), p.projector
+        return _astra.parallel_geometry(angles, self.detector_count, self.detector_spacing), p.projector
+
+    @classmethod
+    def image_shape_for(cls, params, range_shape):
+        """N×N for N detector pixels (the usual reconstruction grid of a scan); with detectors spanning the
+        diagonal (the LoDoPaB presets) the side n whose diagonal the N detectors cover (513 -> 362)."""
+        if len(range_shape) != 2:
+            return None
+        N = int(range_shape[1])
+        if params.detector_spacing == "diagonal" and params.geometry == "parallel" and params.detectors is None:
+            n = int(round((N - 1) / math.sqrt(2)))
+            if 2 * math.ceil(n / math.sqrt(2)) + 1 == N:
+                return (n, n)
+        return (N, N)
 
     @property
     def range_shape(self) -> tuple[int, int]:
-        return (self.params.angles, self.detector_count)
+        return (len(self.angles_deg), self.detector_count)
 
     @property
     def magnification(self) -> float:
@@ -138,8 +248,10 @@ class CTOperator(Operator):
         return np.deg2rad(self.angles_deg)
 
     def detector_positions(self) -> np.ndarray:
-        """Centres of the detector pixels on the detector, in pixels, (detectors,)."""
-        return (np.arange(self.detector_count) - (self.detector_count - 1) / 2) * self.detector_spacing
+        """Centres of the detector pixels relative to the foot of the source's perpendicular on the detector
+        (its middle without ``detector_offset``), in pixels, (detectors,)."""
+        mid = (self.detector_count - 1) / 2 + self.detector_offset
+        return (np.arange(self.detector_count) - mid) * self.detector_spacing
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._proj.fp(x)
@@ -148,7 +260,9 @@ class CTOperator(Operator):
         return self._proj.bp(y)
 
 
-_LODOPAB = {"angles": 1000, "domain_size": 0.26}
+# LoDoPaB-CT's geometry as ODL's parallel_beam_geometry builds it for 362x362 on [-0.13, 0.13]^2 m: angles at
+# the midpoints of 1000 cells of [0, pi) in ODL's convention, 513 detectors spanning the image diagonal
+_LODOPAB = {"angles": 1000, "domain_size": 0.26, "angle_convention": "odl", "detector_spacing": "diagonal"}
 _LOWDOSE_NOISE = {"name": "poisson", "n0": 4096, "mu": MU_MAX}
 
 OPERATORS.add(

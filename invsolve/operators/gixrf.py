@@ -206,6 +206,11 @@ class GixrfOperator(Operator):
         self.k = xsw.wavenumber(p.energy)
         self.sin_psi = math.sin(math.radians(p.exit_angle))
 
+    @classmethod
+    def image_shape_for(cls, params, range_shape):
+        """(len(params),): one entry per fitted field."""
+        return (len(params.params),)
+
     @property
     def range_shape(self):
         return ((len(self.params.lines) + int(self.params.reflectivity)) * len(self.theta),)

@@ -66,6 +66,11 @@ class InpaintOperator(Operator):
             m = make_mask(params, self.image_shape)
         self.register_buffer("mask", m, persistent=False)
 
+    @classmethod
+    def image_shape_for(cls, params, range_shape):
+        """The measurement has the image's own shape."""
+        return tuple(int(v) for v in range_shape) if len(range_shape) == 2 else None
+
     @property
     def range_shape(self):
         return self.image_shape

@@ -87,6 +87,13 @@ class LinearOperator(Operator):
         self.register_buffer("matrix", torch.as_tensor(m, dtype=torch.float32), persistent=False)
         self._m64 = m
 
+    @classmethod
+    def image_shape_for(cls, params, range_shape):
+        """(d,) of the matrix (m, d)."""
+        if params.diagonal is not None:
+            return (len(params.diagonal),)
+        return (int(read_matrix(params.matrix_file).shape[1]),) if params.matrix_file is not None else None
+
     @property
     def range_shape(self):
         return (int(self.matrix.shape[0]),)

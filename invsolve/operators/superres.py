@@ -80,6 +80,16 @@ class SuperresOperator(Operator):
             self._out = ((H - p.kernel_size) // p.factor + 1, (W - p.kernel_size) // p.factor + 1)
         self.register_buffer("kernel", gaussian_kernel(p.kernel_size, p.sigma)[None, None], persistent=False)
 
+    @classmethod
+    def image_shape_for(cls, params, range_shape):
+        """The smallest high-resolution image with measurements of ``range_shape`` (h, w)."""
+        if len(range_shape) != 2:
+            return None
+        f, k = params.factor, params.kernel_size
+        if params.boundary == "periodic":
+            return tuple(int(v) * f for v in range_shape)
+        return tuple((int(v) - 1) * f + k for v in range_shape)
+
     @property
     def range_shape(self):
         return self._out

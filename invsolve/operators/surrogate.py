@@ -211,6 +211,11 @@ class SurrogateOperator(Operator):
         return net.to(next(iter(sd.values())).dtype)
 
     # -- operator ----------------------------------------------------------------
+    @classmethod
+    def image_shape_for(cls, params, range_shape):
+        """(widths[0],): the network's input width."""
+        return (int(params.widths[0]),)
+
     @property
     def range_shape(self):
         return (self._m,)

@@ -1,0 +1,173 @@
+"""Foreign data to a :class:`invsolve.api.Measurement`: pick the layout by the operator, read, check, describe."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, DataError, ShapeError
+from .inputs import InputSpec, hdf5_datasets, read_raw
+from .measured import MeasurementReading, check_shape, digest_ident
+
+__all__ = ["foreign_measurement"]
+
+_CT = ("ct", "ct-lowdose", "ct-limited")
+
+
+def _operator_name(spec: InputSpec, reading: MeasurementReading, raw_projections: bool) -> str:
+    from ..operators import operator_entry
+
+    if reading.operator is None:
+        if raw_projections:
+            return "ct"
+        raise ConfigError(f"{spec.where()} is not an invsolve file: describe the measurement with --operator NAME "
+                          "and its -P parameters (e.g. --operator ct -P angles_file=theta.npy, or --operator "
+                          "ct-lowdose for LoDoPaB-CT files)")
+    operator_entry(reading.operator)  # an unknown name fails with the list of valid ones
+    return reading.operator
+
+
+def _default_dataset(spec: InputSpec) -> InputSpec:
+    """An HDF5 input without a dataset: Data Exchange's projections, or the file's only dataset."""
+    if spec.dataset is not None or not spec.is_hdf5:
+        return spec
+    from .projections import DXCHANGE
+
+    names = hdf5_datasets(spec.file)
+    pick = DXCHANGE["data"] if DXCHANGE["data"] in names else names[0] if len(names) == 1 else None
+    if pick is None:
+        raise DataError(f"{spec.file} is not an invsolve file and holds {len(names)} datasets; name one as "
+                        f"{spec.file}:/PATH (datasets: {', '.join(names[:8]) or 'none'})")
+    return InputSpec(spec.text, spec.file, pick, spec.items)
+
+
+def foreign_measurement(spec: InputSpec, reading: MeasurementReading):
+    """Read foreign data as a measurement of the described operator.
+
+    Returns:
+        (:class:`invsolve.api.Measurement`, ident), ident being the provenance stored with every output.
+    """
+    from ..operators import operator_entry
+    from .projections import DXCHANGE
+
+    spec = _default_dataset(spec)
+    raw_projections = reading.flats is not None or spec.dataset == DXCHANGE["data"]
+    name = _operator_name(spec, reading, raw_projections)
+    cls = operator_entry(name).cls
+    if name in _CT:
+        from .ct import ct_measurement
+
+        return ct_measurement(spec, reading, name, raw_projections)
+    if reading.flats or reading.darks or reading.rows:
+        raise ConfigError(f"--flats, --darks and --rows describe raw CT projections; operator {name!r} takes none")
+    if getattr(cls, "domain_ndim", 2) == 1:
+        return _vector_measurement(spec, reading, name)
+    return _image_measurement(spec, reading, name)
+
+
+def build_checked(name: str, params: dict[str, Any], range_shape: tuple[int, ...], reading: MeasurementReading,
+                  where: str):
+    """The operator ``name`` whose measurements have ``range_shape``: the image shape from ``--image-size``
+    or from the operator; a shape that does not fit is one line naming both."""
+    from ..config import validate_params
+    from ..operators import build_operator, operator_entry
+
+    entry = operator_entry(name)
+    p = validate_params(entry.cls.Params, {**entry.defaults, **params}, f"parameters of operator {name!r}")
+    shape = _image_size(reading) or entry.cls.image_shape_for(p, range_shape)
+    if shape is None:
+        raise ConfigError(f"operator {name!r} does not determine the image size from {where}; give --image-size H,W")
+    op = build_operator(name, params, shape)
+    if tuple(op.range_shape) != tuple(range_shape):
+        raise ShapeError(f"{where} holds measurements of shape {tuple(range_shape)}, and operator {name!r} on "
+                         f"{'x'.join(map(str, shape))} gives {tuple(op.range_shape)}; give the -P parameters "
+                         "(or --image-size) it was measured with")
+    return op
+
+
+def _image_size(reading: MeasurementReading) -> tuple[int, ...] | None:
+    s = reading.image_size
+    if s is None:
+        return None
+    if len(s) == 1:
+        s = [s[0], s[0]]
+    if len(s) != 2 or min(s) < 1:
+        raise ConfigError(f"--image-size takes H,W (or one side), positive; got {s}")
+    return tuple(int(v) for v in s)
+
+
+def make_measurement(y: np.ndarray, op, reading: MeasurementReading, name: str, ident: dict, single: bool,
+                     noise: dict | None = None):
+    from ..api import Measurement, resolve_noise
+
+    from ..io.images import check_finite
+
+    check_finite(y, ident["file"] + (f":{ident['dataset']}" if ident.get("dataset") else ""))
+    spec = noise if noise is not None else resolve_noise(name, reading.noise, reading.noise_params)
+    return Measurement(measurement=np.ascontiguousarray(y, dtype=np.float32), operator=op.spec(), noise=spec,
+                       arrays=op.arrays(), single=single, source=ident["file"], seed=None, device="cpu",
+                       provenance=ident), ident
+
+
+def _image_measurement(spec: InputSpec, reading: MeasurementReading, name: str):
+    """An observed image or stack (a micrograph, a masked or blurred image), scaled as input images are."""
+    from ..io.images import read_images
+
+    if spec.is_hdf5:
+        arr = read_raw(spec)
+        single = arr.ndim == 2
+        arr = arr[None] if single else arr
+    else:
+        arr, single = read_images(str(spec.file))
+        if spec.items is not None:
+            arr = arr[spec.items]
+    check_shape(arr, (3,), spec.where(), "an image (H, W) or a stack (N, H, W)")
+    ident = {**digest_ident(spec, arr, reading), "layout": "image"}
+    op = build_checked(name, reading.operator_params, arr.shape[1:], reading, spec.where())
+    return make_measurement(arr, op, reading, name, ident, single)
+
+
+def _vector_measurement(spec: InputSpec, reading: MeasurementReading, name: str):
+    """Measured vectors or a scan (GIXRF over angle), with its grid and per-point standard deviations."""
+    from .vectors import gixrf_layout, read_vector_scan
+
+    scan = read_vector_scan(spec.text if spec.items is None else spec.where())
+    values, sigma = scan.values, scan.sigma
+    params = dict(reading.operator_params)
+    if name == "gixrf":
+        lines = params.get("lines") or ["Ni-Ka"]
+        values, sigma = gixrf_layout(scan, lines)
+        if scan.grid is not None:
+            grid = [float(v) for v in scan.grid]
+            if "angles" in params and not np.allclose(params["angles"], grid, rtol=0, atol=1e-9):
+                raise ConfigError(f"{spec.where()} holds its angle grid; -P angles= differs from it (drop -P angles)")
+            params["angles"] = grid
+    if spec.items is not None:
+        values = values[spec.items]
+    ident = {**digest_ident(spec, values, reading), "layout": "vectors"}
+    if scan.grid is not None:
+        ident["grid"] = "read from the file"
+    op = build_checked(name, params, values.shape[1:], reading, spec.where())
+    return make_measurement(values, op, reading, name, ident, single=len(values) == 1,
+                            noise=_scan_noise(name, reading, sigma, spec))
+
+
+def _scan_noise(name: str, reading: MeasurementReading, sigma, spec: InputSpec) -> dict | None:
+    """Per-point standard deviations of a scan as the Gaussian noise model's sigma (unless -N sigma is given)."""
+    from ..api import resolve_noise
+
+    if sigma is None:
+        return None
+    s = np.asarray(sigma, dtype=np.float64)
+    if s.ndim == 2:
+        if not np.allclose(s, s[:1]):
+            raise DataError(f"{spec.where()} has different standard deviations per measurement; the noise model "
+                            "takes one per point: split the file, one measurement each")
+        s = s[0]
+    if reading.noise in (None, "gaussian") and "sigma" not in reading.noise_params:
+        return resolve_noise(name, "gaussian", {**reading.noise_params, "sigma": [float(v) for v in s]})
+    warnings.warn(f"{spec.where()} gives per-point standard deviations, which --noise {reading.noise} does not use "
+                  "(use --noise gaussian to weight the points by them)")
+    return None
