@@ -304,7 +304,8 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
         try:
             m = source.load(sl)
             results, attrs, seconds = task.compute(m, b)
-            done[fi] = io.write(sl.start, results, source=src, attrs=attrs, timings={task.command: seconds})
+            done[fi] = io.write(sl.start, results, source=source.stored(), attrs=attrs,
+                                timings={task.command: seconds})
         except KeyboardInterrupt:
             sig = _last_signal()
             kept = (f"the slices completed so far are kept in {_names(outs)}; run the same command with --resume "

@@ -1,6 +1,7 @@
 """Batch runs over stacks: shards, resume after a stop or a signal, input lists, per-slice JSON."""
 
 import io
+from pathlib import Path
 import json
 import signal
 import subprocess
@@ -88,9 +89,10 @@ def test_batched_api_equals_the_batch_run(tmp_path, vectors):
 def test_inputs_shards_and_outputs_parsing(tmp_path, vectors):
     (tmp_path / "b.h5").write_bytes(vectors.read_bytes())
     found = expand_inputs([str(tmp_path / "*.h5")])
-    assert [p.name for p in found] == ["b.h5", "m.h5"]
-    assert [p.name for p in expand_inputs(["-"], io.StringIO(f"{vectors}\n# note\n\n{tmp_path / 'b.h5'}\n"))] == [
-        "m.h5", "b.h5"]
+    assert [Path(p).name for p in found] == ["b.h5", "m.h5"]
+    assert [Path(p).name for p in expand_inputs(["-"], io.StringIO(f"{vectors}\n# note\n\n{tmp_path / 'b.h5'}\n"))] \
+        == ["m.h5", "b.h5"]
+    assert expand_inputs([f"{vectors}:/measurement[0:2]"]) == [f"{vectors}:/measurement[0:2]"]  # a dataset and range
     with pytest.raises(DataError, match="no files match"):
         expand_inputs([str(tmp_path / "*.tif")])
     with pytest.raises(DataError, match="input file not found"):

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from ..config import MAX_SEED, Params
+from ..sources.measured import MeasurementReading
 
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -28,17 +29,32 @@ class Common(RunBase):
 
 
 class SimulateRun(Common):
-    input: str
+    input: str | list[str]
     output: str
     operator: str = "ct"
     operator_params: dict[str, Any] = Field(default_factory=dict)
     noise: str | None = None
     noise_params: dict[str, Any] = Field(default_factory=dict)
     batch_size: int = Field(8, ge=1)
+    range: tuple[float, float] | None = None
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _one_or_many_inputs(cls, v):
+        return v[0] if isinstance(v, list) and len(v) == 1 else v
+
+    @field_validator("range", mode="before")
+    @classmethod
+    def _value_range(cls, v):
+        from ..io.scaling import parse_value_range
+
+        return parse_value_range(v, "--range (config key range)")
 
 
-class BatchRun(Common):
-    """Settings of the commands that run over stacks in batches."""
+class BatchRun(Common, MeasurementReading):
+    """Settings of the commands that run over stacks in batches: the inputs, and how to read data invsolve
+    did not write (``operator``, ``operator_params``, ``noise``, ``noise_params``, ``image_size``,
+    ``flats``, ``darks``, ``rows``)."""
 
     measurement: list[str] = Field(min_length=1)
     output: str
@@ -50,6 +66,10 @@ class BatchRun(Common):
     @classmethod
     def _one_or_many(cls, v):
         return [v] if isinstance(v, str) else v
+
+    def reading(self) -> MeasurementReading:
+        """The description of foreign inputs, as the library takes it."""
+        return MeasurementReading(**{k: getattr(self, k) for k in MeasurementReading.model_fields})
 
 
 class ReconstructRun(BatchRun):
@@ -79,7 +99,15 @@ class SamplePosteriorRun(BatchRun):
 class EvaluateRun(Params):
     inputs: list[str] = Field(min_length=1)
     reference: str | None = None
+    range: tuple[float, float] | None = None
     json_output: bool = Field(False, alias="json")
+
+    @field_validator("range", mode="before")
+    @classmethod
+    def _value_range(cls, v):
+        from ..io.scaling import parse_value_range
+
+        return parse_value_range(v, "--range (config key range)")
 
     model_config = {**Params.model_config, "populate_by_name": True}
 

@@ -16,6 +16,7 @@ def evaluate(
     reference: Annotated[Optional[str], typer.Option("--reference", "-r", help="ground truth image or stack (default: the one stored in each result)")] = None,
     config: ConfigOpt = None,
     json: JsonOpt = None,
+    value_range: Annotated[Optional[str], typer.Option("--range", help="LO,HI: the reference's values mapped to [0, 1], as given to `simulate --range` (default: its bit depth)")] = None,
 ) -> None:
     """PSNR and SSIM (data range 1) of each input and their mean; JSON Lines with --json.
 
@@ -25,13 +26,16 @@ def evaluate(
     Example: invsolve evaluate fbp.h5 tv.h5 --reference phantom.png --json
     """
     from .. import api
-    from ..errors import DataError
+    from ..errors import ConfigError, DataError
     from ..io.images import as_stack, check_finite, read_array
     from ._runs import EvaluateRun
 
-    run = merge_config(EvaluateRun, config, {"inputs": inputs, "reference": reference, "json": json},
+    run = merge_config(EvaluateRun, config, {"inputs": inputs, "reference": reference, "json": json,
+                                              "range": value_range},
                        "evaluate settings")
-    ref = read_array(run.reference) if run.reference else None
+    if run.range is not None and not run.reference:
+        raise ConfigError("--range applies to the --reference image; give --reference, or drop --range")
+    ref = read_array(run.reference, value_range=run.range) if run.reference else None
     if ref is not None:
         check_finite(ref, run.reference)
     ests = [(spec, api.load_estimate(spec)) for spec in run.inputs]

@@ -13,7 +13,7 @@ from ._options import (BatchOpt, ConfigOpt, DeviceOpt, JsonOpt, OutputOpt, Overw
 
 @handle_errors
 def simulate(
-    input: Annotated[Optional[str], typer.Option("--input", "-i", help="image, stack (FILE.h5:/DATASET), PNG/TIFF or .npy")] = None,
+    input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="image or stack: PNG, TIFF (pages), DICOM, .npy, FILE.h5:/DATASET, or a folder or glob of slices; repeat for a list (one stack)")] = None,
     operator: Annotated[Optional[str], typer.Option("--operator", help="operator or preset name (see `invsolve list`)")] = None,
     op_param: Annotated[Optional[list[str]], typer.Option("--op-param", "-P", help="operator parameter KEY=VALUE (repeatable)")] = None,
     scale: Annotated[Optional[int], typer.Option("--scale", help="superres: the factor (same as -P factor=S)")] = None,
@@ -28,10 +28,14 @@ def simulate(
     json: JsonOpt = None,
     preview: PreviewOpt = None,
     batch_size: BatchOpt = None,
+    value_range: Annotated[Optional[str], typer.Option("--range", help="LO,HI: the values mapped to [0, 1], e.g. 0,4095 for 12-bit data in 16-bit files; a window in HU for DICOM (default: the files' bit depth; CT DICOM as mu/mu_max)")] = None,
 ) -> None:
     """Simulate a noisy measurement of an image or stack and write it to HDF5.
 
     Example: invsolve simulate --operator ct-limited --input phantom.png --output m.h5 --seed 0
+
+    A folder, a glob or several --input make one stack of equally sized slices (natural name order; DICOM
+    slices in InstanceNumber order).
     """
     from .. import api
     from ..config import parse_assignments
@@ -42,29 +46,35 @@ def simulate(
 
     op_params = apply_scale(scale, operator, parse_assignments(op_param, "--op-param"))
     run = merge_config(SimulateRun, config, {
-        "input": input, "output": output, "operator": operator,
-        "operator_params": op_params, "noise": noise,
+        "input": (input[0] if len(input) == 1 else input) if input else None, "output": output,
+        "range": value_range, "operator": operator, "operator_params": op_params, "noise": noise,
         "noise_params": parse_assignments(noise_param, "--noise-param"), "seed": seed, "device": device,
         "overwrite": overwrite, "quiet": quiet, "json": json, "preview": preview, "batch_size": batch_size,
     }, "simulate settings")
     check_output(run.output, run.overwrite)
-    check_not_input(run.output, [run.input])
+    inputs = [run.input] if isinstance(run.input, str) else run.input
+    source = ", ".join(inputs)
+    check_not_input(run.output, inputs)
     vector = getattr(operator_entry(run.operator).cls, "domain_ndim", 2) == 1
     if run.preview:
         from ..io.preview import check_preview
 
         check_preview(run.preview, run.overwrite, vector)
-        check_not_input(run.preview, [run.input])
+        check_not_input(run.preview, inputs)
     if vector:  # vector operators: (d,) or (N, d)
+        from ..errors import ConfigError
         from ..io.images import check_finite, read_array
 
+        if len(inputs) > 1 or run.range is not None:
+            raise ConfigError(f"the {run.operator} operator takes one file of parameter vectors, as they are; "
+                              f"drop {'--range' if run.range is not None else 'the other --input files'}")
         images, single = read_array(run.input), None
         check_finite(images, run.input)
     else:
-        images, single = read_images(run.input)
-        warn_outside_unit_range(images, run.input)
+        images, single = read_images(run.input, run.range)
+        warn_outside_unit_range(images, source)
     m = api.simulate(images, run.operator, run.operator_params, run.noise, run.noise_params, run.seed,
-                     run.device, run.batch_size, source=run.input, single=single)
+                     run.device, run.batch_size, source=source, single=single)
     path = api.save_measurement(m, run.output, run.overwrite)
     if run.preview:
         from ..io.preview import write_preview

@@ -1,7 +1,9 @@
-"""Reading images and stacks: ``file.h5:/dataset``, PNG/TIFF, ``.npy``.
+"""Reading images and stacks: ``file.h5:/dataset``, ``.npy``, PNG/JPEG/BMP, TIFF, DICOM, folders and globs.
 
-Every reader returns float32 in the file's own scale, except integer images,
-which are mapped to [0, 1] (uint8 / 255, uint16 / 65535).
+Every reader returns float32.  Images are put on the [0, 1] scale (:mod:`invsolve.io.scaling`): unsigned
+integers by the file's bit depth (uint8 / 255, uint16 / 65535, 12-bit DICOM / 4095, ...) or by a value
+range the caller gives, CT DICOM from HU to μ/μ_max; floats keep their values.  :func:`read_raw_array`
+keeps every value in its own units.
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, ShapeError
+from .dicom import DICOM_SUFFIXES, is_dicom
+from .pictures import PICTURE_SUFFIXES
+from .raw import RawImage, natural_key
+from .scaling import parts_to_unit, raw_values
+from .stacks import stack_parts
 
-__all__ = ["split_spec", "read_array", "read_images", "check_finite", "as_stack", "HDF5_SUFFIXES", "IMAGE_SUFFIXES",
-           "match_files", "expand_image_spec"]
+__all__ = ["split_spec", "read_array", "read_raw_array", "read_raw", "read_images", "read_image_stack", "check_finite",
+           "as_stack", "HDF5_SUFFIXES", "IMAGE_SUFFIXES", "match_files", "expand_image_spec"]
 
-#: File suffixes taken as images when a folder is given.
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".npy")
+#: File suffixes taken as images when a folder is given (DICOM files are also found by their preamble).
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".npy", *DICOM_SUFFIXES)
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5", ".nxs")
 _SPEC = re.compile(r"^(?P<file>.*?\.(?:h5|hdf5|hdf|he5|nxs))(?::(?P<dset>.*))?$", re.IGNORECASE)
@@ -62,77 +69,117 @@ def read_hdf5(path: Path, dataset: str | None) -> np.ndarray:
         return np.asarray(f[dataset][()])
 
 
-_KINDS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
+def _dtype_bits(arr: np.ndarray) -> int | None:
+    """The bit depth of uint8 / uint16 arrays (scaled by 255 / 65535); None keeps other values as they are."""
+    return {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(arr.dtype)
 
 
-def _image_problem(path: Path, exc: Exception) -> str:
-    """One line on why an image file did not read (imageio's own text spans lines and suggests plugins)."""
-    kind = _KINDS.get(path.suffix.lower(), "image")
-    try:
-        if path.stat().st_size == 0:
-            return f"the file is empty, not a valid {kind} file"
-    except OSError:
-        pass
-    text = (str(exc).strip().splitlines() or [""])[0]
-    if isinstance(exc, OSError) and "backend" not in text and "plugin" not in text and text:
-        return text  # a permission or I/O problem: its own words
-    return f"not a valid {kind} file (damaged, truncated or another format renamed {path.suffix})"
-
-
-def _to_float(arr: np.ndarray, source: str) -> np.ndarray:
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
-    if arr.dtype == np.uint16:
-        return arr.astype(np.float32) / 65535.0
-    if arr.dtype == bool:
-        return arr.astype(np.float32)
-    if np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating):
-        return arr.astype(np.float32)
-    raise DataError(f"{source} has unsupported data type {arr.dtype}; expected numbers")
-
-
-def read_array(spec: str | Path) -> np.ndarray:
-    """Read an array from HDF5 (``file.h5:/path``), ``.npy``, PNG, TIFF or JPEG as float32."""
-    path, dset = split_spec(str(spec))
+def _raw_file(spec: str) -> RawImage:
+    """One file (or ``FILE.h5:/dataset``) as a :class:`RawImage`."""
+    path, dset = split_spec(spec)
     if not path.exists():
-        head, sep, _ = str(spec).rpartition(":/")
+        head, sep, _ = spec.rpartition(":/")
         if sep and Path(head).is_file():
             raise DataError(f"{spec}: FILE:/DATASET applies to HDF5 files; give {head} without the :/... part")
         raise DataError(f"input file not found: {path} (check the path)")
-    if path.is_dir():
-        raise DataError(f"{path} is a directory; give an image, .npy or HDF5 file")
     suffix = path.suffix.lower()
     if suffix in HDF5_SUFFIXES:
         arr = read_hdf5(path, dset)
+        raw = RawImage(arr, spec, "hdf5", _dtype_bits(arr), None, {"bits_from": f"{arr.dtype} data"})
     elif suffix == ".npy":
         try:
             arr = np.load(path, allow_pickle=False)
         except Exception as exc:
             raise DataError(f"cannot read {path} as a NumPy array: {exc}") from None
-    elif suffix in (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"):
-        from skimage import io as skio
+        raw = RawImage(arr, spec, "npy", _dtype_bits(arr), None, {"bits_from": f"{arr.dtype} data"})
+    elif suffix in (".tif", ".tiff"):
+        from .tiff import read_tiff
 
-        import warnings
+        raw = read_tiff(path)
+    elif suffix in PICTURE_SUFFIXES:
+        from .pictures import read_picture
 
-        try:
-            with warnings.catch_warnings():  # imageio's plugin search on a bad file warns about its own plugins
-                warnings.simplefilter("ignore", DeprecationWarning)
-                arr = np.asarray(skio.imread(path))
-        except Exception as exc:
-            raise DataError(f"cannot read image {path}: {_image_problem(path, exc)}") from None
-        if arr.ndim == 3 and arr.shape[-1] in (3, 4) and suffix not in (".tif", ".tiff"):
-            from skimage.color import rgb2gray
+        raw = read_picture(path)
+    elif is_dicom(path):
+        from .dicom import read_dicom
 
-            arr = rgb2gray(arr[..., :3]).astype(np.float32)  # colour -> luminance in [0, 1]
+        raw = read_dicom(path)
     else:
-        raise DataError(
-            f"unsupported input type {suffix or '(none)'} for {path}; use .h5:/dataset, .npy, .png or .tif"
-        )
-    arr = np.asarray(arr)
+        raise DataError(f"unsupported input type {suffix or '(none)'} for {path}; use .h5:/dataset, .npy, .png, "
+                        ".tif or DICOM")
+    arr = np.asarray(raw.data)
     if arr.size == 0 or arr.ndim == 0:
         what = "a single number" if arr.ndim == 0 else f"an empty array of shape {arr.shape}"
         raise DataError(f"{spec} holds {what}; give a file with an image, a stack or vectors in it")
-    return _to_float(arr, str(spec))
+    return raw
+
+
+def _parts(spec: str) -> tuple[list[RawImage], str, bool]:
+    """The raw images of one argument; a folder or glob gives its files (and True: a stack)."""
+    from .stacks import folder_images, read_raw_parts
+
+    path, dset = split_spec(spec)
+    if dset is None and path.is_dir():
+        files = folder_images(path)
+    elif dset is None and not path.exists() and any(ch in spec for ch in "*?["):
+        files = sorted(match_files(spec), key=natural_key)
+    else:
+        return [_raw_file(spec)], spec, False
+    source = f"{spec} ({len(files)} file{'s' * (len(files) > 1)})"
+    return read_raw_parts(files, source), source, True
+
+
+def read_raw(spec: str | Path) -> RawImage:
+    """Read an image, stack or array in its own units, with its bit depth and other metadata.
+
+    Arguments:
+        spec: ``FILE.h5:/dataset``, ``.npy``, PNG / JPEG / BMP, TIFF (pages and hyperstacks as stacks),
+            DICOM (``.dcm``, ``.dicom`` or the ``DICM`` preamble), or a folder or glob of such slices (a stack
+            in natural name order; DICOM slices in InstanceNumber order).
+
+    Returns:
+        :class:`~invsolve.io.raw.RawImage`: ``data`` in the file's dtype ((N, H, W) for a folder or glob),
+        ``bits`` (the bit depth [0, 1] scaling would divide by), ``units`` ("HU" for CT DICOM), ``meta``.
+    """
+    parts, source, many = _parts(str(spec))
+    if not many:
+        return parts[0]
+    bits = {p.bits for p in parts}
+    return RawImage(stack_parts(parts), source, parts[0].kind, bits.pop() if len(bits) == 1 else None,
+                    parts[0].units, {**parts[0].meta, "files": [p.source for p in parts]})
+
+
+def read_array(spec: str | Path, scale: bool = True, value_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Read an array from HDF5 (``file.h5:/path``), ``.npy``, PNG, TIFF, JPEG, DICOM, or a folder or glob of
+    slices, as float32.
+
+    Arguments:
+        spec: What to read (see :func:`read_raw`).
+        scale: Map images to [0, 1]: unsigned integers by their bit depth (TIFF BitsPerSample, DICOM
+            BitsStored, PNG 8 / 16, uint8 / uint16 arrays), CT DICOM from HU to LoDoPaB's μ/μ_max; floats and
+            signed integers as they are.  False gives every value in its own units (counts, HU).
+        value_range: (LO, HI) mapped linearly to [0, 1] and clipped, instead of the bit depth (for DICOM a
+            window, (centre − width/2, centre + width/2)).
+
+    Returns:
+        The array as float32: (H, W) for an image, (N, H, W) for a stack or a folder, any shape for arrays.
+    """
+    parts, source, many = _parts(str(spec))
+    if not scale:
+        arrays = [raw_values(p) for p in parts]
+    else:
+        arrays = parts_to_unit(parts, value_range, source)
+    return stack_parts(parts, arrays) if many else arrays[0]
+
+
+def read_raw_array(spec: str | Path) -> np.ndarray:
+    """Read measurements in their own units as float32: ``read_array(spec, scale=False)``.
+
+    Integer data keep their values (photon counts of raw projections, sinograms in TIFF), DICOM comes in its
+    modality units (HU for CT), colour as luminance in the same units.  Takes everything :func:`read_raw`
+    does; that function also gives the bit depth and the other metadata.
+    """
+    return read_array(spec, scale=False)
 
 
 def check_finite(arr: np.ndarray, source: str) -> None:
@@ -154,12 +201,51 @@ def as_stack(arr: np.ndarray, source: str) -> tuple[np.ndarray, bool]:
     )
 
 
-def read_images(spec: str | Path) -> tuple[np.ndarray, bool]:
-    """Read an image or stack, check it, return ((N, H, W) float32, single)."""
-    arr = read_array(spec)
+def read_images(spec, value_range: tuple[float, float] | None = None) -> tuple[np.ndarray, bool]:
+    """Read an image or stack, check it, return ((N, H, W) float32, single).
+
+    Arguments:
+        spec: One file, folder or glob (see :func:`read_raw`), or a list of them (:func:`read_image_stack`).
+        value_range: (LO, HI) mapped to [0, 1] instead of the files' bit depth (see :func:`read_array`).
+
+    Returns:
+        The images (N, H, W) on the [0, 1] scale, and whether ``spec`` was one 2-D image.
+    """
+    if isinstance(spec, (list, tuple)):
+        return read_image_stack(spec, value_range)
+    arr = read_array(spec, value_range=value_range)
     stack, single = as_stack(arr, str(spec))
     check_finite(stack, str(spec))
     return np.ascontiguousarray(stack, dtype=np.float32), single
+
+
+def read_image_stack(specs, value_range: tuple[float, float] | None = None) -> tuple[np.ndarray, bool]:
+    """Files, folders and globs as one stack of equally sized slices, in the order given (folders and globs
+    in natural name order, a set of DICOM files in slice order).
+
+    Arguments:
+        specs: A list of files, folders, globs or ``FILE.h5:/stack`` (each an image or a stack).
+        value_range: (LO, HI) mapped to [0, 1] instead of the files' bit depth.
+
+    Returns:
+        ((N, H, W) float32 on the [0, 1] scale, single): single only for one spec holding one image.
+
+    Raises:
+        DataError: A file that does not read, or one whose slices differ in size from the first's (named).
+    """
+    from .stacks import expand_specs, read_raw_parts
+
+    specs = [str(s) for s in specs]
+    if len(specs) == 1:
+        return read_images(specs[0], value_range)
+    if not specs:
+        raise DataError("no input images given")
+    files = expand_specs(specs)
+    source = specs[0] + (f" and {len(specs) - 1} more" if len(specs) > 1 else "")
+    parts = read_raw_parts(files, source)
+    stack = stack_parts(parts, parts_to_unit(parts, value_range, source))
+    check_finite(stack, source)
+    return np.ascontiguousarray(stack, dtype=np.float32), False
 
 
 def match_files(pattern: str) -> list[str]:
@@ -173,18 +259,15 @@ def match_files(pattern: str) -> list[str]:
 
 
 def expand_image_spec(spec: str) -> list[str]:
-    """One image argument as a list of inputs: ``FILE.h5:/stack`` or an existing file as
-    itself, a folder as its images (``IMAGE_SUFFIXES``), a glob as its matches."""
+    """One image argument as a list of inputs: ``FILE.h5:/stack`` or an existing file as itself, a folder as
+    its images (``IMAGE_SUFFIXES`` and DICOM files), a glob as its matches; in natural name order."""
+    from .stacks import folder_images
+
     path, dset = split_spec(spec)
     if dset is not None or path.exists():
-        if path.is_dir():
-            files = sorted(str(f) for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-            if not files:
-                raise DataError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            return files
-        return [spec]
+        return folder_images(path) if path.is_dir() else [spec]
     if any(ch in spec for ch in "*?["):
-        return match_files(spec)
+        return sorted(match_files(spec), key=natural_key)
     return [spec]  # the reader reports the missing file
 
 

@@ -132,18 +132,28 @@ class IncrementalOutput:
             raise OutputExistsError(f"output {self.path} already exists; pass --resume to complete it "
                                     "or --overwrite to replace it")
 
-    def _create(self, source: str | Path, shapes: dict[str, tuple[int, ...]], attrs: dict[str, Any]) -> None:
+    def _create(self, source: str | Path | dict, shapes: dict[str, tuple[int, ...]], attrs: dict[str, Any]) -> None:
         import h5py
 
         from .atomic import atomic_output
         from .hdf5 import write_attrs
 
         with atomic_output(self.path) as tmp:
-            with h5py.File(source, "r") as src, h5py.File(tmp, "w") as f:
+            with h5py.File(tmp, "w") as f:
                 write_attrs(f, {**attrs, "run_fingerprint": self.fingerprint})
-                for name in ("measurement", "ground_truth", "operator_arrays"):
-                    if name in src:
-                        src.copy(src[name], f, name=name)
+                if isinstance(source, dict):  # data read from a foreign file: its arrays as read
+                    for name, value in source.items():
+                        if isinstance(value, dict):
+                            g = f.create_group(name)
+                            for k, v in value.items():
+                                g.create_dataset(k, data=v)
+                        elif value is not None:
+                            f.create_dataset(name, data=value, compression="gzip", compression_opts=1)
+                else:
+                    with h5py.File(source, "r") as src:
+                        for name in ("measurement", "ground_truth", "operator_arrays"):
+                            if name in src:
+                                src.copy(src[name], f, name=name)
                 for name, shape in shapes.items():
                     _filled(f, name, (self.n, *shape))
                 f.create_dataset("completed", data=np.zeros(self.n, dtype=np.uint8))
@@ -155,7 +165,8 @@ class IncrementalOutput:
         Arguments:
             start: Index of the first slice.
             results: Name -> array (B, ...) for B slices.
-            source: The input measurement file (its measurement and ground truth are copied).
+            source: The input measurement file (its measurement and ground truth are copied), or the arrays
+                themselves (name -> array, or a group as name -> {name: array}) for data read from a foreign file.
             attrs: Attributes of a new file (configs, provenance).
             timings: Seconds to add to the file's ``timings`` attribute.
 

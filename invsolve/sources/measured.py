@@ -68,6 +68,14 @@ class Source:
     def file(self) -> Path:
         return self.spec.file
 
+    def stored(self) -> Path | dict:
+        """What an output keeps of its input: the invsolve file (copied from), or the foreign data's arrays."""
+        if self.measurement is None:
+            return self.spec.file
+        m = self.measurement
+        return {"measurement": m.measurement, "ground_truth": m.ground_truth,
+                **({"operator_arrays": m.arrays} if m.arrays else {})}
+
     def load(self, items: slice | None = None):
         """The measurement of ``items`` (a slice of the first axis; None for all)."""
         if self.measurement is None:
