@@ -91,7 +91,9 @@ def output_paths(inputs: Sequence[Path], output: str | Path) -> list[Path]:
     folder); for several inputs ``output`` is a folder (created when missing) holding
     ``<input name>.h5`` for each."""
     from .io.hdf5 import HDF5_OUTPUT_SUFFIXES, check_not_input
+    from .sources.inputs import parse_input
 
+    inputs = [parse_input(str(p)).file for p in inputs]  # input specs name files (FILE.h5:/dataset[a:b])
     out = Path(output)
     if str(output).endswith(("/", os.sep)) and not out.is_dir():  # a folder by its name: made like the one of
         if not out.parent.is_dir():  # several inputs, inside an existing folder

@@ -12,12 +12,9 @@ from ._options import ConfigOpt, DeviceOpt, JsonOpt, OutputOpt, OverwriteOpt, Qu
 
 def _load(run):
     """The measurement: an invsolve file (its operator; -P overrides) or raw data with --operator."""
-    import numpy as np
-
     from .. import api
     from ..errors import ConfigError, DataError
-    from ..io.images import check_finite, read_array, split_spec
-    from ..operators import build_operator
+    from ..io.images import split_spec
 
     if run.operator is not None:
         from ..operators import operator_entry
@@ -34,25 +31,20 @@ def _load(run):
         return m
     if run.operator is None:
         raise ConfigError("raw measured data needs --operator surrogate|gixrf (and its -P parameters)")
-    y = np.asarray(read_array(run.measurements), dtype=np.float32)
-    check_finite(y, run.measurements)
-    y = y[None] if y.ndim == 1 else y
-    if y.ndim != 2:
-        raise DataError(f"{run.measurements} has shape {y.shape}; expected (m,) or (N, m) measured vectors")
-    opp = run.operator_params
-    entry_dim = opp["widths"][0] if opp.get("widths") else len(opp["params"]) if opp.get("params") else 3
-    op = build_operator(run.operator, run.operator_params, (entry_dim,))
-    if tuple(y.shape[1:]) != tuple(op.range_shape):
-        raise DataError(f"{run.measurements} holds vectors of {y.shape[1]} values, and operator {run.operator!r} "
-                        f"produces {op.range_shape[0]}; give the measured vectors (N, {op.range_shape[0]}) or the "
-                        "operator's -P parameters they were measured with")
-    return api.Measurement(measurement=y, operator=op.spec(), noise={"name": "mixed", "a": 0.0, "b": 0.0},
-                           arrays=op.arrays(), source=run.measurements)
+    from ..sources.measured import MeasurementReading, open_source
+
+    # measured vectors or a scan (CSV, NPY, FILE.h5:/DATASET): grid and layout from the file
+    m = open_source(run.measurements, MeasurementReading(operator=run.operator,
+                                                         operator_params=run.operator_params)).load()
+    if len(m.operator["image_shape"]) != 1:
+        raise DataError(f"estimate-noise is for vector problems (surrogate, gixrf); {run.operator!r} acts on images")
+    m.noise = {"name": "mixed", "a": 0.0, "b": 0.0}  # unknown: what the EM estimates
+    return m
 
 
 @handle_errors
 def estimate_noise(
-    measurements: Annotated[Optional[str], typer.Option("--measurements", "-m", help="HDF5 from `invsolve simulate`, or measured vectors (.npy, FILE.h5:/DATASET) with --operator")] = None,
+    measurements: Annotated[Optional[str], typer.Option("--measurements", "-m", help="HDF5 from `invsolve simulate`, or measured vectors or a scan (CSV, .npy, FILE.h5:/DATASET) with --operator")] = None,
     operator: Annotated[Optional[str], typer.Option("--operator", help="surrogate or gixrf (must match the file's)")] = None,
     op_param: Annotated[Optional[list[str]], typer.Option("--op-param", "-P", help="operator parameter KEY=VALUE (repeatable)")] = None,
     prior: Annotated[Optional[str], typer.Option("--prior", help="prior on the parameters: uniform (default: the operator's box), gaussian")] = None,

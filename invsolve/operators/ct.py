@@ -116,8 +116,19 @@ class CTOperator(Operator):
     The default detector count is the smallest odd number of pixels that
     covers the image diagonal (for fan beam: the diagonal's shadow on the
     detector), 2·ceil(r / spacing) + 1; for 362×362 that is 513 as in
-    LoDoPaB-CT (whose 513 detectors span exactly the diagonal, a pitch of 0.998
-    pixels; pass ``detector_spacing=0.99795`` to match it exactly).
+    LoDoPaB-CT, whose 513 detectors span exactly the diagonal (a pitch of
+    0.997944 pixels): ``detector_spacing="diagonal"`` gives that, as the
+    LoDoPaB presets do.
+
+    Measured scans: ``angles`` may be a list (or ``angles_file``: ``.npy``, text,
+    ``FILE.h5:/exchange/theta``) in ``angle_unit``; the count form places the
+    angles at cell midpoints unless ``endpoint`` says otherwise (false:
+    ``linspace(start, stop, n, endpoint=False)``).  ``center`` (a pixel-centre
+    index, (N − 1)/2 in the middle) or ``center_offset`` puts the rotation axis
+    off the detector's middle, ``detector_offset`` shifts a fan-beam detector;
+    both use ASTRA's vector geometries.  ``angle_convention="odl"`` reads the
+    angles as ODL's φ on the same array (ASTRA's θ = φ − 90°), LoDoPaB-CT's
+    convention.
 
     The adjoint is ASTRA's back projection, which on the CPU is the exact
     transpose of the forward projection.  On CUDA tensors (with a CUDA-enabled
@@ -125,9 +136,11 @@ class CTOperator(Operator):
     approximately adjoint.  Fan beam has no ``linear`` projector in ASTRA:
     ``linear`` maps to ``line_fanflat``.
 
-    Presets: ``ct-lowdose`` (LoDoPaB-CT-like: parallel, 1000 angles, domain
-    0.26 m, Poisson noise with N0 = 4096) and ``ct-limited`` (angle indices
-    100..899 of those: 800 angles on [18°, 162°)).
+    Presets: ``ct-lowdose`` (LoDoPaB-CT's geometry as ODL builds it: parallel,
+    1000 angles at (k + ½)·0.18° in ODL's convention, 513 detectors spanning
+    the diagonal, domain 0.26 m, Poisson noise with N0 = 4096; it reads
+    LoDoPaB's ``observation_*.hdf5:/data`` as they are) and ``ct-limited``
+    (angle indices 100..899 of those: 800 angles on [18°, 162°)).
 
     References:
         Leuschner et al., LoDoPaB-CT, a benchmark dataset for low-dose CT
@@ -280,7 +293,7 @@ OPERATORS.add(
         CTOperator,
         dict(_LODOPAB),
         noise=dict(_LOWDOSE_NOISE),
-        summary="LoDoPaB-CT-like: parallel, 1000 angles on [0,180), domain 0.26 m, Poisson N0=4096",
+        summary="LoDoPaB-CT (ODL geometry): 1000 angles on [0,180), 513 detectors over the diagonal, Poisson N0=4096",
     ),
 )
 OPERATORS.add(

@@ -26,24 +26,29 @@ class ExactPosterior:
         means: (K, d) prior means.
         variances: (K, d) prior variances (diagonal covariances).
         matrix: (m, d) the operator A.
-        sigma: Noise standard deviation σ.
+        sigma: Noise standard deviation σ, or one per measured value (m,) (a diagonal noise covariance).
 
     References:
         Chemseddine et al., Conditional Wasserstein distances with applications
         in Bayesian OT flow matching, arXiv 2403.18705 (the mixture problem).
     """
 
-    def __init__(self, weights, means, variances, matrix, sigma: float):
+    def __init__(self, weights, means, variances, matrix, sigma: float | list[float]):
         d64 = torch.float64
         self.w = torch.as_tensor(weights, dtype=d64)
         self.m = torch.as_tensor(means, dtype=d64)
         self.v = torch.as_tensor(variances, dtype=d64)
         self.A = torch.as_tensor(matrix, dtype=d64)
-        self.s2 = float(sigma) ** 2
-        prec = self.A.T @ self.A / self.s2  # (d, d)
+        # noise variances per measured value, (m,): Σ = diag(σ²)
+        s = torch.as_tensor(sigma, dtype=d64).reshape(-1)
+        if s.numel() not in (1, self.A.shape[0]):
+            raise OperatorError(f"gaussian noise has {s.numel()} standard deviations (sigma) for {self.A.shape[0]} "
+                                "measured values; give one, or one per value")
+        self.s2 = s.expand(self.A.shape[0]) ** 2
+        prec = self.A.T @ (self.A / self.s2[:, None])  # Aᵀ Σ⁻¹ A, (d, d)
         self.cov = torch.linalg.inv(prec[None] + torch.diag_embed(1.0 / self.v))  # (K, d, d)
         self.chol = torch.linalg.cholesky(self.cov)
-        ycov = self.A[None] @ torch.diag_embed(self.v) @ self.A.T[None] + self.s2 * torch.eye(self.A.shape[0], dtype=d64)
+        ycov = self.A[None] @ torch.diag_embed(self.v) @ self.A.T[None] + torch.diag(self.s2)
         self.ychol = torch.linalg.cholesky(ycov)  # (K, m, m)
 
     def components(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,7 +59,7 @@ class ExactPosterior:
         logdet = 2 * torch.log(torch.diagonal(self.ychol, dim1=-2, dim2=-1)).sum(-1)  # (K,)
         ll = -0.5 * (sol**2).sum(-1) - 0.5 * logdet[None] - 0.5 * r.shape[-1] * math.log(2 * math.pi)
         logw = torch.log_softmax(torch.log(self.w)[None] + ll, dim=1)
-        rhs = (y @ self.A)[:, None, :] / self.s2 + (self.m / self.v)[None]  # (B, K, d)
+        rhs = ((y / self.s2) @ self.A)[:, None, :] + (self.m / self.v)[None]  # Aᵀ Σ⁻¹ y + V⁻¹ μ, (B, K, d)
         means = (self.cov[None] @ rhs[..., None])[..., 0]
         return logw, means
 

@@ -167,7 +167,9 @@ def _scan_noise(name: str, reading: MeasurementReading, sigma, spec: InputSpec) 
                             "takes one per point: split the file, one measurement each")
         s = s[0]
     if reading.noise in (None, "gaussian") and "sigma" not in reading.noise_params:
-        return resolve_noise(name, "gaussian", {**reading.noise_params, "sigma": [float(v) for v in s]})
+        # the shortest decimal of each float32 value: 0.01 as written in the file, not 0.009999999776
+        sig = [float(str(np.float32(v))) for v in s]
+        return resolve_noise(name, "gaussian", {**reading.noise_params, "sigma": sig})
     warnings.warn(f"{spec.where()} gives per-point standard deviations, which --noise {reading.noise} does not use "
                   "(use --noise gaussian to weight the points by them)")
     return None
