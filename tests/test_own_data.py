@@ -136,6 +136,35 @@ def test_a_plain_projection_stack_with_separate_flats(tmp_path, x):
     assert psnr(x, recon(tmp_path / "r.h5")[1] / 0.02) > 18
 
 
+def test_an_nxtomo_file_with_image_keys(tmp_path, x):
+    """NeXus NXtomo: flats, darks and projections in one frame stack, told apart by image_key."""
+    axis = (DET - 1) / 2 + 2.5
+    _dxchange(tmp_path / "dx.h5", x, axis, np.random.default_rng(3))
+    with h5py.File(tmp_path / "dx.h5", "r") as f:
+        proj, flats, darks = (f[f"/exchange/{k}"][()].astype(np.float32) for k in ("data", "data_white", "data_dark"))
+        theta = f["/exchange/theta"][()]
+    frames = np.concatenate([darks, flats[:5], proj, flats[5:]])
+    key = np.r_[np.full(len(darks), 2), np.full(5, 1), np.zeros(len(proj)), np.full(len(flats) - 5, 1)]
+    angle = np.r_[np.zeros(len(darks) + 5), np.deg2rad(theta), np.zeros(len(flats) - 5)]
+    with h5py.File(tmp_path / "scan.nxs", "w") as f:
+        f["entry/definition"] = "NXtomo"
+        f["entry/instrument/detector/data"] = frames.astype(np.uint16)
+        f["entry/instrument/detector/image_key"] = key.astype(np.int32)
+        f["entry/sample/rotation_angle"] = angle
+        f["entry/sample/rotation_angle"].attrs["units"] = "rad"
+    res = cli("reconstruct", tmp_path / "scan.nxs", "-P", f"center={axis}", "--image-size", N, "-m", "fbp",
+              "-o", tmp_path / "nx.h5")
+    assert res.exit_code == 0, res.output
+    res = cli("reconstruct", f"{tmp_path / 'dx.h5'}", "-P", f"center={axis}", "--image-size", N, "-m", "fbp",
+              "-o", tmp_path / "dx_rec.h5")
+    assert res.exit_code == 0, res.output
+    with h5py.File(tmp_path / "nx.h5", "r") as f:
+        info = json.loads(f.attrs["input"])
+    assert info["format"] == "NXtomo" and info["layout"] == "projections"
+    # the same frames as the Data Exchange file (flats averaged in another order: float rounding only)
+    np.testing.assert_allclose(recon(tmp_path / "nx.h5"), recon(tmp_path / "dx_rec.h5"), atol=1e-5)
+
+
 def _bad(tmp_path, *args):
     out = tmp_path / "out.h5"
     line = err_line(cli("reconstruct", *args, "-o", out))

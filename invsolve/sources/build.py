@@ -30,13 +30,16 @@ def _operator_name(spec: InputSpec, reading: MeasurementReading, raw_projections
 
 
 def _default_dataset(spec: InputSpec) -> InputSpec:
-    """An HDF5 input without a dataset: Data Exchange's projections, or the file's only dataset."""
+    """An HDF5 input without a dataset: Data Exchange's projections, NXtomo frames, or the file's only dataset."""
     if spec.dataset is not None or not spec.is_hdf5:
         return spec
+    from .nexus import find_nxtomo
     from .projections import DXCHANGE
 
     names = hdf5_datasets(spec.file)
-    pick = DXCHANGE["data"] if DXCHANGE["data"] in names else names[0] if len(names) == 1 else None
+    nx = find_nxtomo(names)
+    pick = DXCHANGE["data"] if DXCHANGE["data"] in names else nx.data if nx is not None else \
+        names[0] if len(names) == 1 else None
     if pick is None:
         raise DataError(f"{spec.file} is not an invsolve file and holds {len(names)} datasets; name one as "
                         f"{spec.file}:/PATH (datasets: {', '.join(names[:8]) or 'none'})")
@@ -52,8 +55,11 @@ def foreign_measurement(spec: InputSpec, reading: MeasurementReading):
     from ..operators import operator_entry
     from .projections import DXCHANGE
 
+    from .nexus import find_nxtomo
+
     spec = _default_dataset(spec)
-    raw_projections = reading.flats is not None or spec.dataset == DXCHANGE["data"]
+    nexus = spec.is_hdf5 and find_nxtomo(hdf5_datasets(spec.file), spec.dataset) is not None
+    raw_projections = reading.flats is not None or spec.dataset == DXCHANGE["data"] or nexus
     name = _operator_name(spec, reading, raw_projections)
     cls = operator_entry(name).cls
     if name in _CT:

@@ -30,6 +30,11 @@ def _projections(spec: InputSpec, reading: MeasurementReading) -> tuple[np.ndarr
     import h5py
 
     names = hdf5_datasets(spec.file) if spec.is_hdf5 else []
+    from .nexus import find_nxtomo
+
+    nx = find_nxtomo(names, spec.dataset) if spec.is_hdf5 else None
+    if nx is not None and reading.flats is None:
+        return _nxtomo(spec, reading, nx)
     flats, darks = reading.flats, reading.darks
     if flats is None and DXCHANGE["flats"] in names:
         flats = f"{spec.file}:{DXCHANGE['flats']}"
@@ -59,6 +64,35 @@ def _projections(spec: InputSpec, reading: MeasurementReading) -> tuple[np.ndarr
                       "angles_source": f"{spec.file}:{DXCHANGE['theta']}"}
     info = {"layout": "projections", "flats": flats, "darks": darks, "clipped": corrected.clipped,
             "floored_flat": corrected.floored_flat, "rows": None if rows is None else [rows.start, rows.stop]}
+    return corrected.sinograms, params, info
+
+
+def _nxtomo(spec: InputSpec, reading: MeasurementReading, nx) -> tuple[np.ndarray, dict, dict[str, Any]]:
+    """An NXtomo entry: projections, flats and darks selected by image_key; angles from rotation_angle."""
+    import h5py
+
+    from .nexus import read_nxtomo
+    from .projections import average_frames, flat_dark_correct, parse_rows
+
+    with h5py.File(spec.file, "r") as f:
+        n_rows = f[nx.data].shape[1]
+    rows = parse_rows(reading.rows, n_rows)
+    proj, flats, darks, angles, unit = read_nxtomo(spec.file, nx, rows)
+    frame = proj.shape[1:]
+    dk = average_frames(darks, frame, "darks") if darks is not None and reading.darks is None else \
+        average_frames(_frames(reading.darks, rows), frame, "darks") if reading.darks is not None else None
+    corrected = flat_dark_correct(proj, average_frames(flats, frame, "flats"), dk)
+    params: dict[str, Any] = {}
+    if angles is not None and not _angles_given(reading):
+        if unit is None and "angle_unit" not in reading.operator_params:
+            warnings.warn(f"{spec.file}:{nx.rotation_angle} declares no units; its angles are read as degrees "
+                          "(give -P angle_unit=rad if they are radians)")
+        params = {"angles": [float(v) for v in angles], "angle_unit": unit or "deg",
+                  "angles_source": f"{spec.file}:{nx.rotation_angle}"}
+    info = {"layout": "projections", "format": "NXtomo", "flats": f"{spec.file}:{nx.data} (image_key 1)",
+            "darks": None if darks is None else f"{spec.file}:{nx.data} (image_key 2)",
+            "clipped": corrected.clipped, "floored_flat": corrected.floored_flat,
+            "rows": None if rows is None else [rows.start, rows.stop]}
     return corrected.sinograms, params, info
 
 
