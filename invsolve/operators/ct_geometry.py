@@ -53,6 +53,11 @@ def check_angle_list(values, unit: str) -> np.ndarray:
             raise ValueError(f"angles up to {np.abs(a).max():.4g} with angle_unit=rad exceed 2π: they look like "
                              "degrees; set -P angle_unit=deg")
         return np.rad2deg(a)
+    if a.size > 3 and np.ptp(a) <= 2 * math.pi + _TOL:
+        import warnings
+
+        warnings.warn(f"{a.size} angles spanning {np.ptp(a):.3g} degrees look like radians; give -P angle_unit=rad "
+                      "if they are")
     return a
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..config import Params
 from ..errors import ConfigError, DataError, ShapeError
@@ -40,6 +40,19 @@ class MeasurementReading(Params):
     flats: str | None = Field(None, description="flat fields (beam, no sample): FILE.h5:/exchange/data_white, ...")
     darks: str | None = Field(None, description="dark fields (no beam)")
     rows: str | None = Field(None, description="detector rows START:STOP of a projection stack")
+
+    @field_validator("image_size", mode="before")
+    @classmethod
+    def _size_forms(cls, v):
+        """One side or "H,W" as the flag takes them, besides a list."""
+        if isinstance(v, int) and not isinstance(v, bool):
+            return [v]
+        if isinstance(v, str):
+            try:
+                return [int(s) for s in v.replace("x", ",").split(",") if s.strip()]
+            except ValueError:
+                raise ValueError(f"image_size {v!r} is not H,W or one side (e.g. 362 or 256,320)") from None
+        return v
 
     def given(self) -> bool:
         """Whether anything here describes the data (else an invsolve file is expected)."""
