@@ -86,6 +86,10 @@ def build_checked(name: str, params: dict[str, Any], range_shape: tuple[int, ...
     if shape is None:
         raise ConfigError(f"operator {name!r} does not determine the image size from {where}; give --image-size H,W")
     op = build_operator(name, params, shape)
+    if tuple(op.range_shape) != tuple(range_shape) and len(range_shape) == 1:
+        raise ShapeError(f"{where} holds vectors of {range_shape[0]} values, and operator {name!r} produces "
+                         f"{op.range_shape[0]}; give the measured vectors (N, {op.range_shape[0]}) or the operator's "
+                         "-P parameters they were measured with")
     if tuple(op.range_shape) != tuple(range_shape):
         raise ShapeError(f"{where} holds measurements of shape {tuple(range_shape)}, and operator {name!r} on "
                          f"{'x'.join(map(str, shape))} gives {tuple(op.range_shape)}; give the -P parameters "
