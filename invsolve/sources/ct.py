@@ -24,7 +24,7 @@ def _projections(spec: InputSpec, reading: MeasurementReading) -> tuple[np.ndarr
     """Raw projections (angles, rows, cols) -> sinograms (rows, angles, cols); the Data Exchange file's own
     flats, darks and theta are used when not given."""
     from .angles import hdf5_angle_unit
-    from .projections import DXCHANGE, average_frames, flat_dark_correct, parse_rows
+    from .projections import DXCHANGE, parse_rows
     from .inputs import hdf5_datasets
 
     import h5py
@@ -43,28 +43,37 @@ def _projections(spec: InputSpec, reading: MeasurementReading) -> tuple[np.ndarr
     if flats is None:
         raise ConfigError(f"{spec.where()} holds raw projections; give their flat fields with --flats "
                           "FILE.h5:/exchange/data_white (and --darks)")
-    if spec.is_hdf5:
+    if spec.is_hdf5:  # only the rows asked for are read
         with h5py.File(spec.file, "r") as f:
             shape = f[spec.dataset].shape
-    else:
-        shape = read_raw(spec).shape
+        whole = None
+    else:  # other formats are read whole, once
+        whole = read_raw(spec)
+        shape = whole.shape
     if len(shape) != 3:
         raise ShapeError(f"{spec.where()} has shape {tuple(shape)}; raw projections are (angles, rows, columns)")
     rows = parse_rows(reading.rows, shape[1])
-    proj = read_raw(spec, rows=rows)
-    frame = proj.shape[1:]
-    fl = average_frames(_frames(flats, rows), frame, "flats")
-    dk = average_frames(_frames(darks, rows), frame, "darks") if darks is not None else None
-    corrected = flat_dark_correct(proj, fl, dk)
+    proj = read_raw(spec, rows=rows) if whole is None else whole if rows is None else whole[:, rows]
+    sino, info = _correct(proj, _frames(flats, rows), None if darks is None else _frames(darks, rows), rows)
     params: dict[str, Any] = {}
     if DXCHANGE["theta"] in names and not _angles_given(reading):
         with h5py.File(spec.file, "r") as f:
             theta = np.asarray(f[DXCHANGE["theta"]][()], dtype=np.float64).reshape(-1)
             params = {"angles": [float(v) for v in theta], "angle_unit": hdf5_angle_unit(f[DXCHANGE["theta"]]) or "deg",
                       "angles_source": f"{spec.file}:{DXCHANGE['theta']}"}
-    info = {"layout": "projections", "flats": flats, "darks": darks, "clipped": corrected.clipped,
-            "floored_flat": corrected.floored_flat, "rows": None if rows is None else [rows.start, rows.stop]}
-    return corrected.sinograms, params, info
+    return sino, params, {**info, "flats": flats, "darks": darks}
+
+
+def _correct(proj: np.ndarray, flats: np.ndarray, darks: np.ndarray | None, rows) -> tuple[np.ndarray, dict]:
+    """Averaged flats and darks applied to projections (angles, rows, cols): sinograms and what was done."""
+    from .projections import average_frames, flat_dark_correct
+
+    frame = proj.shape[1:]
+    dk = average_frames(darks, frame, "darks") if darks is not None else None
+    corrected = flat_dark_correct(proj, average_frames(flats, frame, "flats"), dk)
+    return corrected.sinograms, {"layout": "projections", "clipped": corrected.clipped,
+                                 "floored_flat": corrected.floored_flat,
+                                 "rows": None if rows is None else [rows.start, rows.stop]}
 
 
 def _nxtomo(spec: InputSpec, reading: MeasurementReading, nx) -> tuple[np.ndarray, dict, dict[str, Any]]:
@@ -72,16 +81,15 @@ def _nxtomo(spec: InputSpec, reading: MeasurementReading, nx) -> tuple[np.ndarra
     import h5py
 
     from .nexus import read_nxtomo
-    from .projections import average_frames, flat_dark_correct, parse_rows
+    from .projections import parse_rows
 
     with h5py.File(spec.file, "r") as f:
         n_rows = f[nx.data].shape[1]
     rows = parse_rows(reading.rows, n_rows)
     proj, flats, darks, angles, unit = read_nxtomo(spec.file, nx, rows)
-    frame = proj.shape[1:]
-    dk = average_frames(darks, frame, "darks") if darks is not None and reading.darks is None else \
-        average_frames(_frames(reading.darks, rows), frame, "darks") if reading.darks is not None else None
-    corrected = flat_dark_correct(proj, average_frames(flats, frame, "flats"), dk)
+    if reading.darks is not None:  # given darks replace the entry's own
+        darks = _frames(reading.darks, rows)
+    sino, info = _correct(proj, flats, darks, rows)
     params: dict[str, Any] = {}
     if angles is not None and not _angles_given(reading):
         if unit is None and "angle_unit" not in reading.operator_params:
@@ -89,11 +97,9 @@ def _nxtomo(spec: InputSpec, reading: MeasurementReading, nx) -> tuple[np.ndarra
                           "(give -P angle_unit=rad if they are radians)")
         params = {"angles": [float(v) for v in angles], "angle_unit": unit or "deg",
                   "angles_source": f"{spec.file}:{nx.rotation_angle}"}
-    info = {"layout": "projections", "format": "NXtomo", "flats": f"{spec.file}:{nx.data} (image_key 1)",
-            "darks": None if darks is None else f"{spec.file}:{nx.data} (image_key 2)",
-            "clipped": corrected.clipped, "floored_flat": corrected.floored_flat,
-            "rows": None if rows is None else [rows.start, rows.stop]}
-    return corrected.sinograms, params, info
+    own_darks = f"{spec.file}:{nx.data} (image_key 2)" if darks is not None else None
+    return sino, params, {**info, "format": "NXtomo", "flats": f"{spec.file}:{nx.data} (image_key 1)",
+                          "darks": reading.darks or own_darks}
 
 
 def _frames(text: str, rows) -> np.ndarray:
