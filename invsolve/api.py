@@ -421,7 +421,7 @@ def sample_posterior(
         if prior is None and prior_file is None:
             raise OperatorError("give --sampler-file FILE, or --prior NAME --prior-file FILE for Langevin sampling")
         from .config import validate_params
-        from .langevin import LangevinParams, langevin_sample
+        from .langevin import LangevinParams, check_mixing, langevin_sample, merge_info
         from .methods.patch_map import resolve_settings
 
         op = measurement.build_operator(dev)
@@ -446,8 +446,10 @@ def sample_posterior(
         for k, sl in enumerate(_batches(len(y_all), batch_size)):
             y = torch.from_numpy(y_all[sl]).to(dev)
             gen = batch_generator(seed, first_batch + k, dev)
-            parts.append(langevin_sample(y, op, nm, pr, params, settings, levels, generator=gen, track=track))
-        spec.update(parts[0].info)
+            parts.append(langevin_sample(y, op, nm, pr, params, settings, levels, generator=gen, track=track,
+                                         warn=False))
+        spec.update(merge_info([q.info for q in parts]))
+        check_mixing(spec, stacklevel=2)  # once for all batches
 
     summary = concat_summaries(parts)
     summary.info = {}

@@ -10,7 +10,8 @@ import numpy as np
 
 from .errors import DataError, ShapeError
 
-__all__ = ["evaluate", "evaluate_vectors", "Estimate", "load_estimate", "coverage"]
+__all__ = ["evaluate", "evaluate_vectors", "Estimate", "load_estimate", "coverage", "reference_record",
+           "mean_record"]
 
 
 def _as_array(x: Any, what: str, ndims: tuple[int, ...], want: str, dtype=np.float32) -> np.ndarray:
@@ -162,3 +163,51 @@ def coverage(estimate: Estimate, truth: np.ndarray, masses=(0.5, 0.9)) -> dict[s
         except ValueError:
             continue
     return out
+
+
+def reference_record(spec: str | None, input_spec: str, value_range=None) -> dict[str, Any]:
+    """Where the reference of one evaluated input came from, as ``evaluate --json`` records it: ``file`` and
+    ``dataset`` (the one dataset of an HDF5 file given without one; None for image files and ``.npy``), and the
+    ``range`` it was read with when given.  ``spec`` None: the ground truth stored in ``input_spec``."""
+    from .io.images import HDF5_SUFFIXES, split_spec
+
+    if spec is None:
+        return {"file": str(split_spec(input_spec)[0]), "dataset": "/ground_truth"}
+    path, dset = split_spec(spec)
+    if dset is None and path.suffix.lower() in HDF5_SUFFIXES and path.is_file():
+        import h5py
+
+        from .io.images import _list_datasets
+
+        try:
+            with h5py.File(path, "r") as f:
+                names = _list_datasets(f)
+        except OSError:
+            names = []
+        dset = names[0] if len(names) == 1 else None
+    out: dict[str, Any] = {"file": str(path), "dataset": dset}
+    if value_range is not None:
+        out["range"] = [float(v) for v in value_range]
+    return out
+
+
+def mean_record(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The mean over the inputs of the per-input records of ``evaluate``: every metric all of them hold
+    (PSNR, SSIM, coverage; or RMSE and relative error, per parameter element-wise), unweighted as in the
+    table, with ``mean_of`` (the inputs), ``n`` (their images in all) and ``reference`` (the one shared by
+    all, or the list of them in input order)."""
+    out: dict[str, Any] = {"mean_of": [r["input"] for r in rows]}
+    for k, v in rows[0].items():
+        if k in ("input", "n", "reference") or k.endswith("_per_slice") or not all(k in r for r in rows):
+            continue
+        if isinstance(v, (list, tuple)):
+            if len({len(r[k]) for r in rows}) == 1:
+                out[k] = np.mean(np.array([r[k] for r in rows], np.float64), axis=0).tolist()
+        elif v is None or isinstance(v, (int, float)):
+            vals = [np.nan if r[k] is None else r[k] for r in rows]
+            out[k] = float(np.mean(np.array(vals, np.float64)))
+    out["n"] = int(sum(r["n"] for r in rows))
+    refs = [r.get("reference") for r in rows]
+    out["reference"] = refs[0] if all(ref == refs[0] for ref in refs) else refs
+    return out
+

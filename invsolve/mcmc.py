@@ -32,6 +32,7 @@ from pydantic import Field
 from .config import Params, validate_params
 from .errors import ConfigError
 from .methods import no_track
+from .posterior import split_rhat
 
 __all__ = ["MCMCParams", "run_chains", "mcmc_sample", "mcmc_posterior", "split_rhat"]
 
@@ -161,24 +162,6 @@ def _restart_stuck(x, lp, g, groups: int, nats: float, generator: torch.Generato
     src = (u * good[:, None, :]).argmax(2) + torch.arange(groups, device=x.device)[:, None] * C
     src = torch.where(bad, src, torch.arange(R, device=x.device).reshape(groups, C)).reshape(-1)
     return x[src], lp[src], (g[src] if g is not None else None)
-
-
-def split_rhat(chains: torch.Tensor) -> torch.Tensor:
-    """Split-R̂ of each coordinate: chains (N, C, S, d) -> (N, d); ≈ 1 when the chains agree, NaN if S < 4.
-
-    References:
-        Vehtari, Gelman, Simpson, Carpenter, Bürkner, Rank-normalization, folding, and localization: an
-        improved R̂ for assessing convergence of MCMC, Bayesian Analysis 16(2) (2021) (without the ranks).
-    """
-    N, C, S, d = chains.shape
-    h = S // 2
-    if h < 2:
-        return torch.full((N, d), float("nan"), dtype=chains.dtype, device=chains.device)
-    halves = torch.cat([chains[:, :, :h], chains[:, :, S - h:]], dim=1).double()  # (N, 2C, h, d)
-    w = halves.var(2).mean(1)
-    b = h * halves.mean(2).var(1)
-    var = (h - 1) / h * w + b / h
-    return torch.sqrt(var / w.clamp_min(1e-300)).to(chains.dtype)
 
 
 def mcmc_sample(operator, noise, prior, y: torch.Tensor, params: MCMCParams, generator: torch.Generator,

@@ -16,12 +16,14 @@ and the attribute ``sampler`` (JSON: the sampler's name and settings).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-__all__ = ["RunningMoments", "PosteriorSummary", "summarize_samples", "concat_summaries", "interval_coverage"]
+__all__ = ["RunningMoments", "PosteriorSummary", "summarize_samples", "concat_summaries", "interval_coverage",
+           "split_rhat", "effective_sample_size"]
 
 
 class RunningMoments:
@@ -115,3 +117,64 @@ def interval_coverage(truth: np.ndarray, quantiles: np.ndarray, levels, mass: fl
         raise ValueError(f"coverage at {mass} needs quantile levels {lo} and {hi}; have {levels}")
     ql, qh = quantiles[:, levels.index(lo)], quantiles[:, levels.index(hi)]
     return float(np.mean((truth >= ql) & (truth <= qh)))
+
+
+def _split_halves(chains: torch.Tensor) -> torch.Tensor | None:
+    """Chains (N, C, S, d) cut into 2C half-chains (N, 2C, S // 2, d), float64 (the middle draw of an odd S
+    dropped); None when a half would hold fewer than 2 draws."""
+    S = chains.shape[2]
+    h = S // 2
+    if h < 2:
+        return None
+    return torch.cat([chains[:, :, :h], chains[:, :, S - h:]], dim=1).double()
+
+
+def split_rhat(chains: torch.Tensor) -> torch.Tensor:
+    """Split-R̂ of each coordinate: chains (N, C, S, d) -> (N, d); ≈ 1 when the chains agree, NaN if S < 4.
+
+    References:
+        Vehtari, Gelman, Simpson, Carpenter, Bürkner, Rank-normalization, folding, and localization: an
+        improved R̂ for assessing convergence of MCMC, Bayesian Analysis 16(2) (2021) (without the ranks).
+    """
+    N, C, S, d = chains.shape
+    halves = _split_halves(chains)
+    if halves is None:
+        return torch.full((N, d), float("nan"), dtype=chains.dtype, device=chains.device)
+    h = halves.shape[2]
+    w = halves.var(2).mean(1)
+    b = h * halves.mean(2).var(1)
+    var = (h - 1) / h * w + b / h
+    return torch.sqrt(var / w.clamp_min(1e-300)).to(chains.dtype)
+
+
+def effective_sample_size(chains: torch.Tensor) -> torch.Tensor:
+    """Effective sample size of each coordinate over all chains: (N, C, S, d) -> (N, d), NaN if S < 4.
+
+    The split-chain estimate with Geyer's initial monotone sequence: C·S draws that are independent give
+    about C·S; draws that barely move (or chains that disagree) give a few.  Autocovariances by FFT.
+
+    References:
+        Vehtari et al., Bayesian Analysis 16(2) (2021), eqs. 10-11 (without the ranks); Geyer, Practical
+        Markov chain Monte Carlo, Statistical Science 7(4) (1992).
+    """
+    N, C, S, d = chains.shape
+    x = _split_halves(chains)
+    if x is None:
+        return torch.full((N, d), float("nan"), dtype=chains.dtype, device=chains.device)
+    M, h = x.shape[1], x.shape[2]
+    xc = x - x.mean(2, keepdim=True)
+    n_fft = 1 << (2 * h - 1).bit_length()
+    f = torch.fft.rfft(xc, n=n_fft, dim=2)
+    acov = torch.fft.irfft(f * f.conj(), n=n_fft, dim=2)[:, :, :h] / h  # (N, M, h, d), biased
+    w = acov[:, :, 0].mean(1) * h / (h - 1)  # mean within-chain variance
+    var_plus = w * (h - 1) / h + x.mean(2).var(1)
+    rho = 1 - (w[:, None] - acov.mean(1)) / var_plus[:, None]  # (N, h, d)
+    rho[:, 0] = 1.0
+    pairs = rho[:, 0 : 2 * (h // 2) : 2] + rho[:, 1 : 2 * (h // 2) : 2]  # (N, h // 2, d)
+    positive = torch.cumprod((pairs > 0).double(), dim=1)  # up to the first non-positive pair
+    mono = torch.cummin(pairs, dim=1).values  # Geyer's monotone sequence
+    tau = -1 + 2 * (mono * positive).sum(1)
+    n = M * h
+    tau = tau.clamp_min(1 / math.log10(n)) if n > 1 else tau
+    return (n / tau).to(chains.dtype)
+

@@ -33,9 +33,13 @@ def test_readme_pipeline_ct_limited_tv_beats_fbp(tmp_path, phantom_png):
     assert r.exit_code == 0, r.stderr
     res = run("evaluate", tmp_path / "fbp.h5", tmp_path / "tv.h5", "--reference", phantom_png, "--json")
     assert res.exit_code == 0, res.stderr
-    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    *rows, mean = [json.loads(line) for line in res.stdout.splitlines()]
     assert [r["input"] for r in rows] == [str(tmp_path / "fbp.h5"), str(tmp_path / "tv.h5")]
     assert all({"input", "psnr", "ssim"} <= set(r) for r in rows)
+    assert all(r["reference"] == {"file": str(phantom_png), "dataset": None} for r in rows + [mean])
+    assert mean["mean_of"] == [r["input"] for r in rows] and mean["n"] == 2
+    for key in ("psnr", "ssim"):  # the mean line is the mean of the per-input lines
+        assert mean[key] == pytest.approx(np.mean([r[key] for r in rows]), rel=1e-12)
     fbp, tv = rows
     assert tv["psnr"] > fbp["psnr"] + 1.0
     assert 0 < fbp["ssim"] < tv["ssim"] <= 1
@@ -57,7 +61,11 @@ def test_end_to_end_operators(tmp_path, phantom_png, operator, methods, floor):
         assert summary["method"] == meth and summary["psnr"] > floor
         outs.append(out)
     res = run("evaluate", *outs, "--json")  # ground truth stored in the files
-    assert res.exit_code == 0 and len(res.stdout.splitlines()) == len(methods)
+    assert res.exit_code == 0 and len(res.stdout.splitlines()) == len(methods) + 1  # and the mean line
+    *rows, mean = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [r["reference"] for r in rows] == [{"file": str(p), "dataset": "/ground_truth"} for p in outs]
+    assert mean["reference"] == [r["reference"] for r in rows]  # one per input when they differ
+    assert mean["psnr"] == pytest.approx(np.mean([r["psnr"] for r in rows]), rel=1e-12)
 
 
 def test_simulate_output_is_complete_input_of_reconstruct(tmp_path, phantom_png):
@@ -331,10 +339,13 @@ def test_evaluate_small_and_exact_images(tmp_path):
     assert res.exit_code == 0, res.stderr  # SSIM with the 5×5 window that fits
     from skimage.metrics import structural_similarity
     want = structural_similarity(b.astype(np.float64), a.astype(np.float64), data_range=1.0, win_size=5)
-    assert json.loads(res.stdout)["ssim"] == pytest.approx(want, abs=1e-6)
+    assert json.loads(res.stdout.splitlines()[0])["ssim"] == pytest.approx(want, abs=1e-6)
     res = run("evaluate", tmp_path / "a.npy", "--reference", tmp_path / "a.npy", "--json")
     assert res.exit_code == 0 and res.stderr == ""
-    assert json.loads(res.stdout) == {"input": str(tmp_path / "a.npy"), "psnr": None, "ssim": 1.0, "n": 1}
+    ref = {"file": str(tmp_path / "a.npy"), "dataset": None}
+    row, mean = map(json.loads, res.stdout.splitlines())
+    assert row == {"input": str(tmp_path / "a.npy"), "psnr": None, "ssim": 1.0, "n": 1, "reference": ref}
+    assert mean == {"mean_of": [str(tmp_path / "a.npy")], "psnr": None, "ssim": 1.0, "n": 1, "reference": ref}
     np.save(tmp_path / "c.npy", np.zeros((2, 2), np.float32))
     assert "at least 3x3" in err_line(run("evaluate", tmp_path / "c.npy", "--reference", tmp_path / "c.npy"))
 
@@ -361,7 +372,7 @@ def test_config_file_and_flags_third_review(tmp_path, phantom_png):
         assert json.loads(f.attrs["method"])["name"] == "tikhonov"
     ev = tmp_path / "e.toml"
     ev.write_text(f'inputs = "{tmp_path / "r.h5"}"\njson = true\n')
-    assert json.loads(run("evaluate", "--config", ev).stdout)["n"] == 1  # one path, not a list
+    assert json.loads(run("evaluate", "--config", ev).stdout.splitlines()[0])["n"] == 1  # one path, not a list
     for seed, text in (("-1", "greater than or equal to 0"), (str(2**70), "less than or equal to")):
         assert text in err_line(run("simulate", "--operator", "blur", "-i", phantom_png, "-o", tmp_path / "s.h5",
                                     "--seed", seed))
@@ -380,3 +391,10 @@ def test_api_seeds_are_checked():
     for seed in (-1, 2**70, 1.5, True):
         with pytest.raises(ConfigError, match="seed must be an integer from 0 to 2\\*\\*62"):
             api.simulate(np.zeros((16, 16)), "blur", seed=seed)
+
+
+def test_simulate_without_operator_lists_them(tmp_path, phantom_png):
+    line = err_line(run("simulate", "-i", phantom_png, "-o", tmp_path / "m.h5"))
+    assert "missing 'operator' (give --operator" in line and "valid: blur, ct, ct-limited" in line
+    assert not (tmp_path / "m.h5").exists()
+    assert "The operator has no default: give --operator" in run("simulate", "--help").stdout

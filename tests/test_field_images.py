@@ -220,7 +220,8 @@ def test_simulate_range_and_evaluate_range(tmp_path):
     np.save(tmp_path / "est.npy", data / np.float32(4095))
     res = run("evaluate", tmp_path / "est.npy", "--reference", p, "--range", "0,4095", "--json")
     assert res.exit_code == 0, res.stderr
-    assert json.loads(res.stdout)["ssim"] == pytest.approx(1.0)  # the reference read on the same scale
+    row = json.loads(res.stdout.splitlines()[0])
+    assert row["ssim"] == pytest.approx(1.0) and row["reference"]["range"] == [0.0, 4095.0]  # the reference read on the same scale
     assert "--range" in err_line(run("simulate", "--operator", "blur", "-i", p, "-o", tmp_path / "n.h5",
                                      "--range", "4095,0"))
 

@@ -121,7 +121,8 @@ def test_evaluate_parameter_vectors_rmse_and_relative_error(tmp_path):
     err = r.images.astype(np.float64) - x
     res = runner.invoke(app, ["evaluate", str(path), "--json"])
     assert res.exit_code == 0, res.stderr
-    row = json.loads(res.stdout)
+    row, mean = map(json.loads, res.stdout.splitlines())
+    assert mean["rmse_per_parameter"] == pytest.approx(row["rmse_per_parameter"], rel=1e-12)
     np.testing.assert_allclose(row["rmse_per_parameter"], np.sqrt((err**2).mean(0)), rtol=1e-5)
     np.testing.assert_allclose(row["relative_error_per_parameter"], (np.abs(err) / np.abs(x)).mean(0), rtol=1e-5)
     assert row["n"] == 2 and "psnr" not in row

@@ -106,7 +106,7 @@ def _phantoms() -> np.ndarray:
 def _evaluate(result, reference) -> dict:
     res = runner.invoke(app, ["evaluate", str(result), "--reference", reference, "--json"])
     assert res.exit_code == 0, res.output + res.stderr
-    return json.loads(res.stdout.splitlines()[-1])
+    return json.loads(res.stdout.splitlines()[0])
 
 
 def test_lodopab_layout_files_round_trip_through_the_cli(tmp_path, monkeypatch):

@@ -22,6 +22,9 @@ class GaussianPixelPrior:
         return (patches**2).mean() / (2 * self.s**2)
 
 
+# 1200 kept steps are 12 correlation times of the unobserved pixels (1/step): the moments are right to the
+# stated Monte Carlo error, and split-R̂ rightly says the chains are short (the mixed case is tested below)
+@pytest.mark.filterwarnings("ignore:Langevin chains have not mixed")
 def test_langevin_matches_closed_form_gaussian_posterior():
     H = W = 8
     sigma, s = 0.5, 1.0
@@ -232,6 +235,7 @@ def test_langevin_settings_that_collect_nothing_are_refused():
         LangevinParams(steps=500)
 
 
+@pytest.mark.filterwarnings("ignore:Langevin chains have not mixed")  # 30 steps: reproducibility only
 def test_langevin_with_wpp_is_reproducible_and_resets_the_dual_per_measurement():
     from skimage import data
 
@@ -261,3 +265,61 @@ def test_langevin_with_wpp_is_reproducible_and_resets_the_dual_per_measurement()
     c = sample(y2, 3)
     assert not np.array_equal(a.mean[0], c.mean[0])
     np.testing.assert_array_equal(a.mean[1], c.mean[1])
+
+
+def _gaussian_case(H=8, init_noise=0.0):
+    sigma, s = 0.5, 1.0
+    op = build_operator("inpaint", {"fraction": 0.5, "mask_seed": 1}, (H, H)).double()
+    noise = build_noise({"name": "gaussian", "sigma": sigma})
+    g = torch.Generator().manual_seed(0)
+    y = noise.sample(op(torch.randn(1, H, H, generator=g, dtype=torch.float64) * s), generator=g)
+    return op, noise, GaussianPixelPrior(s), y
+
+
+def test_converged_langevin_reports_mixing_and_does_not_warn():
+    import warnings
+
+    op, noise, prior, y = _gaussian_case()
+    # a large start, long forgotten after the burn-in; the unobserved pixels' correlation time is 1/step = 20
+    params = LangevinParams(chains=8, steps=2000, burn_in=200, thin=2, step_size=0.05, lam=64, n_patches=64,
+                            padding=0, init_noise=0.5)
+    settings = {"lam": 64, "n_patches": 64, "padding": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        post = langevin_sample(y, op, noise, prior, params, settings, generator=torch.Generator().manual_seed(1))
+    info = post.info
+    assert info["draws_per_chain"] == 900 and info["diagnostic_pixels"] == 64
+    assert 0.99 < info["split_rhat_median"][0] < 1.03 and info["split_rhat_max"][0] < 1.1
+    assert info["unmixed_share"][0] == 0.0
+    assert 100 < info["ess_min"][0] <= info["ess_median"][0] < 8 * 900 * 1.5
+    assert info["start_noise_share"][0] < 0.05
+
+
+def test_langevin_that_has_not_left_its_start_warns():
+    """The issue's case: a CT-sized step (2e-7) for 100 steps leaves the std map at init_noise (0.01)."""
+    op, noise, prior, y = _gaussian_case(H=16)
+    params = LangevinParams(chains=4, steps=100, burn_in=20, thin=1, step_size=2e-7, lam=256, n_patches=256,
+                            padding=0, init_noise=0.01)
+    settings = {"lam": 256, "n_patches": 256, "padding": 0}
+    with pytest.warns(RuntimeWarning, match=r"Langevin chains have not mixed .*starting noise \(init_noise\)"
+                                            r".*raise -S steps"):
+        post = langevin_sample(y, op, noise, prior, params, settings, generator=torch.Generator().manual_seed(1))
+    assert post.std.mean() == pytest.approx(0.01, rel=0.1)  # the std map is the starting noise
+    assert post.info["start_noise_share"][0] > 0.9 and post.info["unmixed_share"][0] > 0.5
+
+
+def test_langevin_diagnostics_of_chains_with_known_mixing():
+    from invsolve.posterior import effective_sample_size, split_rhat
+
+    g = torch.Generator().manual_seed(0)
+    iid = torch.randn(1, 4, 1000, 3, generator=g, dtype=torch.float64)
+    assert split_rhat(iid).max() < 1.01
+    ess = effective_sample_size(iid)
+    assert torch.all((ess > 3000) & (ess < 5000))  # 4000 independent draws
+    ar = torch.zeros(1, 4, 1000, 1, dtype=torch.float64)  # AR(1) with rho 0.9: ESS = n (1-rho)/(1+rho)
+    e = torch.randn(ar.shape, generator=g, dtype=torch.float64)
+    for t in range(1, 1000):
+        ar[:, :, t] = 0.9 * ar[:, :, t - 1] + e[:, :, t]
+    assert 4000 * 0.1 / 1.9 * 0.7 < float(effective_sample_size(ar)) < 4000 * 0.1 / 1.9 * 1.4
+    apart = iid + torch.arange(4, dtype=torch.float64)[None, :, None, None]  # chains at different places
+    assert split_rhat(apart).min() > 1.3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..config import MAX_SEED, Params
 from ..sources.measured import MeasurementReading
@@ -31,7 +31,7 @@ class Common(RunBase):
 class SimulateRun(Common):
     input: str | list[str]
     output: str
-    operator: str = "ct"
+    operator: str | None = None  # required: refused with the list of names when neither flag nor file gives it
     operator_params: dict[str, Any] = Field(default_factory=dict)
     noise: str | None = None
     noise_params: dict[str, Any] = Field(default_factory=dict)
@@ -49,6 +49,16 @@ class SimulateRun(Common):
         from ..io.scaling import parse_value_range
 
         return parse_value_range(v, "--range (config key range)")
+
+    @model_validator(mode="after")
+    def _operator_given(self) -> "SimulateRun":
+        if self.operator is None:
+            from ..operators import OPERATORS, load_all
+
+            load_all()
+            raise ValueError("missing 'operator' (give --operator or set 'operator' in the config file); valid: "
+                             + ", ".join(OPERATORS.names()))
+        return self
 
 
 class BatchRun(Common, MeasurementReading):

@@ -20,6 +20,9 @@ def evaluate(
 ) -> None:
     """PSNR and SSIM (data range 1) of each input and their mean; JSON Lines with --json.
 
+    With --json, one line per input, then a line with the mean over the inputs (key ``mean_of``: the
+    inputs); every line names its ``reference`` (file and dataset; the stored /ground_truth by default).
+
     Results of parameter vectors (linear, gixrf, surrogate) get the RMSE and the
     mean relative error per parameter instead.
 
@@ -27,6 +30,7 @@ def evaluate(
     """
     from .. import api
     from ..errors import ConfigError, DataError
+    from ..api_evaluate import mean_record, reference_record
     from ..io.images import as_stack, check_finite, read_array
     from ._runs import EvaluateRun
 
@@ -58,9 +62,12 @@ def evaluate(
             if row["n"] > 1:
                 row.update(psnr_per_slice=s["psnr_per_slice"], ssim_per_slice=s["ssim_per_slice"])
         row.update(api.coverage(est, truth))
+        row["reference"] = reference_record(run.reference, spec, run.range)
         rows.append(row)
         if run.json_output:
             emit_json(row)
+    if run.json_output:
+        emit_json(mean_record(rows))
     if not run.json_output and ests[0][1].vector:
         _vector_table(rows)
     elif not run.json_output:

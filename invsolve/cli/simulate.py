@@ -14,7 +14,7 @@ from ._options import (BatchOpt, ConfigOpt, DeviceOpt, JsonOpt, OutputOpt, Overw
 @handle_errors
 def simulate(
     input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="image or stack: PNG, TIFF (pages), DICOM, .npy, FILE.h5:/DATASET, or a folder or glob of slices; repeat for a list (one stack)")] = None,
-    operator: Annotated[Optional[str], typer.Option("--operator", help="operator or preset name (see `invsolve list`)")] = None,
+    operator: Annotated[Optional[str], typer.Option("--operator", help="operator or preset name, e.g. ct, ct-limited, superres (required unless the config file sets operator; all: `invsolve list operators`)")] = None,
     op_param: Annotated[Optional[list[str]], typer.Option("--op-param", "-P", help="operator parameter KEY=VALUE (repeatable)")] = None,
     scale: Annotated[Optional[int], typer.Option("--scale", help="superres: the factor (same as -P factor=S)")] = None,
     noise: Annotated[Optional[str], typer.Option("--noise", help="noise model (default: the operator preset's)")] = None,
@@ -31,6 +31,8 @@ def simulate(
     value_range: Annotated[Optional[str], typer.Option("--range", help="LO,HI: the values mapped to [0, 1], e.g. 0,4095 for 12-bit data in 16-bit files; a window in HU for DICOM (default: the files' bit depth; CT DICOM as mu/mu_max)")] = None,
 ) -> None:
     """Simulate a noisy measurement of an image or stack and write it to HDF5.
+
+    The operator has no default: give --operator (or operator in --config).
 
     Example: invsolve simulate --operator ct-limited --input phantom.png --output m.h5 --seed 0
 
