@@ -159,7 +159,11 @@ def train_prior(
         "train_nll": hist["final"]["train_nll"], "val_nll": hist["final"]["val_nll"],
         "resumed_from": hist.get("resumed_from"), "python": platform.python_version(),
         "torch_version": str(torch.__version__), "processes": dist.world,
+        # the training curves, [[step, nll], ...], for `invsolve show` and `invsolve report`
+        "curves": {"train": hist.get("train") or [], "val": hist.get("val") or []},
     }
+    if type(prior).advice:
+        prior.provenance["advice"] = dict(type(prior).advice)
     hist["seconds_total"] = seconds
     hist["rank"] = dist.rank
     return prior, hist

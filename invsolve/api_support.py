@@ -94,4 +94,7 @@ def _resolve_prior(prior, prior_file, zero_shot, measurement, op, prior_params, 
     pr = load_prior(prior_file, device=str(dev))
     if prior is not None and pr.name != prior:
         raise OperatorError(f"{prior_file} holds a {pr.name!r} prior, not {prior!r}; use --prior {pr.name}")
+    from .priors.base import check_training
+
+    check_training(pr, prior_file)
     return pr

@@ -144,10 +144,11 @@ def _chains(y, operator, noise, prior, params: LangevinParams, map_settings: dic
     P = min(pixels, max(256, TRACE_VALUES // (C * max(S, 1))))
     watched = torch.arange(P, device=x.device) * pixels // P  # evenly spaced pixels for split-R̂ and ESS
     chain_sum = torch.zeros((B, C, pixels), dtype=torch.float64, device=x.device)
-    for k in track(range(p.steps), f"langevin ({prior.name})"):
+    for k in track(range(p.steps), f"langevin ({prior.name})", hint="-S steps=N (with -S burn_in=…)"):
         x = x.detach().requires_grad_(True)
         e = map_energy(x, yc, operator, noise, prior, lam, n_patches, padding, generator, p.precision)
         (g,) = torch.autograd.grad(e.sum(), x)
+        track.note(energy=e.detach() / C)  # per measurement: the mean over its chains
         with torch.no_grad():
             xi = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             x = x - tau * g + math.sqrt(2 * tau) * xi

@@ -102,7 +102,8 @@ def run_chains(logp, x0: torch.Tensor, groups: int, params: MCMCParams, scale: t
     kept, acc_sum, acc_n = [], 0.0, 0
     stuck = p.stuck_nats if p.stuck_nats is not None else 10.0 + 3.0 * d
     total = p.burn_in + p.steps
-    for it in track(range(total), f"MCMC ({p.method})"):
+    for it in track(range(total), f"MCMC ({p.method})", hint="-S steps=N"):
+        track.note(log_posterior=lp.mean())
         h = log_h.exp().repeat_interleave(C)[:, None]
         s = sc.repeat_interleave(C, 0)
         noise = torch.randn((R, d), generator=generator, device=dev, dtype=dt)

@@ -15,20 +15,13 @@ from pydantic import BaseModel
 from ..config import load_config_file, validate_params
 from ..errors import InvsolveError
 
-__all__ = ["err_console", "out_console", "merge_config", "handle_errors", "emit_json", "make_track",
-           "progress_shown"]
+__all__ = ["err_console", "out_console", "merge_config", "handle_errors", "emit_json"]
 
 
 def err_console():
     from rich.console import Console
 
     return Console(stderr=True)
-
-
-def progress_shown(quiet: bool) -> bool:
-    """Whether to draw a progress bar: not when quiet, and not when stderr is a file or a pipe (a log then
-    holds the diagnostics only, with no blank line where a bar was)."""
-    return not quiet and err_console().is_terminal
 
 
 def apply_scale(scale: int | None, operator: str | None, op_params: dict[str, Any]) -> dict[str, Any]:
@@ -147,21 +140,3 @@ def emit_json(obj: Any) -> None:
     """One JSON Lines record on stdout; non-finite numbers (e.g. the PSNR of an exact result) become null."""
     sys.stdout.write(json.dumps(_finite_json(obj), allow_nan=False) + "\n")
     sys.stdout.flush()
-
-
-def make_track(quiet: bool):
-    """A progress wrapper drawing a rich progress bar on stderr (nothing when quiet)."""
-    if not progress_shown(quiet):
-        from ..methods import no_track
-
-        return no_track
-
-    console = err_console()
-
-    def track(it, description=""):
-        from rich.progress import track as rich_track
-
-        total = len(it) if hasattr(it, "__len__") else None
-        return rich_track(it, description=description, total=total, console=console, transient=True)
-
-    return track

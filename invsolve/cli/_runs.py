@@ -28,6 +28,12 @@ class Common(RunBase):
     preview: str | None = None
 
 
+class Progressing(Params):
+    """The progress display of the commands with long loops (``--progress``)."""
+
+    progress: Literal["auto", "bar", "lines", "none"] = "auto"
+
+
 class SimulateRun(Common):
     input: str | list[str]
     output: str
@@ -61,7 +67,7 @@ class SimulateRun(Common):
         return self
 
 
-class BatchRun(Common, MeasurementReading):
+class BatchRun(Common, Progressing, MeasurementReading):
     """Settings of the commands that run over stacks in batches: the inputs, and how to read data invsolve
     did not write (``operator``, ``operator_params``, ``noise``, ``noise_params``, ``image_size``,
     ``flats``, ``darks``, ``rows``)."""

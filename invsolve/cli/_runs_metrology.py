@@ -6,10 +6,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ._runs import RunBase
+from ._runs import RunBase, Progressing
 
 
-class EstimateNoiseRun(RunBase):
+class EstimateNoiseRun(RunBase, Progressing):
     measurements: str
     output: str
     operator: str | None = None

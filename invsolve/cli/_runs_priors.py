@@ -6,10 +6,10 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from ._runs import RunBase
+from ._runs import RunBase, Progressing
 
 
-class TrainPriorRun(RunBase):
+class TrainPriorRun(RunBase, Progressing):
     prior: str = "patchnr"
     images: list[str] = Field(min_length=1)
     val: list[str] = Field(default_factory=list)

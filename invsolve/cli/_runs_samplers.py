@@ -6,10 +6,10 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from ._runs import RunBase
+from ._runs import RunBase, Progressing
 
 
-class TrainSamplerRun(RunBase):
+class TrainSamplerRun(RunBase, Progressing):
     sampler: str = "cfm"
     sampler_params: dict[str, Any] = Field(default_factory=dict)
     operator: str

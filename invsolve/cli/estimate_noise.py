@@ -6,8 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import emit_json, err_console, handle_errors, merge_config, out_console, progress_shown
-from ._options import ConfigOpt, DeviceOpt, JsonOpt, OutputOpt, OverwriteOpt, QuietOpt, SeedOpt
+from ._common import emit_json, handle_errors, merge_config, out_console
+from ._options import ConfigOpt, DeviceOpt, JsonOpt, OutputOpt, OverwriteOpt, ProgressOpt, QuietOpt, SeedOpt
+from ._progress import make_progress
 
 
 def _load(run):
@@ -60,6 +61,7 @@ def estimate_noise(
     output: OutputOpt = None,
     overwrite: OverwriteOpt = None,
     quiet: QuietOpt = None,
+    progress: ProgressOpt = None,
     json: JsonOpt = None,
 ) -> None:
     """Estimate the additive and relative noise levels (a, b) of N measurements jointly (EM-DeepGEM).
@@ -76,7 +78,7 @@ def estimate_noise(
         "operator_params": parse_assignments(op_param, "--op-param"), "prior": prior,
         "prior_params": parse_assignments(prior_param, "--prior-param"), "iterations": iterations, "estep": estep,
         "em_params": parse_assignments(em_param, "--em-param"), "checkpoint": checkpoint, "resume": resume,
-        "seed": seed, "device": device, "overwrite": overwrite, "quiet": quiet, "json": json,
+        "seed": seed, "device": device, "overwrite": overwrite, "quiet": quiet, "progress": progress, "json": json,
     }, "estimate-noise settings")
     check_output(run.output, run.overwrite or run.resume)  # --resume replaces the output, as train-* do
     m = _load(run)
@@ -88,27 +90,22 @@ def estimate_noise(
     if run.prior is not None or run.prior_params:
         prior_spec = {"name": run.prior or "uniform", **run.prior_params}
     ckpt = run.checkpoint or f"{run.output}.ckpt"
-    show = progress_shown(run.quiet or run.json_output)
-    bar = task = None
-    if show:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        bar = Progress(TextColumn("EM"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[ab]}"),
-                       TimeElapsedColumn(), console=err_console(), transient=True)
-        task = bar.add_task("em", total=None, ab="")
+    track = make_progress(run.progress, run.quiet)
+    started = False
 
     def progress(it, total, a, b, elbo):
-        if bar is not None:
-            bar.update(task, completed=it, total=total, ab=f"a={a:.4g} b={b:.4g} ELBO={elbo:.4g}")
+        nonlocal started
+        if not started:
+            track.start("EM", total, completed=it - 1, hint="--iterations N")
+            started = True
+        track.update(it, total, a=a, b=b, ELBO=elbo)
 
-    if bar is not None:
-        bar.start()
     try:
         est = am.estimate_noise(m, prior=prior_spec, settings=settings, seed=run.seed, device=run.device,
                                 checkpoint=ckpt, resume=run.resume, progress=progress)
     finally:
-        if bar is not None:
-            bar.stop()
+        if started:
+            track.finish()
     path = am.save_noise_estimate(est, run.output, run.overwrite or run.resume)
     truth = m.noise if m.noise.get("name") == "mixed" and (m.noise.get("a") or m.noise.get("b")) else None
     summary = {"output": str(path), "operator": m.operator["name"], "measurements": int(len(m.measurement)),

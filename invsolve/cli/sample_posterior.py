@@ -6,8 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import handle_errors, make_track, merge_config
-from ._options import (BatchOpt, ConfigOpt, DarksOpt, DeviceOpt, FlatsOpt, ImageSizeOpt, InputsArg, JsonOpt,
+from ._common import handle_errors, merge_config
+from ._progress import make_progress
+from ._options import (ProgressOpt, BatchOpt, ConfigOpt, DarksOpt, DeviceOpt, FlatsOpt, ImageSizeOpt, InputsArg, JsonOpt,
                        NoiseOpt, NoiseParamOpt, OperatorOpt, OpParamOpt, OutputOpt, OverwriteOpt, PreviewOpt,
                        QuietOpt, ResumeOpt, RowsOpt, SeedOpt, ShardOpt, reading_values)
 
@@ -33,6 +34,7 @@ def sample_posterior(
     output: OutputOpt = None,
     overwrite: OverwriteOpt = None,
     quiet: QuietOpt = None,
+    progress: ProgressOpt = None,
     json: JsonOpt = None,
     preview: PreviewOpt = None,
     batch_size: BatchOpt = None,
@@ -61,14 +63,14 @@ def sample_posterior(
         "measurement": measurement or None, "output": output, "sampler": sampler, "sampler_file": sampler_file,
         "prior": prior, "prior_file": prior_file, "sampler_params": parse_assignments(sampler_param, "--sampler-param"),
         "num_samples": num_samples, "chains": chains, "quantiles": quantile, "save_samples": save_samples,
-        "seed": seed, "device": device, "overwrite": overwrite, "quiet": quiet, "json": json, "preview": preview,
+        "seed": seed, "device": device, "overwrite": overwrite, "quiet": quiet, "progress": progress, "json": json, "preview": preview,
         **reading_values(operator, op_param, noise, noise_param, image_size, flats, darks, rows),
         "batch_size": batch_size, "shard": shard, "resume": resume, "precision": precision, "compile": compile,
         "importance": importance,
     }, "sample-posterior settings")
     task = PosteriorTask(run.sampler, run.sampler_file, run.prior, run.prior_file, run.sampler_params,
                          run.num_samples, run.chains, tuple(run.quantiles), run.save_samples, run.seed, run.device,
-                         run.batch_size, track=make_track(run.quiet or run.json_output), precision=run.precision,
+                         run.batch_size, track=make_progress(run.progress, run.quiet), precision=run.precision,
                          compile=run.compile, importance=run.importance)
 
     def panels(st):

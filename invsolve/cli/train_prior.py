@@ -6,40 +6,19 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ._common import emit_json, err_console, handle_errors, merge_config, out_console, progress_shown, warn_outside_unit_range
-from ._options import ConfigOpt, DeviceOpt, JsonOpt, OverwriteOpt, QuietOpt, SeedOpt
+from ._common import emit_json, handle_errors, merge_config, out_console, warn_outside_unit_range
+from ._options import ConfigOpt, DeviceOpt, JsonOpt, OverwriteOpt, ProgressOpt, QuietOpt, SeedOpt
+from ._progress import make_progress
 
 
-class _Progress:
-    """A progress bar on stderr whose text shows the latest training and validation NLL."""
-
-    def __init__(self, enabled: bool, label: str = "NLL"):
-        self.enabled, self.label = enabled, label
-        self._bar = self._task = None
-        self._text = {"train": "", "val": ""}
-
-    def track(self, it, description: str = ""):
-        if not self.enabled:
-            yield from it
-            return
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
-
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[nll]}"),
-                   TimeElapsedColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=err_console(), transient=True) as bar:
-            self._bar, self._task = bar, bar.add_task(description, total=len(it), nll="")
-            for x in it:
-                yield x
-                bar.advance(self._task)
-        self._bar = None
-
-    def callback(self, record: dict[str, Any]) -> None:
+def _noting(track, label: str):
+    """The training callback: the latest training and validation value go to the progress display."""
+    def callback(record: dict[str, Any]) -> None:
         for key in ("train", "val"):
             if record.get(f"{key}_nll") is not None:
-                self._text[key] = f"{key} {self.label} {record[f'{key}_nll']:.4g}"
-        if self._bar is not None:
-            self._bar.update(self._task, nll="  ".join(t for t in self._text.values() if t))
+                track.note(**{f"{key} {label}": record[f"{key}_nll"]})
+
+    return callback
 
 
 @handle_errors
@@ -61,6 +40,7 @@ def train_prior(
     device: DeviceOpt = None,
     overwrite: OverwriteOpt = None,
     quiet: QuietOpt = None,
+    progress: ProgressOpt = None,
     json: JsonOpt = None,
 ) -> None:
     """Train a patch prior on a few images and write it to a prior file.
@@ -80,7 +60,7 @@ def train_prior(
         "prior": prior, "images": all_images, "val": val, "output": output, "steps": steps,
         "batch_size": batch_size, "lr": lr, "prior_params": parse_assignments(prior_param, "--prior-param"),
         "checkpoint_every": checkpoint_every, "checkpoint": checkpoint, "resume": resume, "seed": seed,
-        "device": device, "overwrite": overwrite, "quiet": quiet, "json": json,
+        "device": device, "overwrite": overwrite, "quiet": quiet, "progress": progress, "json": json,
     }, "train-prior settings")
     if run.prior not in api_priors.prior_names():
         from ..priors.base import PRIORS
@@ -104,11 +84,11 @@ def train_prior(
     from ..distributed import Dist
 
     main = Dist.from_env().is_main
-    progress = _Progress(main and progress_shown(run.quiet or run.json_output), "W2²" if run.prior == "wpp" else "NLL")
+    track = make_progress(run.progress if main else "none", run.quiet)
     prior_obj, hist = api_priors.train_prior(
         run.prior, ims, vals, params, run.steps, run.seed, run.device, run.checkpoint_every,
-        ckpt if (run.checkpoint_every or run.resume) else None, run.resume, track=progress.track,
-        callback=progress.callback, sources=sources, val_sources=val_sources)
+        ckpt if (run.checkpoint_every or run.resume) else None, run.resume, track=track,
+        callback=_noting(track, "W2²" if run.prior == "wpp" else "NLL"), sources=sources, val_sources=val_sources)
     if hist.get("rank", 0) != 0:  # torchrun: rank 0 writes and reports
         return
     path = api_priors.save_prior(prior_obj, run.output, overwrite=run.overwrite or run.resume)

@@ -7,30 +7,29 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import apply_scale, emit_json, err_console, handle_errors, merge_config, out_console, progress_shown
-from ._options import ConfigOpt, DeviceOpt, JsonOpt, OverwriteOpt, QuietOpt, SeedOpt
+from ._common import apply_scale, emit_json, handle_errors, merge_config, out_console
+from ._options import ConfigOpt, DeviceOpt, JsonOpt, OverwriteOpt, ProgressOpt, QuietOpt, SeedOpt
+from ._progress import make_progress
 
 
 @contextlib.contextmanager
-def _loss_progress(quiet: bool):
-    """A progress bar on stderr showing the step, the loss and the validation loss."""
-    if not progress_shown(quiet):
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+def _loss_progress(mode: str, quiet: bool, name: str | None):
+    """``progress(step, total, loss, val)`` for the sampler training, shown as ``--progress`` says."""
+    track = make_progress(mode, quiet)
+    started = False
 
-    cols = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-            TextColumn("val {task.fields[val]}"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*cols, console=err_console(), transient=True) as bar:
-        task = None
+    def update(step, total, loss, val):
+        nonlocal started
+        if not started:
+            track.start(f"train {name or 'sampler'}", total, completed=step - 1, hint="--steps N")
+            started = True
+        track.update(step, total, loss=loss, **({} if val is None else {"val": val}))
 
-        def update(step, total, loss, val):
-            nonlocal task
-            if task is None:
-                task = bar.add_task("train", total=total, completed=step - 1, loss="-", val="-")
-            bar.update(task, completed=step, loss=f"{loss:.4f}", val="-" if val is None else f"{val:.4f}")
-
+    try:
         yield update
+    finally:
+        if started:
+            track.finish()
 
 
 @handle_errors
@@ -59,6 +58,7 @@ def train_sampler(
     device: DeviceOpt = None,
     overwrite: OverwriteOpt = None,
     quiet: QuietOpt = None,
+    progress: ProgressOpt = None,
     json: JsonOpt = None,
 ) -> None:
     """Train a conditional sampler (cflow, cfm or mmd-flow) on pairs x, y = noise(A x) simulated on the fly.
@@ -77,12 +77,12 @@ def train_sampler(
         "prior": prior, "prior_params": parse_assignments(prior_param, "--prior-param"), "dim": dim,
         "steps": steps, "batch_size": batch_size, "lr": lr, "val_every": val_every,
         "checkpoint_every": checkpoint_every, "resume": resume, "output": output, "seed": seed, "device": device,
-        "overwrite": overwrite, "quiet": quiet, "json": json,
+        "overwrite": overwrite, "quiet": quiet, "progress": progress, "json": json,
     }, "train-sampler settings")
     from ..distributed import Dist
 
     main = Dist.from_env().is_main
-    with _loss_progress(run.quiet or run.json_output or not main) as progress:
+    with _loss_progress(run.progress if main else "none", run.quiet, run.sampler) as progress:
         info = api_train(
             run.sampler, run.operator, run.operator_params, run.noise, run.noise_params, images=run.images,
             crop=run.crop, prior=run.prior, prior_params=run.prior_params, dim=run.dim,

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Iterable, TypeVar
+from typing import Any, ClassVar
 
 import torch
 
 from ..config import Params, validate_params
 from ..errors import OperatorError
+from ..progress import Track, no_track
 from ..registry import Registry
 
 __all__ = ["Method", "METHODS", "build_method", "Track", "no_track", "load_all"]
-
-T = TypeVar("T")
-#: ``track(iterable, description)`` wraps an iteration with a progress display.
-Track = Callable[[Iterable[T], str], Iterable[T]]
-
-
-def no_track(it: Iterable[T], description: str = "") -> Iterable[T]:
-    return it
 
 
 METHODS: Registry[type["Method"]] = Registry("method")

@@ -135,10 +135,11 @@ def resolve_settings(operator, prior_name: str, params, zero_shot: bool = False)
     return s
 
 
-def map_energy(x, y, operator, noise, prior, lam: float, n_patches: int, padding: int,
-               generator: torch.Generator | None = None, precision: str = "fp32") -> torch.Tensor:
-    """NLL(y | A x) + lam * R(x) per item, (B,); R on ``n_patches`` random patches of each padded item,
-    under bfloat16 autocast with ``precision="bf16"`` (the prior term only)."""
+def map_terms(x, y, operator, noise, prior, lam: float, n_patches: int, padding: int,
+              generator: torch.Generator | None = None, precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
+    """The data term NLL(y | A x) and the prior term lam * R(x) per item, each (B,); R on ``n_patches``
+    random patches of each padded item, under bfloat16 autocast with ``precision="bf16"`` (the prior term
+    only)."""
     from ..priors.patches import random_patches
 
     data = noise.nll(y, operator(x))
@@ -146,7 +147,14 @@ def map_energy(x, y, operator, noise, prior, lam: float, n_patches: int, padding
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         reg = torch.stack([prior.regularizer(random_patches(xi[None], prior.patch_size, n_patches, generator))
                            for xi in xp])
-    return data + lam * reg.to(data.dtype)
+    return data, lam * reg.to(data.dtype)
+
+
+def map_energy(x, y, operator, noise, prior, lam: float, n_patches: int, padding: int,
+               generator: torch.Generator | None = None, precision: str = "fp32") -> torch.Tensor:
+    """NLL(y | A x) + lam * R(x) per item, (B,): the sum of :func:`map_terms`."""
+    data, reg = map_terms(x, y, operator, noise, prior, lam, n_patches, padding, generator, precision)
+    return data + reg
 
 
 def check_patch_fit(shape: tuple[int, ...], patch_size: int, padding: int, flag: str) -> None:
@@ -240,11 +248,12 @@ class PatchMAP(Method):
         n = s["iterations"]
         start = n - round(s["average"] * n)  # iterates start + 1 .. n enter the tail mean
         mean = None
-        for k in track(range(n), f"map ({self.prior.name})"):
+        for k in track(range(n), f"map ({self.prior.name})", hint="-M iterations=N (or a smaller crop)"):
             opt.zero_grad(set_to_none=True)
-            e = map_energy(x, y, operator, noise, self.prior, s["lam"], s["n_patches"], s["padding"], generator,
-                           p.precision)
-            e.sum().backward()
+            data, reg = map_terms(x, y, operator, noise, self.prior, s["lam"], s["n_patches"], s["padding"],
+                                  generator, p.precision)
+            (data + reg).sum().backward()
+            track.note(data=data.detach(), prior=reg.detach())
             opt.step()
             if on_step is not None:
                 on_step(k + 1, x.detach())

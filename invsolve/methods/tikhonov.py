@@ -42,7 +42,8 @@ def conjugate_gradient(apply, b: torch.Tensor, x0: torch.Tensor, iterations: int
     p = r.clone()
     rs = (r * r).sum(dims, keepdim=True)
     bnorm = (b * b).sum(dims, keepdim=True).sqrt().clamp_min(1e-30)
-    for _ in track(range(iterations), "cg"):
+    for _ in track(range(iterations), "cg", hint="-M iterations=N or -M tol=…"):
+        track.note(residual=(rs.sqrt() / bnorm).max())
         if bool((rs.sqrt() <= tol * bnorm).all()):
             break
         Ap = apply(p)

@@ -79,10 +79,11 @@ class TV(Method):
             x0 = initial_guess(y, operator, noise)
         x = x0.detach().clone().requires_grad_(True)
         opt = torch.optim.Adam([x], lr=self.lr_for(operator))
-        for k in track(range(p.iterations), "tv"):
+        for k in track(range(p.iterations), "tv", hint="-M iterations=N"):
             opt.zero_grad(set_to_none=True)
-            loss = (noise.nll(y, operator(x)) + lam * tv_smooth(x, p.eps)).sum()
-            loss.backward()
+            data, reg = noise.nll(y, operator(x)), lam * tv_smooth(x, p.eps)
+            (data + reg).sum().backward()
+            track.note(data=data.detach(), tv=reg.detach())
             opt.step()
             if p.nonneg:
                 with torch.no_grad():

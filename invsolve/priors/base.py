@@ -69,6 +69,9 @@ class PatchPrior(nn.Module):
     Training: ClassVar[type[Params]] = Params
     #: True when :meth:`nll` is a negative log density (up to a constant).
     is_density: ClassVar[bool] = True
+    #: What the benchmarks show pays off: ``{"steps": N, "source": where}`` (None: no advice).  Written into
+    #: each trained prior's provenance as ``advice``; a prior trained for under a quarter of it warns when used.
+    advice: ClassVar[dict[str, Any] | None] = None
 
     def __init__(self, config: PriorConfig | None = None):
         super().__init__()
@@ -327,3 +330,21 @@ def load_prior(path: str | Path, device: str | torch.device = "cpu", name: str |
         raise CheckpointError(f"{path} holds a prior on {p}×{p} patches, but {patch_size}×{patch_size} "
                               f"patches are needed; retrain with -P patch_size={patch_size}")
     return prior.freeze()
+
+
+def check_training(prior: PatchPrior, path: str | Path) -> None:
+    """Warn when ``prior`` (loaded from ``path``) was trained for far fewer steps than its ``advice`` (the
+    file's, else the class's) says pays off: under a quarter of them."""
+    import warnings
+
+    prov = prior.provenance or {}
+    advice = prov.get("advice") if isinstance(prov.get("advice"), dict) else type(prior).advice
+    steps = prov.get("steps")
+    if not advice or not isinstance(steps, int) or not isinstance(advice.get("steps"), int):
+        return
+    if steps * 4 < advice["steps"]:
+        source = advice.get("source", "the benchmarks")
+        warnings.warn(f"{path} is a {prior.name} prior trained for {steps} steps; {source} shows it pays off over "
+                      f"TV from about {advice['steps']} steps: expect a result no better than TV's, or train longer "
+                      f"(train-prior --steps {advice['steps']}, or --resume from a checkpoint)", UserWarning,
+                      stacklevel=3)

@@ -233,7 +233,7 @@ def fit_gmm(x, k, max_iter=100, tol=1e-4, reg_covar=1e-6, init="kmeans++", gener
     resp[torch.arange(n), torch.cdist(xd, centres).argmin(1)] = 1.0
     hist = {"train": [], "val": [], "steps": 0, "converged": False}
     prev = -math.inf
-    for it in track(range(1, max_iter + 1), "fit epll (EM)"):
+    for it in track(range(1, max_iter + 1), "fit epll (EM)", hint="--steps N (EM iterations)"):
         nk = resp.sum(0) + 10 * torch.finfo(xd.dtype).eps  # M step
         w, mu = nk / n, (resp.T @ xd) / nk[:, None]
         second = xd.new_zeros(k, d * d)  # Σ_i r_ik (x_i − c)(x_i − c)ᵀ, one product per row block

@@ -150,7 +150,7 @@ def train_patchnr(
     resumed_from = start if resume else None
     n_img, p = len(images), prior.patch_size
     t0 = time.perf_counter()
-    for step in track(range(start + 1, steps + 1), "train patchnr"):
+    for step in track(range(start + 1, steps + 1), "train patchnr", hint="--steps N"):
         i = int(torch.randint(n_img, (1,), generator=gen, device=dev)) if n_img > 1 else 0
         x = random_patches(images[i][None], p, batch_size, gen)
         if augment:

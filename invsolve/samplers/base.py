@@ -196,7 +196,7 @@ class Sampler:
         rows = torch.arange(len(y), device=self.device).repeat_interleave(n)
         out = []
         bf16 = getattr(self, "precision", "fp32") == "bf16"
-        for sl in track(list(torch.split(rows, self.chunk_rows)), f"sampling ({self.name})"):
+        for sl in track(list(torch.split(rows, self.chunk_rows)), f"sampling ({self.name})", hint="--num-samples N"):
             # bf16 covers the network evaluations only; the sampler's state, the
             # standardisation and the initial guess stay float32
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
