@@ -95,6 +95,9 @@ class Track:
         if not self._checked:
             self.estimate_check()
 
+    def set_outer(self, text: str | None) -> None:
+        """The state of the work around the loops (e.g. ``"3/40 slices done"``; None: over), for displays."""
+
     def note(self, **values: Any) -> None:
         """The loop's current objective values (e.g. ``data=…, prior=…``), shown with the step."""
         self.__dict__.setdefault("values", {}).update(values)

@@ -128,3 +128,19 @@ def test_a_briefly_trained_prior_is_flagged_when_used(tmp_path, phantom_png, mea
     from invsolve.priors.base import read_prior_file
 
     assert read_prior_file(p)["provenance"]["advice"]["steps"] == 40000
+
+
+def test_outer_work_prefixes_the_lines_and_beats_between_loops():
+    out = io.StringIO()
+    track = LineTrack(stream=out, seconds=0.0, poll=0.01)
+    track.most = 0.05
+    track.set_outer("1/3 slices done")
+    for _ in track(range(2), "tv"):
+        time.sleep(0.03)
+    time.sleep(0.2)  # between loops (writing, reading the next batch)
+    track.set_outer(None)
+    time.sleep(0.05)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("1/3 slices done | tv: step ")
+    assert any(ln.startswith("1/3 slices done, elapsed 0:00") for ln in lines)
+    assert track._thread is None  # no loop and no outer work: the watcher has ended

@@ -48,32 +48,62 @@ class _Values:
 
 
 class LineTrack(Track):
-    """Plain progress lines on a stream (stderr), for logs and pipes."""
+    """Plain progress lines on a stream (stderr), for logs and pipes.
+
+    :meth:`set_outer` names the work around the loops (``"3/40 slices done"``): it prefixes the lines, and
+    between loops a line with it goes out every :data:`MAX_SECONDS`.  A watcher thread writes the lines while
+    a loop runs or an outer text is set, and ends when neither is.
+    """
 
     def __init__(self, stream=None, seconds: float | None = None, poll: float = 0.5):
         self.stream = stream or sys.stderr
         env = os.environ.get("INVSOLVE_PROGRESS_SECONDS")
         self.seconds = seconds if seconds is not None else (float(env) if env else LINE_SECONDS)
         self.poll, self.most = poll, MAX_SECONDS
+        self.outer: str | None = None
         self._lock = threading.Lock()
-        self._stop: threading.Event | None = None
+        self._active, self._thread = False, None
+        self._t_begin = self._last_time = time.monotonic()
+
+    def set_outer(self, text: str | None) -> None:
+        """The outer work's state (None: the outer work is over)."""
+        with self._lock:
+            self.outer = text
+            self._ensure_thread()
 
     def start(self, description, total, completed=0, hint=None) -> None:
         super().start(description, total, completed, hint)
-        self._last_time, self._last_step, self._lines = self.t0, completed, 0
-        self._stop = threading.Event()
-        threading.Thread(target=self._watch, args=(self._stop,), daemon=True).start()
+        with self._lock:
+            self._active, self._last_step, self._lines = True, completed, 0
+            self._last_time = self.t0
+            self._ensure_thread()
 
-    def _watch(self, stop: threading.Event) -> None:
-        while not stop.wait(self.poll):
+    def _ensure_thread(self) -> None:
+        if self._thread is None and (self._active or self.outer):
+            self._thread = threading.Thread(target=self._watch, daemon=True)
+            self._thread.start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.poll)
             with self._lock:
-                if line_due(time.monotonic(), self._last_time, self.completed, self._last_step, self.total,
-                            self.seconds, most=self.most):
+                if not (self._active or self.outer):
+                    self._thread = None
+                    return
+                now = time.monotonic()
+                if self._active and line_due(now, self._last_time, self.completed, self._last_step, self.total,
+                                             self.seconds, most=self.most):
                     self._emit()
+                elif not self._active and now - self._last_time >= self.most:
+                    self._write(f"{self.outer}, elapsed {format_duration(now - self._t_begin)}")
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+        self._last_time = time.monotonic()
 
     def _emit(self, done: bool = False) -> None:
-        now = time.monotonic()
-        elapsed = now - self.t0
+        elapsed = time.monotonic() - self.t0
         k, n = self.completed, self.total
         if done:
             text = f"{self.description}: done {k}/{n} in {format_duration(elapsed)}" if n else \
@@ -85,14 +115,13 @@ class LineTrack(Track):
         else:
             text = f"{self.description}: step {k}, elapsed {format_duration(elapsed)}"
         values = format_values(self.values)
-        self.stream.write(text + (f", {values}" if values else "") + "\n")
-        self.stream.flush()
-        self._last_time, self._last_step, self._lines = now, k, self._lines + 1
+        prefix = f"{self.outer} | " if self.outer else ""
+        self._write(prefix + text + (f", {values}" if values else ""))
+        self._last_step, self._lines = k, self._lines + 1
 
     def finish(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
         with self._lock:
+            self._active = False
             if self._lines or time.monotonic() - self.t0 >= self.seconds:
                 self._emit(done=True)
 
