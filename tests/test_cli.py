@@ -111,14 +111,21 @@ def test_config_file_with_flags_overriding(tmp_path, phantom_png):
     assert res.exit_code == 0 and json.loads(res.stdout.splitlines()[-1])["method"] == "tikhonov"
 
 
-def test_preview_png(tmp_path, phantom_png):
+def test_preview_png_is_the_figure_of_show(tmp_path, phantom_png):
+    from skimage import io
+
     m = simulate(tmp_path, phantom_png, "superres", "--preview", tmp_path / "sim.png")
     res = run("reconstruct", m, "-m", "bicubic", "-o", tmp_path / "r.h5", "--preview", tmp_path / "r.png")
     assert res.exit_code == 0
-    from skimage import io
-
-    img = io.imread(tmp_path / "r.png")
-    assert img.shape[0] == 256 and img.shape[1] == 2 * 256 + 4  # two panels side by side
+    for result, preview in ((m, "sim.png"), (tmp_path / "r.h5", "r.png")):
+        assert run("show", result, "-o", tmp_path / f"show_{preview}").exit_code == 0
+        img = io.imread(tmp_path / preview)
+        np.testing.assert_array_equal(img, io.imread(tmp_path / f"show_{preview}"))
+    assert io.imread(tmp_path / "r.png").shape[1] == 4 * 310  # measurement, reconstruction, truth, error
+    np.save(tmp_path / "x.npy", np.array([[0.5, -0.2, 0.8]], np.float32))  # parameter vectors get a preview too
+    res = run("simulate", "--operator", "linear", "-P", "diagonal=[1.0, 2.0, 3.0]", "-i", tmp_path / "x.npy", "-o",
+              tmp_path / "v.h5", "--preview", tmp_path / "v.png")
+    assert res.exit_code == 0 and io.imread(tmp_path / "v.png").shape[1] > 600
 
 
 def test_list_and_info(tmp_path):

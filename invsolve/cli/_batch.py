@@ -11,13 +11,13 @@ from ._common import emit_json, out_console
 __all__ = ["run_batch_cli"]
 
 
-def run_batch_cli(task, run, preview_panels) -> None:
-    """Run ``task`` over ``run.measurement`` and report.
+def run_batch_cli(task, run) -> None:
+    """Run ``task`` over ``run.measurement`` and report; with ``--preview``, draw the first output file as
+    ``invsolve show`` does.
 
     Arguments:
         task: A :class:`invsolve.api_batch.ReconstructTask` or ``PosteriorTask``.
         run: The command's validated settings (measurement, output, shard, resume, ...).
-        preview_panels: ``f(stored_result) -> list of 2-D arrays`` for ``--preview``.
     """
     from .. import api
     from ..api_batch import expand_inputs, graceful_stop, parse_shard, run_batches
@@ -30,7 +30,7 @@ def run_batch_cli(task, run, preview_panels) -> None:
         from ..io.hdf5 import check_not_input
         from ..io.preview import check_preview
 
-        check_preview(run.preview, run.overwrite, _vector_measurement(inputs[0], reading.operator))
+        check_preview(run.preview, run.overwrite)
         check_not_input(run.preview, inputs)
 
     def on_slice(done) -> None:
@@ -63,7 +63,7 @@ def run_batch_cli(task, run, preview_panels) -> None:
         if run.preview:
             from ..io.preview import write_preview
 
-            write_preview(run.preview, preview_panels(stored[0]), run.overwrite)
+            write_preview(run.preview, summary.outputs[0], run.overwrite)
         if "mean_std" not in report and "posterior_std" in stored[0].datasets:
             report["mean_std"] = float(stored[0].datasets["posterior_std"].mean())
     if run.json_output:
@@ -75,22 +75,3 @@ def run_batch_cli(task, run, preview_panels) -> None:
         out_console().print(f"wrote {where}: {summary.computed} slice(s) computed, {summary.skipped} already done "
                             f"({state}) in {report['seconds']} s{extra}")
 
-
-def _vector_measurement(path, operator: str | None = None) -> bool:
-    """Whether the measurement ``path`` has parameter vectors as unknowns (its operator's image shape
-    is (d,), or ``operator`` acts on vectors); False when that cannot be read here (the run reports the
-    file's problem itself)."""
-    import json
-
-    import h5py
-
-    if operator is not None:
-        from ..operators import operator_entry
-
-        return getattr(operator_entry(operator).cls, "domain_ndim", 2) == 1
-    try:
-        with h5py.File(path, "r") as f:
-            op = json.loads(f.attrs.get("operator", "{}"))
-        return len(op.get("image_shape") or ()) == 1
-    except (OSError, ValueError, TypeError, AttributeError):
-        return False
