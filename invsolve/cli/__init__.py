@@ -10,6 +10,7 @@ import typer
 
 from . import estimate_noise, evaluate, listing, reconstruct, sample_posterior, simulate, train_prior
 from . import train_sampler
+from . import report, show
 
 __all__ = ["app", "main"]
 
@@ -29,6 +30,8 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("list")(listing.list_cmd)
 app.command("info")(listing.info)
 app.command("train-sampler")(train_sampler.train_sampler)
+app.command("show")(show.show)
+app.command("report")(report.report)
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:

@@ -66,4 +66,4 @@ def reconstruct(
     task = ReconstructTask(run.method, run.method_params, run.seed, run.device, run.batch_size, prior=run.prior,
                            prior_file=run.prior_file, zero_shot=run.zero_shot, prior_params=run.prior_params,
                            track=make_progress(run.progress, run.quiet))
-    run_batch_cli(task, run, lambda st: [st.datasets["measurement"][0], st.datasets["reconstruction"][0]])
+    run_batch_cli(task, run)

@@ -73,10 +73,4 @@ def sample_posterior(
                          run.batch_size, track=make_progress(run.progress, run.quiet), precision=run.precision,
                          compile=run.compile, importance=run.importance)
 
-    def panels(st):
-        d = st.datasets
-        if d["posterior_mean"].ndim != 3:
-            return [d["measurement"][0]]
-        return [d["measurement"][0], d["posterior_mean"][0], d["posterior_std"][0]]
-
-    run_batch_cli(task, run, panels)
+    run_batch_cli(task, run)

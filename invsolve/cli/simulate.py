@@ -61,7 +61,7 @@ def simulate(
     if run.preview:
         from ..io.preview import check_preview
 
-        check_preview(run.preview, run.overwrite, vector)
+        check_preview(run.preview, run.overwrite)
         check_not_input(run.preview, inputs)
     if vector:  # vector operators: (d,) or (N, d)
         from ..errors import ConfigError
@@ -81,7 +81,7 @@ def simulate(
     if run.preview:
         from ..io.preview import write_preview
 
-        write_preview(run.preview, [m.ground_truth[0], m.measurement[0]], run.overwrite)
+        write_preview(run.preview, path, run.overwrite)
     summary = {"output": str(path), "operator": m.operator["name"], "noise": m.noise["name"],
                "images": int(len(m.measurement)), "measurement_shape": list(m.measurement.shape[1:]),
                "seed": run.seed, "device": m.device, "seconds": round(m.timings["simulate"], 3)}
