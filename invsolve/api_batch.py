@@ -261,8 +261,12 @@ def _fingerprint(task: BatchTask, batch_size: int, input_ident: dict, n: int) ->
 def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Path, *, batch_size: int = 8,
                 shard: tuple[int, int] = (1, 1), resume: bool = False, overwrite: bool = False,
                 on_slice: Callable[[SliceDone], None] | None = None,
-                should_stop: Callable[[], bool] | None = None, reading=None) -> BatchSummary:
+                should_stop: Callable[[], bool] | None = None, reading=None,
+                on_batch: Callable[[int, int], None] | None = None) -> BatchSummary:
     """Run ``task`` over every slice of ``inputs`` (this shard's share), writing one output per input.
+
+    ``on_batch(done, total)`` (optional) hears, before the first batch and after each, how many of the
+    ``total`` slices this run computes are done.
 
     ``inputs`` are invsolve measurement files or, with ``reading`` (a
     :class:`invsolve.sources.measured.MeasurementReading` naming the operator), data invsolve did not write:
@@ -292,6 +296,10 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
         units.extend((fi, b) for b in range(math.ceil(n / batch_size)))
     done = [io.prepare() for _, io, _ in files]  # every output checked before any work starts
     summary = BatchSummary(outputs=outs, total=sum(n for *_, n in files))
+    todo = [(u, fi, b) for u, (fi, b) in enumerate(units) if u % n_shards == k - 1]
+    to_compute = sum(int((~done[fi][b * batch_size : (b + 1) * batch_size]).sum()) for _, fi, b in todo)
+    if on_batch is not None:
+        on_batch(0, to_compute)
     for u, (fi, b) in enumerate(units):
         if u % n_shards != k - 1:
             continue
@@ -315,6 +323,8 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
             raise Interrupted(f"aborted during a batch on {sig.name}; {kept}", exit_code=128 + int(sig)) from None
         summary.computed += sl.stop - sl.start
         summary.spec, summary.device = attrs, str(attrs.get("device"))
+        if on_batch is not None:
+            on_batch(summary.computed, to_compute)
         if on_slice is not None:
             scores = evaluate(results["reconstruction"], m.ground_truth) if m.ground_truth is not None and \
                 results["reconstruction"].ndim == 3 else None

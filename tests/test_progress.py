@@ -144,3 +144,14 @@ def test_outer_work_prefixes_the_lines_and_beats_between_loops():
     assert lines[0].startswith("1/3 slices done | tv: step ")
     assert any(ln.startswith("1/3 slices done, elapsed 0:00") for ln in lines)
     assert track._thread is None  # no loop and no outer work: the watcher has ended
+
+
+def test_batch_lines_name_the_slices_done(tmp_path, phantom_png):
+    m = tmp_path / "s.h5"
+    res = runner.invoke(app, ["simulate", "--operator", "blur", *["-i", str(phantom_png)] * 3, "-o", str(m), "-q"])
+    assert res.exit_code == 0, res.stderr
+    res = _invsolve("reconstruct", m, "-m", "tv", "-M", "iterations=20", "--batch-size", "1", "-o", tmp_path / "r.h5")
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.splitlines()
+    for k in range(3):
+        assert any(ln.startswith(f"{k}/3 slices done | tv: done 20/20") for ln in lines), res.stderr

@@ -36,10 +36,21 @@ def run_batch_cli(task, run) -> None:
     def on_slice(done) -> None:
         emit_json(done.to_json())
 
+    track = task.track
+
+    def on_batch(done: int, total: int) -> None:  # the slices, in progress lines, when there are batches
+        if track is not None and total > run.batch_size:
+            track.set_outer(f"{done}/{total} slices done" if done < total else None)
+
     with graceful_stop() as should_stop:
-        summary = run_batches(task, inputs, run.output, batch_size=run.batch_size, shard=shard, resume=run.resume,
-                              overwrite=run.overwrite, on_slice=on_slice if run.json_output else None,
-                              should_stop=should_stop, reading=reading)
+        try:
+            summary = run_batches(task, inputs, run.output, batch_size=run.batch_size, shard=shard,
+                                  resume=run.resume, overwrite=run.overwrite,
+                                  on_slice=on_slice if run.json_output else None, should_stop=should_stop,
+                                  reading=reading, on_batch=on_batch)
+        finally:
+            if track is not None:
+                track.set_outer(None)
     first = summary.outputs[0]
     complete = all(summary.complete)
     report: dict[str, Any] = {
