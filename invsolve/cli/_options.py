@@ -14,7 +14,7 @@ OverwriteOpt = Annotated[Optional[bool], typer.Option("--overwrite/--no-overwrit
 ProgressOpt = Annotated[Optional[str], typer.Option("--progress", help="auto (a bar on a terminal, plain lines in a log or pipe, none with --quiet), bar, lines or none", show_default=False)]
 QuietOpt = Annotated[Optional[bool], typer.Option("--quiet/--no-quiet", "-q", help="no progress or summary on the terminal", show_default=False)]
 JsonOpt = Annotated[Optional[bool], typer.Option("--json/--no-json", help="machine-readable JSON summary on stdout", show_default=False)]
-PreviewOpt = Annotated[Optional[str], typer.Option("--preview", help="write a PNG of the result beside the measurement")]
+PreviewOpt = Annotated[Optional[str], typer.Option("--preview", help="write FILE.png: the figure `invsolve show` draws of the output (item 0)")]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="images processed together; each batch is "
                                                   "written, seeded and resumed as a unit (default 8)")]
 InputsArg = Annotated[Optional[list[str]], typer.Argument(
