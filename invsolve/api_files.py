@@ -162,11 +162,13 @@ def save_reconstruction(r: Reconstruction, path: str | Path, overwrite: bool = F
 MEASUREMENT_KINDS = ("measurement", "reconstruction", "posterior", "noise_estimate")
 
 
-def load_measurement(path: str | Path, items: slice | None = None) -> Measurement:
+def load_measurement(path: str | Path, items: slice | None = None,
+                     operator_params: dict[str, Any] | None = None) -> Measurement:
     """Read a measurement (a ``simulate`` or ``reconstruct`` output) with its operator and noise.
 
     ``items`` (a ``slice`` with step 1 or more, or None for all) reads only those measurements of a stack
-    (e.g. one batch).
+    (e.g. one batch).  A file path among the stored operator parameters (e.g. ``kernel_file``) whose
+    contents the file does not carry is refused unless ``operator_params`` gives that same path.
     """
     from .api import Measurement
     from .io.hdf5 import read_result
@@ -196,6 +198,9 @@ def load_measurement(path: str | Path, items: slice | None = None) -> Measuremen
         operator_entry(op["name"])
     except (OperatorError, KeyError, TypeError) as exc:
         raise DataError(f"{path} was written with an operator this version does not know: {exc}") from None
+    from .operators.file_params import check_stored_paths
+
+    check_stored_paths(op, st.groups.get("operator_arrays", {}), str(path), operator_params)
     shape = op.get("image_shape")
     if not (isinstance(shape, list) and len(shape) in (1, 2) and all(isinstance(v, int) and v > 0 for v in shape)):
         raise DataError(f"{path} has an invalid operator image_shape {shape!r}; re-create the file with "

@@ -23,7 +23,7 @@ def _load(run):
         operator_entry(run.operator)  # an unknown name fails here with the list of valid ones
     path, dset = split_spec(run.measurements)
     if path.suffix.lower() in (".h5", ".hdf5") and dset is None:
-        m = api.load_measurement(run.measurements)
+        m = api.load_measurement(run.measurements, operator_params=run.operator_params)
         if run.operator not in (None, m.operator["name"]):
             raise ConfigError(f"{run.measurements} was simulated with operator {m.operator['name']!r}, "
                               f"not {run.operator!r}; drop --operator or pick the matching file")

@@ -171,6 +171,9 @@ def read_result(path: str | Path, items: slice | None = None, data: bool = True)
                 except json.JSONDecodeError:
                     raise DataError(f"{p} has a damaged {k!r} attribute (not JSON); re-create the file with the "
                                     "command that wrote it") from None
+        from .h5safety import check_members
+
+        check_members(f, str(p), depth=1)  # no data from outside the file: external storage, links, virtual
         n = f["measurement"].shape[0] if isinstance(f.get("measurement"), h5py.Dataset) else None
 
         def load(d):

@@ -62,11 +62,14 @@ def read_hdf5(path: Path, dataset: str | None) -> np.ndarray:
                     f"(datasets: {', '.join(names) or 'none'})"
                 )
             dataset = names[0]
-        if dataset not in f or not isinstance(f[dataset], h5py.Dataset):
+        from .h5safety import checked_get
+
+        obj = checked_get(f, dataset, f"{path}:{dataset if dataset.startswith('/') else '/' + dataset}")
+        if not isinstance(obj, h5py.Dataset):
             raise DataError(
                 f"no dataset {dataset!r} in {path}; datasets: {', '.join(names) or 'none'}"
             )
-        return np.asarray(f[dataset][()])
+        return np.asarray(obj[()])
 
 
 def _dtype_bits(arr: np.ndarray) -> int | None:

@@ -77,6 +77,9 @@ class Operator(torch.nn.Module):
     Params: ClassVar[type[Params]] = Params
     name: str = ""
     linear: bool = True  # nonlinear operators (gixrf, surrogate) set False and have no adjoint
+    #: parameters naming a file the operator reads -> the names of its arrays that carry that file's contents
+    #: (a trailing "." matches a prefix); see :mod:`invsolve.operators.file_params`
+    file_params: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, params: Params, image_shape: tuple[int, ...], arrays: dict | None = None):
         super().__init__()

@@ -55,6 +55,7 @@ class BlurOperator(Operator):
 
     Params = BlurParams
     kind = "blur"
+    file_params = {"kernel_file": ("kernel",)}
 
     def __init__(self, params, image_shape, arrays=None):
         super().__init__(params, image_shape, arrays)

@@ -152,6 +152,7 @@ class CTOperator(Operator):
 
     Params = CTParams
     kind = "ct"
+    file_params = {"angles_file": ()}  # read into ``angles`` when the parameters are validated
 
     def __init__(self, params: CTParams, image_shape, arrays=None):
         super().__init__(params, image_shape, arrays)

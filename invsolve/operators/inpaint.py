@@ -55,6 +55,7 @@ class InpaintOperator(Operator):
 
     Params = InpaintParams
     kind = "inpaint"
+    file_params = {"mask_file": ("mask",)}
 
     def __init__(self, params, image_shape, arrays=None):
         super().__init__(params, image_shape, arrays)

@@ -60,6 +60,7 @@ class LinearOperator(Operator):
 
     Params = LinearParams
     kind = "linear"
+    file_params = {"matrix_file": ("matrix",)}
     #: rank of the domain: vector operators act on (d,), image operators on (H, W).
     domain_ndim: ClassVar[int] = 1
 

@@ -116,6 +116,7 @@ class SurrogateOperator(Operator):
     Params = SurrogateParams
     kind = "surrogate"
     linear = False
+    file_params = {"model": ("torchscript", "state.")}
     domain_ndim = 1
 
     def __init__(self, params: SurrogateParams, image_shape, arrays=None):

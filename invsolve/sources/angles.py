@@ -73,10 +73,13 @@ def read_angles(spec: str) -> tuple[np.ndarray, str | None]:
             raise DataError(f"name the angle dataset of {path}, e.g. -P angles_file={path}:/exchange/theta")
         try:
             with h5py.File(path, "r") as f:
-                if dset not in f or not isinstance(f[dset], h5py.Dataset):
+                from ..io.h5safety import checked_get
+
+                ds = checked_get(f, dset, f"{path}:{dset}")
+                if not isinstance(ds, h5py.Dataset):
                     raise DataError(f"no dataset {dset!r} in {path} for the angles; check -P angles_file")
-                arr = np.asarray(f[dset][()], dtype=np.float64)
-                unit = hdf5_angle_unit(f[dset])
+                arr = np.asarray(ds[()], dtype=np.float64)
+                unit = hdf5_angle_unit(ds)
         except OSError as exc:
             raise DataError(f"cannot read {path} as HDF5 ({exc})") from None
     elif suffix == ".npy":

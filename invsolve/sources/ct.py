@@ -44,8 +44,13 @@ def _projections(spec: InputSpec, reading: MeasurementReading) -> tuple[np.ndarr
         raise ConfigError(f"{spec.where()} holds raw projections; give their flat fields with --flats "
                           "FILE.h5:/exchange/data_white (and --darks)")
     if spec.is_hdf5:  # only the rows asked for are read
+        from ..io.h5safety import checked_get
+
         with h5py.File(spec.file, "r") as f:
-            shape = f[spec.dataset].shape
+            obj = checked_get(f, spec.dataset, spec.where())
+            if not isinstance(obj, h5py.Dataset):
+                raise DataError(f"no dataset {spec.dataset!r} in {spec.file}; check the input's :/PATH")
+            shape = obj.shape
         whole = None
     else:  # other formats are read whole, once
         whole = read_raw(spec)
@@ -57,9 +62,12 @@ def _projections(spec: InputSpec, reading: MeasurementReading) -> tuple[np.ndarr
     sino, info = _correct(proj, _frames(flats, rows), None if darks is None else _frames(darks, rows), rows)
     params: dict[str, Any] = {}
     if DXCHANGE["theta"] in names and not _angles_given(reading):
+        from ..io.h5safety import checked_get
+
         with h5py.File(spec.file, "r") as f:
-            theta = np.asarray(f[DXCHANGE["theta"]][()], dtype=np.float64).reshape(-1)
-            params = {"angles": [float(v) for v in theta], "angle_unit": hdf5_angle_unit(f[DXCHANGE["theta"]]) or "deg",
+            ds = checked_get(f, DXCHANGE["theta"])
+            theta = np.asarray(ds[()], dtype=np.float64).reshape(-1)
+            params = {"angles": [float(v) for v in theta], "angle_unit": hdf5_angle_unit(ds) or "deg",
                       "angles_source": f"{spec.file}:{DXCHANGE['theta']}"}
     return sino, params, {**info, "flats": flats, "darks": darks}
 
@@ -83,8 +91,10 @@ def _nxtomo(spec: InputSpec, reading: MeasurementReading, nx) -> tuple[np.ndarra
     from .nexus import read_nxtomo
     from .projections import parse_rows
 
+    from ..io.h5safety import checked_get
+
     with h5py.File(spec.file, "r") as f:
-        n_rows = f[nx.data].shape[1]
+        n_rows = checked_get(f, nx.data).shape[1]
     rows = parse_rows(reading.rows, n_rows)
     proj, flats, darks, angles, unit = read_nxtomo(spec.file, nx, rows)
     if reading.darks is not None:  # given darks replace the entry's own

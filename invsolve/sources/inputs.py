@@ -128,7 +128,9 @@ def _read_hdf5(spec: InputSpec, rows: slice | None) -> np.ndarray:
         if spec.dataset is None:
             raise DataError(f"name the dataset of {spec.file} as {spec.file}:/PATH (datasets: "
                             f"{', '.join(names[:8]) or 'none'}{' ...' if len(names) > 8 else ''})")
-        obj = f.get(spec.dataset)
+        from ..io.h5safety import checked_get
+
+        obj = checked_get(f, spec.dataset, spec.where())
         if not isinstance(obj, h5py.Dataset):
             raise DataError(f"no dataset {spec.dataset!r} in {spec.file}; datasets: "
                             f"{', '.join(names[:8]) or 'none'}{' ...' if len(names) > 8 else ''}")

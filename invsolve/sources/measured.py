@@ -76,6 +76,7 @@ class Source:
     ident: dict[str, Any]
     measurement: Any = None
     noise_override: dict[str, Any] | None = field(default=None)
+    given_params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def file(self) -> Path:
@@ -94,7 +95,7 @@ class Source:
         if self.measurement is None:
             from ..api_files import load_measurement
 
-            m = load_measurement(self.spec.file, items=items)
+            m = load_measurement(self.spec.file, items=items, operator_params=self.given_params)
             if self.noise_override is not None:
                 m.noise = self.noise_override
             return m
@@ -147,6 +148,10 @@ def _invsolve_source(spec: InputSpec, reading: MeasurementReading) -> Source:
                         "file with `invsolve simulate`")
     stored = meta.attrs["operator"]
     _check_agrees(spec, stored, reading)
+    if isinstance(stored, dict):
+        from ..operators.file_params import check_stored_paths
+
+        check_stored_paths(stored, meta.groups.get("operator_arrays", {}), str(spec.file), reading.operator_params)
     noise = None
     if reading.noise is not None or reading.noise_params:
         from ..api import resolve_noise
@@ -160,7 +165,7 @@ def _invsolve_source(spec: InputSpec, reading: MeasurementReading) -> Source:
     ident = {k: meta.attrs.get(k) for k in ("created", "source", "seed", "operator", "noise")}
     if noise is not None:
         ident["noise_override"] = noise
-    return Source(spec, int(shape[0]), ident, noise_override=noise)
+    return Source(spec, int(shape[0]), ident, noise_override=noise, given_params=dict(reading.operator_params))
 
 
 def _check_agrees(spec: InputSpec, stored: dict, reading: MeasurementReading) -> None:

@@ -63,9 +63,11 @@ def read_nxtomo(path, frames: NXtomoFrames, rows: slice | None):
 
     from .angles import hdf5_angle_unit
 
+    from ..io.h5safety import checked_get
+
     with h5py.File(path, "r") as f:
-        key = np.asarray(f[frames.image_key][()]).reshape(-1)
-        data = f[frames.data]
+        key = np.asarray(checked_get(f, frames.image_key)[()]).reshape(-1)
+        data = checked_get(f, frames.data)
         if data.ndim != 3 or data.shape[0] != key.size:
             raise DataError(f"{path}:{frames.data} has shape {data.shape} for {key.size} image_key entries; an "
                             "NXtomo frame stack is (frames, rows, columns) with one key per frame")
@@ -78,7 +80,7 @@ def read_nxtomo(path, frames: NXtomoFrames, rows: slice | None):
         proj, flats, darks = take(0), take(1), take(2)
         angles = unit = None
         if frames.rotation_angle is not None:
-            ds = f[frames.rotation_angle]
+            ds = checked_get(f, frames.rotation_angle)
             all_angles = np.asarray(ds[()], dtype=np.float64).reshape(-1)
             if all_angles.size == key.size:
                 angles, unit = all_angles[key == 0], hdf5_angle_unit(ds)

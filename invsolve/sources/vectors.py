@@ -239,9 +239,12 @@ def _read_hdf5(path: Path, dset: str | None) -> VectorScan:
                 raise DataError(f"{path} holds {len(names)} datasets; name one as {path}:/PATH "
                                 f"(datasets: {', '.join(names) or 'none'})")
             dset = main[0]
-        if dset not in f or not isinstance(f[dset], h5py.Dataset):
+        from ..io.h5safety import check_members, checked_get
+
+        ds = checked_get(f, dset, f"{path}:{dset if dset.startswith('/') else '/' + dset}")
+        if not isinstance(ds, h5py.Dataset):
             raise DataError(f"no dataset {dset!r} in {path}; datasets: {', '.join(names) or 'none'}")
-        ds = f[dset]
+        check_members(ds.parent, str(path))  # the grid and sigma siblings are read too
         where = f"{path}:{ds.name}"
         vals = _as_vectors(np.asarray(ds[()]), where)
         m = vals.shape[1]
