@@ -17,6 +17,9 @@ from .errors import ConfigError
 
 __all__ = ["Params", "validate_params", "load_config_file", "parse_assignments", "check_seed", "MAX_SEED"]
 
+#: Config files larger than this are refused before they are parsed (settings, not data: arrays go in files).
+MAX_CONFIG_BYTES = 4 * 2**20
+
 #: Seeds are integers 0..MAX_SEED; derived streams (seed + k, batch seeds) stay inside torch's 64-bit range.
 MAX_SEED = 2**62
 
@@ -126,12 +129,25 @@ def parse_assignments(items: list[str] | None, flag: str) -> dict[str, Any]:
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML, YAML or JSON config file into a dict."""
+    """Read a TOML, YAML or JSON config file into a dict.
+
+    Files over :data:`MAX_CONFIG_BYTES` are refused unread, and YAML aliases may not expand a document past
+    :data:`invsolve.config_yaml.MAX_NODES` values (:func:`invsolve.config_yaml.load_yaml`).
+    """
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p} (check the path given to --config)")
     try:
-        text = p.read_bytes().decode("utf-8-sig")
+        size = p.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {p} is {size / 2**20:.1f} MiB, more than the {MAX_CONFIG_BYTES // 2**20} "
+                              "MiB a settings file may hold; keep arrays in files and name them (e.g. -P "
+                              "angles_file=theta.npy)")
+        with p.open("rb") as fh:  # bounded even when the file grows after the check
+            text = fh.read(MAX_CONFIG_BYTES + 1).decode("utf-8-sig")
+        if len(text) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {p} holds more than the {MAX_CONFIG_BYTES // 2**20} MiB a settings "
+                              "file may hold; keep arrays in files and name them")
     except UnicodeDecodeError:
         raise ConfigError(f"config file {p} is not a TOML, YAML or JSON text file (it holds binary data); "
                           "give the settings file to --config") from None
@@ -144,9 +160,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
             data = tomllib.loads(text)
         elif suffix in (".yaml", ".yml"):
-            import yaml
+            from .config_yaml import load_yaml
 
-            data = yaml.safe_load(text) or {}
+            data = load_yaml(text, str(p)) or {}
         elif suffix == ".json":
             data = json.loads(text)
         else:

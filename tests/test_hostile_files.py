@@ -172,3 +172,61 @@ def test_soft_link_inside_the_file_is_read(tmp_path):
     from invsolve.io.images import read_array
 
     assert float(read_array(f"{p}:/alias").mean()) == pytest.approx(0.5)
+
+
+# -- config files that expand ----------------------------------------------------------------------------------
+
+
+def yaml_bomb(path, levels=9):
+    """~600 bytes that expand to 9**levels strings, nested under method_params.lam."""
+    lines = ["method: tv", "method_params:", "  lam:", '    l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", '
+             '"lol", "lol"]']
+    for i in range(1, levels):
+        lines.append(f"    l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_nested_yaml_bomb_is_refused_fast(tmp_path):
+    import time
+
+    m = tmp_path / "m.h5"
+    assert run("simulate", "--operator", "blur", "-i", image(tmp_path), "-o", m).exit_code == 0
+    cfg = yaml_bomb(tmp_path / "bomb.yaml")
+    assert cfg.stat().st_size < 1000
+    start = time.perf_counter()
+    res = run("reconstruct", m, "--config", cfg, "-o", tmp_path / "r.h5")
+    assert time.perf_counter() - start < 2
+    expect_refusal(res, "bomb.yaml", "too many YAML aliases", "write the values out")
+
+
+def test_recursive_yaml_alias_is_refused(tmp_path):
+    from invsolve.config import load_config_file
+    from invsolve.errors import ConfigError
+
+    cfg = tmp_path / "loop.yaml"
+    cfg.write_text("method_params: &a\n  lam: *a\n")
+    with pytest.raises(ConfigError, match="contains it"):
+        load_config_file(cfg)
+
+
+def test_a_few_yaml_aliases_still_work(tmp_path):
+    from invsolve.config import load_config_file
+
+    cfg = tmp_path / "ok.yaml"
+    cfg.write_text("a: &box [1, 2, 3]\nmethod_params:\n  lo: *box\n  hi: *box\n")
+    assert load_config_file(cfg)["method_params"] == {"lo": [1, 2, 3], "hi": [1, 2, 3]}
+
+
+@pytest.mark.parametrize("suffix", [".json", ".toml", ".yaml"])
+def test_huge_config_file_is_refused_unparsed(tmp_path, suffix):
+    import time
+
+    cfg = tmp_path / f"big{suffix}"
+    body = ", ".join(["1.0"] * 1_200_000)
+    cfg.write_text({".json": '{"method_params": {"lam": [%s]}}', ".toml": "[method_params]\nlam = [%s]\n",
+                    ".yaml": "method_params:\n  lam: [%s]\n"}[suffix] % body)
+    start = time.perf_counter()
+    res = run("reconstruct", tmp_path / "m.h5", "--config", cfg, "-o", tmp_path / "r.h5")
+    assert time.perf_counter() - start < 2
+    expect_refusal(res, f"big{suffix}", "MiB", "keep arrays in files")
