@@ -277,7 +277,9 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
             or Ctrl-C arrived during a batch; completed slices stay in the outputs.
     """
     from .api import evaluate
+    from .io.hdf5 import check_output_location
     from .io.incremental import IncrementalOutput
+    from .io.output_lock import output_locks
     from .sources.measured import open_source
 
     t0 = time.perf_counter()
@@ -287,54 +289,57 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
     sources = [open_source(str(p), reading) for p in inputs]
     paths = [s.file for s in sources]
     outs = output_paths(paths, output)
-    files, units = [], []
-    for fi, (source, dst) in enumerate(zip(sources, outs)):
-        n = source.n
-        io = IncrementalOutput(dst, _fingerprint(task, batch_size, source.ident, n), n,
-                               overwrite=overwrite, resume=resume, shared=n_shards > 1)
-        files.append((source, io, n))
-        units.extend((fi, b) for b in range(math.ceil(n / batch_size)))
-    done = [io.prepare() for _, io, _ in files]  # every output checked before any work starts
-    summary = BatchSummary(outputs=outs, total=sum(n for *_, n in files))
-    todo = [(u, fi, b) for u, (fi, b) in enumerate(units) if u % n_shards == k - 1]
-    to_compute = sum(int((~done[fi][b * batch_size : (b + 1) * batch_size]).sum()) for _, fi, b in todo)
-    if on_batch is not None:
-        on_batch(0, to_compute)
-    for u, (fi, b) in enumerate(units):
-        if u % n_shards != k - 1:
-            continue
-        source, io, n = files[fi]
-        src = source.file
-        sl = slice(b * batch_size, min((b + 1) * batch_size, n))
-        if done[fi][sl].all():
-            summary.skipped += sl.stop - sl.start
-            continue
-        if should_stop is not None and should_stop():
-            raise _stopped(summary, outs)
-        try:
-            m = source.load(sl)
-            results, attrs, seconds = task.compute(m, b)
-            done[fi] = io.write(sl.start, results, source=source.stored(), attrs=attrs,
-                                timings={task.command: seconds})
-        except KeyboardInterrupt:
-            sig = _last_signal()
-            kept = (f"the slices completed so far are kept in {_names(outs)}; run the same command with --resume "
-                    "to finish") if any(d.any() for d in done) else "no slice was complete, so nothing was written"
-            raise Interrupted(f"aborted during a batch on {sig.name}; {kept}", exit_code=128 + int(sig)) from None
-        summary.computed += sl.stop - sl.start
-        summary.spec, summary.device = attrs, str(attrs.get("device"))
+    for dst in outs:
+        check_output_location(dst)
+    with output_locks(outs, shared=n_shards > 1):  # one run per output (its shards together)
+        files, units = [], []
+        for fi, (source, dst) in enumerate(zip(sources, outs)):
+            n = source.n
+            io = IncrementalOutput(dst, _fingerprint(task, batch_size, source.ident, n), n,
+                                   overwrite=overwrite, resume=resume, shared=n_shards > 1)
+            files.append((source, io, n))
+            units.extend((fi, b) for b in range(math.ceil(n / batch_size)))
+        done = [io.prepare() for _, io, _ in files]  # every output checked before any work starts
+        summary = BatchSummary(outputs=outs, total=sum(n for *_, n in files))
+        todo = [(u, fi, b) for u, (fi, b) in enumerate(units) if u % n_shards == k - 1]
+        to_compute = sum(int((~done[fi][b * batch_size : (b + 1) * batch_size]).sum()) for _, fi, b in todo)
         if on_batch is not None:
-            on_batch(summary.computed, to_compute)
-        if on_slice is not None:
-            scores = evaluate(results["reconstruction"], m.ground_truth) if m.ground_truth is not None and \
-                results["reconstruction"].ndim == 3 else None
-            for i in range(sl.stop - sl.start):
-                on_slice(SliceDone(str(src), str(io.path), sl.start + i, seconds / (sl.stop - sl.start),
-                                   None if scores is None else float(scores["psnr_per_slice"][i]),
-                                   None if scores is None else float(scores["ssim_per_slice"][i])))
-    summary.complete = [bool(d.all()) for d in done]
-    summary.seconds = time.perf_counter() - t0
-    return summary
+            on_batch(0, to_compute)
+        for u, (fi, b) in enumerate(units):
+            if u % n_shards != k - 1:
+                continue
+            source, io, n = files[fi]
+            src = source.file
+            sl = slice(b * batch_size, min((b + 1) * batch_size, n))
+            if done[fi][sl].all():
+                summary.skipped += sl.stop - sl.start
+                continue
+            if should_stop is not None and should_stop():
+                raise _stopped(summary, outs)
+            try:
+                m = source.load(sl)
+                results, attrs, seconds = task.compute(m, b)
+                done[fi] = io.write(sl.start, results, source=source.stored(), attrs=attrs,
+                                    timings={task.command: seconds})
+            except KeyboardInterrupt:
+                sig = _last_signal()
+                kept = (f"the slices completed so far are kept in {_names(outs)}; run the same command with --resume "
+                        "to finish") if any(d.any() for d in done) else "no slice was complete, so nothing was written"
+                raise Interrupted(f"aborted during a batch on {sig.name}; {kept}", exit_code=128 + int(sig)) from None
+            summary.computed += sl.stop - sl.start
+            summary.spec, summary.device = attrs, str(attrs.get("device"))
+            if on_batch is not None:
+                on_batch(summary.computed, to_compute)
+            if on_slice is not None:
+                scores = evaluate(results["reconstruction"], m.ground_truth) if m.ground_truth is not None and \
+                    results["reconstruction"].ndim == 3 else None
+                for i in range(sl.stop - sl.start):
+                    on_slice(SliceDone(str(src), str(io.path), sl.start + i, seconds / (sl.stop - sl.start),
+                                       None if scores is None else float(scores["psnr_per_slice"][i]),
+                                       None if scores is None else float(scores["ssim_per_slice"][i])))
+        summary.complete = [bool(d.all()) for d in done]
+        summary.seconds = time.perf_counter() - t0
+        return summary
 
 
 def _names(outs: Sequence[Path]) -> str:

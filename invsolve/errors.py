@@ -16,6 +16,8 @@ __all__ = [
     "OperatorError",
     "DeviceError",
     "OutputExistsError",
+    "DiskFullError",
+    "OutputBusyError",
     "Interrupted",
 ]
 
@@ -46,6 +48,14 @@ class OperatorError(InvsolveError):
 
 class DeviceError(InvsolveError):
     """The requested device is not available."""
+
+
+class DiskFullError(DataError):
+    """The file system of an output ran out of space (or quota); nothing half-written is left."""
+
+
+class OutputBusyError(InvsolveError):
+    """Another run is writing the same output."""
 
 
 class OutputExistsError(InvsolveError):

@@ -53,6 +53,12 @@ def run_batch_cli(task, run) -> None:
                 track.set_outer(None)
     first = summary.outputs[0]
     complete = all(summary.complete)
+    if not complete and shard == (1, 1):  # only a shard may end with slices left to others
+        from ..errors import DataError
+
+        left = sum(int(c is False) for c in summary.complete)
+        raise DataError(f"the run ended with {left} of {len(summary.outputs)} output(s) incomplete ({first} …); "
+                        "run the same command with --resume to finish")
     report: dict[str, Any] = {
         "event": "done", "output": str(first), "outputs": [str(p) for p in summary.outputs],
         "slices": summary.total, "computed": summary.computed, "skipped": summary.skipped, "complete": complete,
@@ -72,9 +78,15 @@ def run_batch_cli(task, run) -> None:
             per_s = [v for sc in scores for v in sc["ssim_per_slice"]]
             report.update(psnr=round(float(sum(per) / len(per)), 3), ssim=round(float(sum(per_s) / len(per_s)), 4))
         if run.preview:
+            import warnings
+
+            from ..errors import DiskFullError
             from ..io.preview import write_preview
 
-            write_preview(run.preview, summary.outputs[0], run.overwrite)
+            try:
+                write_preview(run.preview, summary.outputs[0], run.overwrite)
+            except DiskFullError as exc:  # the result is whole and kept: say so, and do not fail the run
+                warnings.warn(f"{exc} (the preview only: {first} is complete)", RuntimeWarning, stacklevel=1)
         if "mean_std" not in report and "posterior_std" in stored[0].datasets:
             report["mean_std"] = float(stored[0].datasets["posterior_std"].mean())
     if run.json_output:

@@ -79,9 +79,14 @@ def simulate(
                      run.device, run.batch_size, source=source, single=single)
     path = api.save_measurement(m, run.output, run.overwrite)
     if run.preview:
+        from ..errors import DiskFullError
         from ..io.preview import write_preview
 
-        write_preview(run.preview, path, run.overwrite)
+        try:
+            write_preview(run.preview, path, run.overwrite)
+        except DiskFullError:
+            path.unlink(missing_ok=True)  # a quick measurement: all or nothing
+            raise
     summary = {"output": str(path), "operator": m.operator["name"], "noise": m.noise["name"],
                "images": int(len(m.measurement)), "measurement_shape": list(m.measurement.shape[1:]),
                "seed": run.seed, "device": m.device, "seconds": round(m.timings["simulate"], 3)}

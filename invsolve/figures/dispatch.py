@@ -124,13 +124,15 @@ def compose(blocks: Sequence[Block]):
 
 def save_figure(fig, path: str | Path, overwrite: bool = False, dpi: int = 100) -> Path:
     """Write ``fig`` atomically to ``path`` (.png, .pdf or .svg); an existing file needs ``overwrite``."""
-    from ..io.atomic import atomic_output
+    import io
+
+    from ..io.atomic import atomic_bytes
     from .output import check_output_file
 
     p = check_output_file(path, overwrite, FIGURE_SUFFIXES, "figure")
-    with atomic_output(p, suffix=p.suffix) as tmp:
-        fig.savefig(tmp, format=p.suffix[1:].lower(), dpi=dpi)
-    return p
+    buf = io.BytesIO()
+    fig.savefig(buf, format=p.suffix[1:].lower(), dpi=dpi)
+    return atomic_bytes(p, buf.getvalue(), suffix=p.suffix)
 
 
 def figure_png(fig, dpi: int = 100) -> bytes:

@@ -148,11 +148,9 @@ def write_report(paths: Sequence[str | Path], output: str | Path, index: int = 0
     Example:
         >>> write_report(["m.h5", "tv.h5", "post.h5"], "report.html")  # doctest: +SKIP
     """
-    from ..io.atomic import atomic_output
+    from ..io.atomic import atomic_bytes
     from .output import check_output_file
 
     p = check_output_file(output, overwrite, REPORT_SUFFIXES, "report")
     page = build_report(paths, index, reference, title)
-    with atomic_output(p, suffix=".html") as tmp:
-        Path(tmp).write_text(page, encoding="utf-8")
-    return p
+    return atomic_bytes(p, page.encode("utf-8"), suffix=".html")

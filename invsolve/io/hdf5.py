@@ -100,12 +100,9 @@ def write_result(
 
     A crash or Ctrl-C during the write leaves no output file and no temporary file.
     """
-    import h5py
-
-    from .atomic import atomic_output
-
     p = check_output(path, overwrite)
-    with atomic_output(p) as tmp, h5py.File(tmp, "w") as f:
+
+    def fill(f) -> None:
         write_attrs(f, attrs)
         for name, arr in datasets.items():
             f.create_dataset(name, data=np.asarray(arr), compression="gzip", compression_opts=4)
@@ -113,7 +110,33 @@ def write_result(
             g = f.create_group(gname)
             for name, arr in members.items():
                 g.create_dataset(name, data=np.asarray(arr))
+
+    raw = sum(np.asarray(a).nbytes for a in datasets.values()) + \
+        sum(np.asarray(a).nbytes for m in (groups or {}).values() for a in m.values())
+    write_hdf5(p, fill, raw)
     return p
+
+
+def write_hdf5(path: str | Path, fill, nbytes: int) -> None:
+    """Write a new HDF5 file atomically: ``fill(h5py.File)`` builds it; ``nbytes`` is its raw size (an upper
+    bound).  Files up to :data:`invsolve.io.atomic.IN_MEMORY_BYTES` are built in memory and written at once,
+    so a disk that fills shows as one clean error line with the exact size; larger ones are refused before
+    they start when their raw size does not fit."""
+    import io
+
+    import h5py
+
+    from .atomic import IN_MEMORY_BYTES, atomic_bytes, atomic_output, check_space
+
+    if nbytes <= IN_MEMORY_BYTES:
+        buf = io.BytesIO()
+        with h5py.File(buf, "w") as f:
+            fill(f)
+        atomic_bytes(path, buf.getvalue())
+        return
+    check_space(path, nbytes)
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        fill(f)
 
 
 @dataclass

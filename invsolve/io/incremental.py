@@ -135,28 +135,44 @@ class IncrementalOutput:
     def _create(self, source: str | Path | dict, shapes: dict[str, tuple[int, ...]], attrs: dict[str, Any]) -> None:
         import h5py
 
-        from .atomic import atomic_output
-        from .hdf5 import write_attrs
+        from .hdf5 import write_attrs, write_hdf5
 
-        with atomic_output(self.path) as tmp:
-            with h5py.File(tmp, "w") as f:
-                write_attrs(f, {**attrs, "run_fingerprint": self.fingerprint})
-                if isinstance(source, dict):  # data read from a foreign file: its arrays as read
-                    for name, value in source.items():
-                        if isinstance(value, dict):
-                            g = f.create_group(name)
-                            for k, v in value.items():
-                                g.create_dataset(k, data=v)
-                        elif value is not None:
-                            f.create_dataset(name, data=value, compression="gzip", compression_opts=1)
-                else:
-                    with h5py.File(source, "r") as src:
-                        for name in ("measurement", "ground_truth", "operator_arrays"):
-                            if name in src:
-                                src.copy(src[name], f, name=name)
-                for name, shape in shapes.items():
-                    _filled(f, name, (self.n, *shape))
-                f.create_dataset("completed", data=np.zeros(self.n, dtype=np.uint8))
+        def fill(f) -> None:
+            write_attrs(f, {**attrs, "run_fingerprint": self.fingerprint})
+            if isinstance(source, dict):  # data read from a foreign file: its arrays as read
+                for name, value in source.items():
+                    if isinstance(value, dict):
+                        g = f.create_group(name)
+                        for k, v in value.items():
+                            g.create_dataset(k, data=v)
+                    elif value is not None:
+                        f.create_dataset(name, data=value, compression="gzip", compression_opts=1)
+            else:
+                with h5py.File(source, "r") as src:
+                    for name in ("measurement", "ground_truth", "operator_arrays"):
+                        if name in src:
+                            src.copy(src[name], f, name=name)
+            for name, shape in shapes.items():
+                _filled(f, name, (self.n, *shape))
+            f.create_dataset("completed", data=np.zeros(self.n, dtype=np.uint8))
+
+        write_hdf5(self.path, fill, self._size(source, shapes))
+
+    def _size(self, source, shapes: dict[str, tuple[int, ...]]) -> int:
+        """The bytes a new file needs at most: its result datasets (float32, all slices) and the source's arrays."""
+        import h5py
+
+        size = sum(4 * self.n * int(np.prod(s)) for s in shapes.values()) + self.n
+        if isinstance(source, dict):
+            for value in source.values():
+                vals = value.values() if isinstance(value, dict) else [value]
+                size += sum(np.asarray(v).nbytes for v in vals if v is not None)
+        else:
+            with h5py.File(source, "r") as src:
+                for name in ("measurement", "ground_truth"):
+                    if name in src:
+                        size += src[name].size * src[name].dtype.itemsize
+        return int(size)
 
     def write(self, start: int, results: dict[str, np.ndarray], *, source: str | Path,
               attrs: dict[str, Any], timings: dict[str, float]) -> np.ndarray:
@@ -173,8 +189,6 @@ class IncrementalOutput:
         Returns:
             The file's completed flags after this write (bool (N,)).
         """
-        import h5py
-
         b = len(next(iter(results.values())))
         with folder_lock(self.path):
             if self._replace or not self.path.exists() or not self._matches():
@@ -183,17 +197,33 @@ class IncrementalOutput:
                                             "run; pass --overwrite to replace it")
                 self._create(source, {k: v.shape[1:] for k, v in results.items()}, attrs)
                 self._replace = False
-            with h5py.File(self.path, "r+") as f:
-                for name, arr in results.items():
-                    if name not in f:
-                        raise DataError(f"{self.path} has no dataset {name!r}; it was written by another "
-                                        "version; pass --overwrite to start again")
-                    f[name][start: start + b] = np.asarray(arr, dtype=np.float32)
-                f.flush()
-                old = json.loads(f.attrs.get("timings", "{}"))
-                for k, v in timings.items():
-                    old[k] = round(float(old.get(k, 0.0)) + float(v), 6)
-                f.attrs["timings"] = json.dumps(old)
-                f["completed"][start: start + b] = 1
-                f.flush()
-                return np.asarray(f["completed"][()], dtype=bool)
+            try:
+                return self._store(start, b, results, timings)
+            except Exception as exc:
+                from .atomic import is_disk_full
+
+                if not is_disk_full(exc):
+                    raise
+                from ..errors import DiskFullError
+
+                raise DiskFullError(f"no space left on device writing {self.path}; the slices completed so far "
+                                    "are kept: free space, then run the same command with --resume") from None
+
+    def _store(self, start: int, b: int, results: dict[str, np.ndarray], timings: dict[str, float]) -> np.ndarray:
+        """Write one batch's results into the existing file, then its completed flags."""
+        import h5py
+
+        with h5py.File(self.path, "r+") as f:
+            for name, arr in results.items():
+                if name not in f:
+                    raise DataError(f"{self.path} has no dataset {name!r}; it was written by another "
+                                    "version; pass --overwrite to start again")
+                f[name][start: start + b] = np.asarray(arr, dtype=np.float32)
+            f.flush()
+            old = json.loads(f.attrs.get("timings", "{}"))
+            for k, v in timings.items():
+                old[k] = round(float(old.get(k, 0.0)) + float(v), 6)
+            f.attrs["timings"] = json.dumps(old)
+            f["completed"][start: start + b] = 1
+            f.flush()
+            return np.asarray(f["completed"][()], dtype=bool)

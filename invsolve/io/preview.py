@@ -36,11 +36,13 @@ def write_preview(path: str | Path, result: str | Path, overwrite: bool = False)
     Returns:
         The path written.
     """
+    import io
+
     from ..figures import figure_for
-    from .atomic import atomic_output
+    from .atomic import atomic_bytes
 
     p = check_preview(path, overwrite)
     fig = figure_for(result, index=0)
-    with atomic_output(p, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    return p
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return atomic_bytes(p, buf.getvalue(), suffix=".png")

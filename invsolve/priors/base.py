@@ -229,10 +229,13 @@ def save_prior(prior: PatchPrior, path: str | Path, overwrite: bool = False,
     payload["sha256"] = state_digest(payload["state"])
     if training is not None:
         payload["training"] = training
-    from ..io.atomic import atomic_output
+    import io
 
-    with atomic_output(p) as tmp:
-        torch.save(payload, tmp)
+    from ..io.atomic import atomic_bytes
+
+    buf = io.BytesIO()  # in memory first: a full disk is then one clean error, never a torn zip archive
+    torch.save(payload, buf)
+    atomic_bytes(p, buf.getvalue())
     return p
 
 

@@ -287,12 +287,13 @@ TrainedSampler = Sampler
 
 def write_atomic(obj: dict, path: str | Path) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename over it."""
-    from ..io.atomic import atomic_output
+    import io
 
-    p = Path(path)
-    with atomic_output(p) as tmp:
-        torch.save(obj, tmp)
-    return p
+    from ..io.atomic import atomic_bytes
+
+    buf = io.BytesIO()  # in memory first: a full disk is then one clean error, never a torn zip archive
+    torch.save(obj, buf)
+    return atomic_bytes(path, buf.getvalue())
 
 
 def read_checkpoint(path: str | Path, device="cpu") -> dict[str, Any]:
