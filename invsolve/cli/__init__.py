@@ -68,6 +68,11 @@ def main() -> None:
     except KeyboardInterrupt:  # e.g. Ctrl-C while heavy modules import
         print("Error: interrupted; no output was written", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:  # help or a usage message printed into a pipe whose reader has quit
+        from ._stdout import BROKEN_PIPE_EXIT, lose_stdout
+
+        lose_stdout("broken")
+        sys.exit(BROKEN_PIPE_EXIT)
     except Exception as exc:
         usage = _usage_error(exc)
         if usage is None:

@@ -55,10 +55,23 @@ def warn_outside_unit_range(images, source: str) -> None:
 
 
 def out_console():
-    """The console for results on stdout; lines are not wrapped (a pipe keeps each result on one line)."""
+    """The console for results on stdout; lines are not wrapped (a pipe keeps each result on one line).  With
+    stdout closed it writes nowhere, and the command ends with one ``Error:`` line (:mod:`._stdout`)."""
     from rich.console import Console
 
-    return Console(soft_wrap=True)
+    from ._stdout import lose_stdout, stdout_is_closed
+
+    class _Results(Console):
+        def on_broken_pipe(self) -> None:  # rich exits with 1; the command runs on and exits with 141
+            self.quiet = True
+            lose_stdout("broken")
+
+    if stdout_is_closed():
+        import io
+
+        lose_stdout("closed")
+        return _Results(file=io.StringIO(), soft_wrap=True)
+    return _Results(soft_wrap=True)
 
 
 def merge_config(model: type[BaseModel], config_file: str | None, flags: dict[str, Any], where: str):
@@ -85,12 +98,19 @@ def merge_config(model: type[BaseModel], config_file: str | None, flags: dict[st
 
 
 def handle_errors(fn: Callable) -> Callable:
-    """Map user errors to one ``Error: ...`` line on stderr and exit code 1."""
+    """Map user errors to one ``Error: ...`` line on stderr and exit code 1; a broken pipe on stdout ends the
+    command quietly with exit code 141, a closed stdout with one line and exit code 1 (:mod:`._stdout`)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from ._stdout import BROKEN_PIPE_EXIT, finish_stdout, lose_stdout, reset
+
+        reset()
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+        except BrokenPipeError:  # a result line printed to a pipe whose reader has quit (e.g. `| head -1`)
+            lose_stdout("broken")
+            raise typer.Exit(BROKEN_PIPE_EXIT) from None
         except InvsolveError as exc:
             if os.environ.get("INVSOLVE_DEBUG"):
                 raise
@@ -106,6 +126,10 @@ def handle_errors(fn: Callable) -> Callable:
                 raise  # the command-line parser's own exceptions, or a traceback asked for
             print(f"Error: {unexpected_message(exc)}", file=sys.stderr)
             raise typer.Exit(1) from None
+        code = finish_stdout()
+        if code is not None:
+            raise typer.Exit(code)
+        return result
 
     return wrapper
 
@@ -115,8 +139,8 @@ def unexpected_message(exc: BaseException) -> str:
     else (with the way to get the traceback for a report)."""
     first = (str(exc).strip().splitlines() or [""])[0][:300]
     name = type(exc).__name__
-    if isinstance(exc, MemoryError) or "out of memory" in first.lower():
-        return (f"out of memory ({name}: {first}); use a smaller --batch-size, a smaller crop, or "
+    if isinstance(exc, MemoryError) or any(s in first.lower() for s in ("out of memory", "can't allocate memory")):
+        return (f"out of memory ({name}{': ' + first if first else ''}); use a smaller --batch-size, a smaller crop, or "
                 "-M precision=bf16 / --device cpu")
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
@@ -137,6 +161,8 @@ def _finite_json(obj: Any) -> Any:
 
 
 def emit_json(obj: Any) -> None:
-    """One JSON Lines record on stdout; non-finite numbers (e.g. the PSNR of an exact result) become null."""
-    sys.stdout.write(json.dumps(_finite_json(obj), allow_nan=False) + "\n")
-    sys.stdout.flush()
+    """One JSON Lines record on stdout; non-finite numbers (e.g. the PSNR of an exact result) become null.  A
+    broken pipe or a closed stdout is recorded and the command runs on (:mod:`._stdout`)."""
+    from ._stdout import write_stdout
+
+    write_stdout(json.dumps(_finite_json(obj), allow_nan=False) + "\n")

@@ -123,6 +123,8 @@ def read_dicom(path: str | Path) -> RawImage:
             ds, forced = pydicom.dcmread(path, force=True), True
     except OSError as exc:
         raise DataError(f"cannot read DICOM {path}: {exc.strerror or exc}") from None
+    except MemoryError:
+        raise
     except Exception as exc:
         text = (str(exc).strip().splitlines() or [""])[0][:160]
         raise DataError(f"cannot read DICOM {path}: not a valid DICOM file ({text})") from None
@@ -135,6 +137,8 @@ def read_dicom(path: str | Path) -> RawImage:
                         "files (not a DICOMDIR, plan, report or a damaged file)")
     try:
         arr = np.asarray(ds.pixel_array)
+    except MemoryError:
+        raise
     except Exception as exc:
         raise DataError(f"cannot read DICOM {path}: {_decode_problem(ds, exc)}") from None
     samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)

@@ -92,6 +92,8 @@ def _raw_file(spec: str) -> RawImage:
     elif suffix == ".npy":
         try:
             arr = np.load(path, allow_pickle=False)
+        except MemoryError:
+            raise
         except Exception as exc:
             raise DataError(f"cannot read {path} as a NumPy array: {exc}") from None
         raw = RawImage(arr, spec, "npy", _dtype_bits(arr), None, {"bits_from": f"{arr.dtype} data"})

@@ -52,6 +52,8 @@ def read_picture(path: str | Path) -> RawImage:
         with warnings.catch_warnings():  # imageio's plugin search on a bad file warns about its own plugins
             warnings.simplefilter("ignore", DeprecationWarning)
             arr = np.asarray(skio.imread(path))
+    except MemoryError:
+        raise
     except Exception as exc:
         raise DataError(f"cannot read image {path}: {image_problem(path, exc)}") from None
     bits = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(arr.dtype)

@@ -152,6 +152,8 @@ def read_tiff(path: str | Path) -> RawImage:
     with _tifffile_log() as log:
         try:
             tf = tifffile.TiffFile(path)
+        except MemoryError:
+            raise
         except Exception as exc:
             raise _bad_file(path, exc) from None
         with tf:
@@ -162,7 +164,7 @@ def read_tiff(path: str | Path) -> RawImage:
             page = tf.series[0].keyframe
             try:
                 arr, axes = _series(tf, path)
-            except DataError:
+            except (DataError, MemoryError):
                 raise
             except Exception as exc:
                 if "imagecodecs" not in str(exc):

@@ -198,6 +198,8 @@ def _read_npy(path: Path) -> VectorScan:
     """A ``.npy`` array, (m,) or (N, m), as a :class:`VectorScan` without a grid."""
     try:
         arr = np.load(path, allow_pickle=False)
+    except MemoryError:
+        raise
     except Exception as exc:
         raise DataError(f"cannot read {path} as a NumPy array: {str(exc).splitlines()[0] if str(exc) else exc!r}") \
             from None
