@@ -69,6 +69,13 @@ def _series(tf, path: Path) -> tuple[np.ndarray, str]:
     return np.stack(arrays), "I" + first.axes
 
 
+def _alpha(page) -> bool:
+    """Whether the one extra sample of a page is transparency (ExtraSamples: associated or unassociated
+    alpha), as in a grey + alpha image."""
+    extra = tuple(getattr(page, "extrasamples", ()) or ())
+    return len(extra) == 1 and int(extra[0]) in (1, 2)
+
+
 def _layout(arr: np.ndarray, axes: str, page, path: Path) -> tuple[np.ndarray, dict]:
     """``arr`` with axes ``axes`` as (H, W) or (N, H, W) grey values."""
     from tifffile import PHOTOMETRIC
@@ -87,6 +94,11 @@ def _layout(arr: np.ndarray, axes: str, page, path: Path) -> tuple[np.ndarray, d
         s = axes.index("S")
         n = arr.shape[s]
         if n == 1:
+            arr, axes = np.take(arr, 0, axis=s), axes.replace("S", "")
+        elif photometric in ("MINISBLACK", "MINISWHITE") and n == 2 and _alpha(page):
+            alpha = np.take(arr, 1, axis=s)
+            if not np.all(alpha == alpha.max()):
+                warn_once(f"{src} is grey with transparency; its alpha channel was dropped", "alpha", src)
             arr, axes = np.take(arr, 0, axis=s), axes.replace("S", "")
         elif photometric == "RGB" and n in (3, 4):
             hint = ""
