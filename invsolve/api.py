@@ -215,6 +215,7 @@ def reconstruct(
     zero_shot: bool = False,
     prior_params: dict[str, Any] | None = None,
     first_batch: int = 0,
+    allow_partial: bool = False,
 ) -> Reconstruction:
     """Reconstruct every item of ``measurement``: (N, *range_shape) data -> :class:`Reconstruction` with
     images (N, *image_shape).
@@ -247,7 +248,8 @@ def reconstruct(
 
         params = validate_params(PatchMAP.Params, method_params or {}, "parameters of method 'map'")
         PatchMAP(params).check(op)  # before a prior is loaded or trained
-        pr = _resolve_prior(prior, prior_file, zero_shot, measurement, op, prior_params, seed, dev, track, timings)
+        pr = _resolve_prior(prior, prior_file, zero_shot, measurement, op, prior_params, seed, dev, track, timings,
+                            allow_partial)
         m = PatchMAP(params, prior=pr, zero_shot=zero_shot)
     else:
         m = build_method({"name": method or default_method(op), **(method_params or {})})
@@ -324,6 +326,7 @@ def sample_posterior(
     precision: str = "fp32",
     compile: bool = False,
     importance: int = 0,
+    allow_partial: bool = False,
 ) -> Posterior:
     """Posterior samples and their summaries for every item of ``measurement``: (N, *range_shape) data ->
     :class:`Posterior` with mean and std (N, *x_shape) (see its attributes).
@@ -369,7 +372,7 @@ def sample_posterior(
         from .samplers import load_sampler
         from .samplers.importance import importance_weigher
 
-        smp = load_sampler(sampler_file, dev).configure(precision, compile)
+        smp = load_sampler(sampler_file, dev, allow_partial).configure(precision, compile)
         if sampler not in (None, smp.name):
             raise OperatorError(f"{sampler_file} holds a {smp.name!r} sampler, not {sampler!r}")
         smp.check_measurement(measurement)
@@ -440,7 +443,7 @@ def sample_posterior(
         if precision != "fp32":
             opts["precision"] = precision  # the patch flow's subnets in bf16
         params = validate_params(LangevinParams, opts, "parameters of sampler 'langevin'")
-        pr = _resolve_prior(prior, prior_file, False, measurement, op, None, seed, dev, track, {})
+        pr = _resolve_prior(prior, prior_file, False, measurement, op, None, seed, dev, track, {}, allow_partial)
         settings = resolve_settings(op, pr.name, params)
         spec = {"name": "langevin", "prior": pr.name, "prior_file": str(prior_file), **params.model_dump()}
         for k, sl in enumerate(_batches(len(y_all), batch_size)):

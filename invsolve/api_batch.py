@@ -153,6 +153,7 @@ class ReconstructTask:
     zero_shot: bool = False
     prior_params: dict[str, Any] = field(default_factory=dict)
     track: Any = None
+    allow_partial: bool = False
     command: str = "reconstruct"
 
     @property
@@ -168,7 +169,8 @@ class ReconstructTask:
 
         r = reconstruct(m, self.method, self.method_params, self.seed, self.device, self.batch_size,
                         track=self.track or no_track, prior=self.prior, prior_file=self.prior_file,
-                        zero_shot=self.zero_shot, prior_params=self.prior_params, first_batch=first_batch)
+                        zero_shot=self.zero_shot, prior_params=self.prior_params, first_batch=first_batch,
+                        allow_partial=self.allow_partial)
         attrs = {**reconstruction_attrs(r, dict(m.timings)), "command": self.command, "batch_size": self.batch_size}
         return {"reconstruction": r.images}, attrs, r.timings["reconstruct"]
 
@@ -193,6 +195,7 @@ class PosteriorTask:
     precision: str = "fp32"
     compile: bool = False
     importance: int = 0
+    allow_partial: bool = False
     command: str = "sample_posterior"
 
     @property
@@ -213,7 +216,8 @@ class PosteriorTask:
                                 num_samples=self.num_samples, chains=self.chains, levels=self.levels,
                                 keep_samples=self.keep_samples, seed=self.seed, device=self.device,
                                 batch_size=self.batch_size, track=self.track or no_track, first_batch=first_batch,
-                                precision=self.precision, compile=self.compile, importance=self.importance)
+                                precision=self.precision, compile=self.compile, importance=self.importance,
+                                allow_partial=self.allow_partial)
         attrs = {**posterior_attrs(post, dict(m.timings)), "command": "sample-posterior",
                  "batch_size": self.batch_size}
         return posterior_datasets(post.summary), attrs, post.timings["sample_posterior"]

@@ -181,7 +181,8 @@ def save_prior(prior, path: str | Path, overwrite: bool = False) -> Path:
     return _save(prior, path, overwrite=overwrite)
 
 
-def load_prior(path: str | Path, device: str = "cpu", name: str | None = None, patch_size: int | None = None):
+def load_prior(path: str | Path, device: str = "cpu", name: str | None = None, patch_size: int | None = None,
+               allow_partial: bool = True):
     """Load a prior file; damaged or incompatible files raise :class:`invsolve.errors.CheckpointError`.
 
     Arguments:
@@ -195,4 +196,4 @@ def load_prior(path: str | Path, device: str = "cpu", name: str | None = None, p
     """
     from .priors.base import load_prior as _load
 
-    return _load(path, device, name=name, patch_size=patch_size)
+    return _load(path, device, name=name, patch_size=patch_size, allow_partial=allow_partial)

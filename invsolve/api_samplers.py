@@ -134,9 +134,13 @@ def train_sampler(
     load_all()
     cls = SAMPLERS.get(sampler)
     out = Path(output)
+    from .samplers.base import checkpoint_path
+
+    resume_from = checkpoint_path(out) if checkpoint_path(out).is_file() else out  # an unfinished run's state
     if resume:
-        if not out.is_file():
-            raise DataError(f"nothing to resume: {out} does not exist (drop --resume to start training)")
+        if not resume_from.is_file():
+            raise DataError(f"nothing to resume: neither {checkpoint_path(out)} nor {out} exists (drop --resume to "
+                            "start training)")
     else:
         check_output(out, overwrite, suffixes=None)  # a sampler file (.pt by custom)
     from .distributed import setup
@@ -173,8 +177,8 @@ def train_sampler(
         inst = cls.create(sampler_params or {}, op, nm).to(dev)
     state = None
     if resume:
-        ckpt = read_checkpoint(out, dev)
-        state = _check_resume(ckpt, inst, source, out, settings)
+        ckpt = read_checkpoint(resume_from, dev)
+        state = _check_resume(ckpt, inst, source, resume_from, settings)
         if int(state["step"]) >= settings.steps:
             raise ConfigError(f"{out} is already trained for {state['step']} steps; give --steps above that to continue")
         inst.net.load_state_dict(ckpt["state_dict"])

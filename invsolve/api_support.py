@@ -62,7 +62,8 @@ def default_method(operator) -> str:
     return {"ct": "fbp", "superres": "bicubic"}.get(kind, "tv")
 
 
-def _resolve_prior(prior, prior_file, zero_shot, measurement, op, prior_params, seed, dev, track, timings):
+def _resolve_prior(prior, prior_file, zero_shot, measurement, op, prior_params, seed, dev, track, timings,
+                   allow_partial: bool = False):
     """Load a prior file, or train a zero-shot patch flow on the observation itself (``prior`` None: the
     kind the file holds)."""
     from .api_priors import load_prior, train_prior
@@ -91,7 +92,7 @@ def _resolve_prior(prior, prior_file, zero_shot, measurement, op, prior_params, 
         return pr.freeze()
     if prior_file is None:
         raise OperatorError(f"--prior {prior} needs --prior-file FILE (train one with `invsolve train-prior`)")
-    pr = load_prior(prior_file, device=str(dev))
+    pr = load_prior(prior_file, device=str(dev), allow_partial=allow_partial)
     if prior is not None and pr.name != prior:
         raise OperatorError(f"{prior_file} holds a {pr.name!r} prior, not {prior!r}; use --prior {pr.name}")
     from .priors.base import check_training

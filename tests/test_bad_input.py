@@ -348,6 +348,7 @@ def test_diverged_sampler_training_writes_no_non_finite_checkpoint(tmp_path):
                         "--prior", "gaussian", "--dim", 2, "-S", "hidden=8", "-S", "depth=1", "--lr", 1e30,
                         "--steps", 5, "--checkpoint-every", 1, "-o", out))
     assert "training diverged at step 2" in line and "lower --lr" in line
-    sd = torch.load(out, weights_only=True)["state_dict"]  # the step-1 checkpoint: huge but finite weights
-    assert all(torch.isfinite(v).all() for v in sd.values() if v.is_floating_point())
-    assert torch.load(out, weights_only=True)["training"]["step"] == 1
+    assert f"{out}.ckpt keeps its last finite checkpoint" in line and not out.exists()
+    ckpt = torch.load(f"{out}.ckpt", weights_only=True)  # the step-1 checkpoint: huge but finite weights
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+    assert ckpt["training"]["step"] == 1 and ckpt["training"]["complete"] is False

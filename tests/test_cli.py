@@ -323,7 +323,10 @@ def test_second_signal_aborts_batch_and_leaves_no_output(tmp_path, phantom_png, 
     proc = subprocess.Popen([sys.executable, "-m", "invsolve", "reconstruct", str(m), "-m", "tv", "-M",
                              "iterations=100000", "-o", str(out), "-q"], stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for_handler(proc.pid, signal.SIGTERM)  # the batch loop's handlers are in place
+        _wait_for_handler(proc.pid, signal.SIGTERM)
+        t = time.monotonic()  # the batch loop has started once it holds the output's lock
+        while not (tmp_path / ".tv.h5.lock").exists() and time.monotonic() - t < 60:
+            time.sleep(0.05)
         time.sleep(1)
         proc.send_signal(sig)  # the first asks to stop after the batch, the second aborts it
         time.sleep(1)

@@ -167,3 +167,117 @@ def test_stale_temp_files_of_a_killed_run_are_removed_by_the_next_write(tmp_path
     alive.write_bytes(b"y")
     assert run("simulate", "--operator", "blur", "-i", phantom_png, "-o", tmp_path / "m.h5", "-q").exit_code == 0
     assert not stale.exists() and alive.exists()
+
+
+VEC = ["--operator", "linear", "-P", "diagonal=[1.0, 0.5, 0.2]", "--noise", "gaussian", "-N", "sigma=0.2"]
+
+
+def test_an_interrupted_sampler_training_leaves_a_checkpoint_that_is_refused_until_finished(tmp_path, monkeypatch):
+    import invsolve.samplers.training as training
+
+    out, ckpt = tmp_path / "s.pt", tmp_path / "s.pt.ckpt"
+    train = ["train-sampler", "--sampler", "cfm", *VEC, "--prior", "gaussian", "--dim", 3, "-S", "hidden=16",
+             "--steps", 30, "--val-every", 10, "--checkpoint-every", 10, "-o", out, "--seed", 1, "-q"]
+    real_validate = training._validate
+    calls = []
+
+    def interrupt(*a, **k):  # Ctrl-C at the second validation (step 20), after the checkpoint of step 10
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_validate(*a, **k)
+
+    monkeypatch.setattr(training, "_validate", interrupt)
+    res = run(*train)
+    assert res.exit_code == 130
+    assert err_line(res, exit_code=130) == (f"Error: interrupted; no output was written; the checkpoint {ckpt} is kept: run "
+                                       "the same command with --resume to continue")
+    assert not out.exists() and ckpt.exists()  # checkpoints live beside the output, never in it
+    monkeypatch.setattr(training, "_validate", real_validate)
+    np.save(tmp_path / "x.npy", np.zeros((2, 3), np.float32))
+    m = tmp_path / "m.h5"
+    assert run("simulate", *VEC, "--input", tmp_path / "x.npy", "--output", m, "-q").exit_code == 0
+    use = ["sample-posterior", m, "--sampler-file", ckpt, "-n", 8, "-o", tmp_path / "p.h5", "-q"]
+    line = err_line(run(*use))
+    assert "holds a sampler trained for 10 of its 30 steps" in line and "--allow-partial" in line
+    with pytest.warns(UserWarning, match="trained for 10 of its 30 steps; used as it stands"):
+        assert run(*use, "--allow-partial").exit_code == 0
+    assert run(*train, "--resume").exit_code == 0
+    assert out.exists() and not ckpt.exists()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert run("sample-posterior", m, "--sampler-file", out, "-n", 8, "-o", tmp_path / "q.h5", "-q").exit_code == 0
+
+
+def test_a_prior_training_checkpoint_is_refused_without_allow_partial(tmp_path, phantom_png):
+    m = tmp_path / "m.h5"
+    assert run("simulate", "--operator", "blur", "-i", phantom_png, "-o", m, "-q").exit_code == 0
+    p = tmp_path / "p.pt"
+    assert run("train-prior", "-i", phantom_png, "--steps", 4, "--checkpoint-every", 2, "-P", "blocks=1",
+               "-P", "width=8", "-o", p, "-q").exit_code == 0
+    use = ["reconstruct", m, "-m", "map", "--prior-file", f"{p}.ckpt", "-M", "iterations=2", "-q"]
+    line = err_line(run(*use, "-o", tmp_path / "r.h5"))
+    assert f"{p}.ckpt is a training checkpoint (step 4), not a finished prior file" in line
+    assert "--allow-partial" in line
+    with pytest.warns(UserWarning, match=r"is a training checkpoint \(step 4\); its prior is used as it stands"):
+        assert run(*use, "-o", tmp_path / "r2.h5", "--allow-partial").exit_code == 0
+
+
+def _temps(folder):
+    return [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_sigterm_during_training_says_what_it_left(tmp_path):
+    out = tmp_path / "s.pt"
+    p = _invsolve("train-sampler", "--sampler", "cfm", *VEC, "--prior", "gaussian", "--dim", 3, "-S", "hidden=16",
+                  "--steps", 1000000, "--checkpoint-every", 20, "-o", out, "-q")
+    t = time.monotonic()
+    while not (tmp_path / "s.pt.ckpt").exists() and time.monotonic() - t < 120:
+        time.sleep(0.05)
+    p.terminate()
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 143, err
+    *warned, last = err.strip().splitlines()
+    assert last == (f"Error: interrupted; no output was written; the checkpoint {out}.ckpt is kept: run the same "
+                    "command with --resume to continue")
+    assert [w.split(" will take about")[0] for w in warned] == ["Warning: train cfm"]  # a run of days says so
+    assert not out.exists() and _temps(tmp_path) == []
+
+
+def _kill_loop(tmp_path, phantom_png, delays):
+    images = [a for _ in range(24) for a in ("-i", str(phantom_png))]
+    for i, delay in enumerate(delays):
+        out = tmp_path / f"m{i}.h5"
+        p = _invsolve("simulate", "--operator", "ct", "-P", "angles=90", *images, "-o", out, "-q")
+        time.sleep(delay)
+        p.terminate()
+        _, err = p.communicate(timeout=120)
+        if p.returncode == -15:  # killed while the interpreter itself started or ended, outside invsolve's code
+            assert err == "" and _temps(tmp_path) == []
+            if out.exists():
+                with h5py.File(out) as f:
+                    assert f["measurement"].shape[0] == 24
+            continue
+        assert p.returncode in (0, 143), (delay, err)
+        assert "Traceback" not in err and "unexpected" not in err and "Exception ignored" not in err
+        if p.returncode == 0:
+            with h5py.File(out) as f:
+                assert f["measurement"].shape[0] == 24  # whole
+        else:
+            assert err.strip().splitlines()[-1] in ("Error: interrupted (SIGTERM); no output was written",
+                                                    f"Error: interrupted (SIGTERM); {out} was written before it "
+                                                    "and is complete")
+            assert out.exists() == ("was written before it" in err)
+        assert _temps(tmp_path) == []  # never a temp file left behind
+
+
+def test_sigterm_at_some_points_of_simulate_leaves_a_whole_output_or_none(tmp_path, phantom_png):
+    _kill_loop(tmp_path, phantom_png, [0.3, 1.5, 3.0])
+
+
+@pytest.mark.slow
+def test_sigterm_at_many_points_of_simulate(tmp_path, phantom_png):
+    rng = np.random.default_rng(0)
+    _kill_loop(tmp_path, phantom_png, list(rng.uniform(0.1, 5.0, 20)))

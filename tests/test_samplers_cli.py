@@ -106,7 +106,8 @@ def test_resume_equals_uninterrupted(tmp_path, sampler):
 
     with pytest.raises(KeyboardInterrupt):
         train_sampler(sampler, "linear", output=tmp_path / "part.pt", progress=interrupt, **kw)
-    assert torch.load(tmp_path / "part.pt", weights_only=True)["training"]["step"] == 4
+    assert not (tmp_path / "part.pt").exists()  # the checkpoint goes beside the output, never into it
+    assert torch.load(tmp_path / "part.pt.ckpt", weights_only=True)["training"]["step"] == 4
     res = run("train-sampler", "--sampler", sampler, "--operator", "linear", "-P", "diagonal=[1.0, 0.5, 0.2]",
               "-N", "sigma=0.2", "--prior", "gmm", "--prior-param", "components=3", "--dim", 3, "-S", "hidden=16",
               "--steps", 8, "--batch-size", 16, "--val-every", 3, "--checkpoint-every", 4, "--seed", 3,
@@ -114,7 +115,8 @@ def test_resume_equals_uninterrupted(tmp_path, sampler):
     assert res.exit_code == 0, res.stderr
     a = torch.load(tmp_path / "full.pt", weights_only=True)
     b = torch.load(tmp_path / "part.pt", weights_only=True)
-    assert b["training"]["step"] == 8
+    assert b["training"]["step"] == 8 and b["training"]["complete"] is True
+    assert not (tmp_path / "part.pt.ckpt").exists()
     for k, v in a["state_dict"].items():
         assert torch.equal(v, b["state_dict"][k]), k
 

@@ -42,8 +42,10 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 def _usage_error(exc: BaseException) -> str | None:
     """One line for a command-line usage error (unknown option or command, a bad value), with where to look;
     None for anything else."""
-    if type(exc).__name__ == "Abort":  # Ctrl-C while the command line was read
-        return "interrupted; no output was written"
+    if type(exc).__name__ == "Abort":  # Ctrl-C (or SIGTERM) while the command line was read
+        from ._signals import interrupted_message
+
+        return interrupted_message({})
     fmt = getattr(exc, "format_message", None)
     if fmt is None or type(exc).__module__.split(".")[0] not in ("typer", "click"):
         return None
@@ -55,19 +57,41 @@ def _usage_error(exc: BaseException) -> str | None:
     return f"{message} (see {where})"
 
 
+def _leave(code: int) -> None:
+    """End an interrupted command with ``code`` (130, 143) at once: its outputs are whole or absent already,
+    and the interpreter's own shutdown would turn a pending interrupt into death by SIGINT (exit -2)."""
+    import os
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 def main() -> None:
     import os
     import sys
     import warnings
 
+    from ._signals import exit_code, interrupted_message, interrupts
+
     if not os.environ.get("INVSOLVE_DEBUG"):
         warnings.formatwarning = _one_line_warning
     try:
-        code = app(prog_name="invsolve", standalone_mode=False)
+        with interrupts():  # SIGTERM as Ctrl-C from the start, also while heavy modules import
+            code = app(prog_name="invsolve", standalone_mode=False)
+            import signal
+
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # done: a stop now changes nothing; leave as finished
+        if code in (130, 143):
+            _leave(code)
         sys.exit(code if isinstance(code, int) else 0)
     except KeyboardInterrupt:  # e.g. Ctrl-C while heavy modules import
-        print("Error: interrupted; no output was written", file=sys.stderr)
-        sys.exit(130)
+        print(f"Error: {interrupted_message({})}", file=sys.stderr)
+        _leave(exit_code())
     except BrokenPipeError:  # help or a usage message printed into a pipe whose reader has quit
         from ._stdout import BROKEN_PIPE_EXIT, lose_stdout
 
@@ -79,9 +103,11 @@ def main() -> None:
             raise
         if usage:  # empty: the help was printed already (no arguments)
             print(f"Error: {usage}", file=sys.stderr)
-        sys.exit(130 if type(exc).__name__ == "Abort" else getattr(exc, "exit_code", 2) or 2)
+        if type(exc).__name__ == "Abort":
+            _leave(exit_code())
+        sys.exit(getattr(exc, "exit_code", 2) or 2)
     finally:
-        if "torch.distributed" in sys.modules:  # leave a torchrun process group cleanly
+        if "invsolve.distributed" in sys.modules:  # leave a torchrun process group cleanly
             from ..distributed import finish
 
             exc = sys.exc_info()[1]  # typer ends a successful command with SystemExit(0)

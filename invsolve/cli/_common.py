@@ -103,11 +103,15 @@ def handle_errors(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from ._signals import exit_code, interrupted_message, interrupts
         from ._stdout import BROKEN_PIPE_EXIT, finish_stdout, lose_stdout, reset
 
         reset()
         try:
-            result = fn(*args, **kwargs)
+            with interrupts() as state:
+                result = fn(*args, **kwargs)
+            if state["signal"] is not None:  # an interrupt Python swallowed in a finalizer: still one
+                raise KeyboardInterrupt
         except BrokenPipeError:  # a result line printed to a pipe whose reader has quit (e.g. `| head -1`)
             lose_stdout("broken")
             raise typer.Exit(BROKEN_PIPE_EXIT) from None
@@ -117,8 +121,8 @@ def handle_errors(fn: Callable) -> Callable:
             print(f"Error: {exc}", file=sys.stderr)
             raise typer.Exit(getattr(exc, "exit_code", 1)) from None
         except KeyboardInterrupt:
-            print("Error: interrupted; no output was written", file=sys.stderr)
-            raise typer.Exit(130) from None
+            print(f"Error: {interrupted_message(kwargs)}", file=sys.stderr)
+            raise typer.Exit(exit_code()) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as exc:  # the last resort: never a bare traceback without INVSOLVE_DEBUG

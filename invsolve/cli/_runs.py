@@ -72,6 +72,8 @@ class BatchRun(Common, Progressing, MeasurementReading):
     did not write (``operator``, ``operator_params``, ``noise``, ``noise_params``, ``image_size``,
     ``flats``, ``darks``, ``rows``)."""
 
+    allow_partial: bool = False
+
     measurement: list[str] = Field(min_length=1)
     output: str
     batch_size: int = Field(8, ge=1)

@@ -8,7 +8,7 @@ import typer
 
 from ._common import handle_errors, merge_config
 from ._progress import make_progress
-from ._options import (ProgressOpt, BatchOpt, ConfigOpt, DarksOpt, DeviceOpt, FlatsOpt, ImageSizeOpt, InputsArg, JsonOpt,
+from ._options import (AllowPartialOpt, ProgressOpt, BatchOpt, ConfigOpt, DarksOpt, DeviceOpt, FlatsOpt, ImageSizeOpt, InputsArg, JsonOpt,
                        NoiseOpt, NoiseParamOpt, OperatorOpt, OpParamOpt, OutputOpt, OverwriteOpt, PreviewOpt,
                        QuietOpt, ResumeOpt, RowsOpt, SeedOpt, ShardOpt, reading_values)
 
@@ -29,6 +29,7 @@ def reconstruct(
     overwrite: OverwriteOpt = None,
     quiet: QuietOpt = None,
     progress: ProgressOpt = None,
+    allow_partial: AllowPartialOpt = None,
     json: JsonOpt = None,
     preview: PreviewOpt = None,
     batch_size: BatchOpt = None,
@@ -59,11 +60,11 @@ def reconstruct(
         "measurement": measurement or None, "output": output, "method": method,
         "method_params": parse_assignments(method_param, "--method-param"), "prior": prior,
         "prior_file": prior_file, "zero_shot": zero_shot, "prior_params": parse_assignments(prior_param, "--prior-param"),
-        "seed": seed, "device": device, "overwrite": overwrite, "quiet": quiet, "progress": progress, "json": json, "preview": preview,
+        "seed": seed, "device": device, "overwrite": overwrite, "quiet": quiet, "progress": progress, "allow_partial": allow_partial, "json": json, "preview": preview,
         **reading_values(operator, op_param, noise, noise_param, image_size, flats, darks, rows),
         "batch_size": batch_size, "shard": shard, "resume": resume,
     }, "reconstruct settings")
     task = ReconstructTask(run.method, run.method_params, run.seed, run.device, run.batch_size, prior=run.prior,
                            prior_file=run.prior_file, zero_shot=run.zero_shot, prior_params=run.prior_params,
-                           track=make_progress(run.progress, run.quiet))
+                           track=make_progress(run.progress, run.quiet), allow_partial=run.allow_partial)
     run_batch_cli(task, run)

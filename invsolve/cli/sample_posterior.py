@@ -8,7 +8,7 @@ import typer
 
 from ._common import handle_errors, merge_config
 from ._progress import make_progress
-from ._options import (ProgressOpt, BatchOpt, ConfigOpt, DarksOpt, DeviceOpt, FlatsOpt, ImageSizeOpt, InputsArg, JsonOpt,
+from ._options import (AllowPartialOpt, ProgressOpt, BatchOpt, ConfigOpt, DarksOpt, DeviceOpt, FlatsOpt, ImageSizeOpt, InputsArg, JsonOpt,
                        NoiseOpt, NoiseParamOpt, OperatorOpt, OpParamOpt, OutputOpt, OverwriteOpt, PreviewOpt,
                        QuietOpt, ResumeOpt, RowsOpt, SeedOpt, ShardOpt, reading_values)
 
@@ -35,6 +35,7 @@ def sample_posterior(
     overwrite: OverwriteOpt = None,
     quiet: QuietOpt = None,
     progress: ProgressOpt = None,
+    allow_partial: AllowPartialOpt = None,
     json: JsonOpt = None,
     preview: PreviewOpt = None,
     batch_size: BatchOpt = None,
@@ -63,7 +64,7 @@ def sample_posterior(
         "measurement": measurement or None, "output": output, "sampler": sampler, "sampler_file": sampler_file,
         "prior": prior, "prior_file": prior_file, "sampler_params": parse_assignments(sampler_param, "--sampler-param"),
         "num_samples": num_samples, "chains": chains, "quantiles": quantile, "save_samples": save_samples,
-        "seed": seed, "device": device, "overwrite": overwrite, "quiet": quiet, "progress": progress, "json": json, "preview": preview,
+        "seed": seed, "device": device, "overwrite": overwrite, "quiet": quiet, "progress": progress, "allow_partial": allow_partial, "json": json, "preview": preview,
         **reading_values(operator, op_param, noise, noise_param, image_size, flats, darks, rows),
         "batch_size": batch_size, "shard": shard, "resume": resume, "precision": precision, "compile": compile,
         "importance": importance,
@@ -71,6 +72,6 @@ def sample_posterior(
     task = PosteriorTask(run.sampler, run.sampler_file, run.prior, run.prior_file, run.sampler_params,
                          run.num_samples, run.chains, tuple(run.quantiles), run.save_samples, run.seed, run.device,
                          run.batch_size, track=make_progress(run.progress, run.quiet), precision=run.precision,
-                         compile=run.compile, importance=run.importance)
+                         compile=run.compile, importance=run.importance, allow_partial=run.allow_partial)
 
     run_batch_cli(task, run)

@@ -32,6 +32,23 @@ def _loss_progress(mode: str, quiet: bool, name: str | None):
             track.finish()
 
 
+@contextlib.contextmanager
+def _kept_checkpoint(output: str | None):
+    """Ctrl-C (or SIGTERM) during training: say that no output was written and which checkpoint is kept."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from ..errors import Interrupted
+        from ..samplers.base import checkpoint_path
+        from ._signals import exit_code
+
+        ckpt = checkpoint_path(output) if output else None
+        if ckpt is None or not ckpt.is_file():
+            raise
+        raise Interrupted(f"interrupted; no output was written; the checkpoint {ckpt} is kept: run the same "
+                          "command with --resume to continue", exit_code=exit_code()) from None
+
+
 @handle_errors
 def train_sampler(
     sampler: Annotated[Optional[str], typer.Option("--sampler", help="cflow, cfm or mmd-flow (see `invsolve list samplers`)")] = None,
@@ -82,7 +99,8 @@ def train_sampler(
     from ..distributed import Dist
 
     main = Dist.from_env().is_main
-    with _loss_progress(run.progress if main else "none", run.quiet, run.sampler) as progress:
+    with _loss_progress(run.progress if main else "none", run.quiet, run.sampler) as progress, \
+            _kept_checkpoint(run.output):
         info = api_train(
             run.sampler, run.operator, run.operator_params, run.noise, run.noise_params, images=run.images,
             crop=run.crop, prior=run.prior, prior_params=run.prior_params, dim=run.dim,

@@ -305,14 +305,16 @@ def build_from_payload(payload: dict[str, Any], source: str) -> PatchPrior:
 
 
 def load_prior(path: str | Path, device: str | torch.device = "cpu", name: str | None = None,
-               patch_size: int | None = None) -> PatchPrior:
-    """Load a prior file written by :func:`save_prior` (or a training checkpoint).
+               patch_size: int | None = None, allow_partial: bool = True) -> PatchPrior:
+    """Load a prior file written by :func:`save_prior` (or, with ``allow_partial``, a training checkpoint).
 
     Arguments:
         path: The ``.pt`` file.
         device: Where to put the tensors (``auto``, ``cpu``, ``cuda``).
         name: Refuse files holding another prior than this one.
         patch_size: Refuse files with another patch size.
+        allow_partial: Accept a training checkpoint (``.ckpt``, a prior whose training did not complete),
+            with a warning; False refuses it (the reconstruct and sample-posterior default).
 
     Returns:
         The prior in evaluation mode with frozen parameters.
@@ -324,6 +326,7 @@ def load_prior(path: str | Path, device: str | torch.device = "cpu", name: str |
 
     dev = resolve_device(device)
     payload = read_prior_file(path, dev)
+    _check_complete(payload, path, allow_partial)
     if name is not None and payload["prior"] != name:
         raise CheckpointError(f"{path} holds a {payload['prior']!r} prior, not {name!r}; "
                               f"use --prior {payload['prior']} or give a {name} prior file")
@@ -333,6 +336,25 @@ def load_prior(path: str | Path, device: str | torch.device = "cpu", name: str |
         raise CheckpointError(f"{path} holds a prior on {p}×{p} patches, but {patch_size}×{patch_size} "
                               f"patches are needed; retrain with -P patch_size={patch_size}")
     return prior.freeze()
+
+
+def _check_complete(payload: dict, path: str | Path, allow_partial: bool) -> None:
+    """A training checkpoint (its payload holds the ``training`` state) is no finished prior: refused, or with
+    ``allow_partial`` a warning naming its step."""
+    training = payload.get("training")
+    if not isinstance(training, dict):
+        return
+    step = training.get("step")
+    steps = (training.get("settings") or {}).get("steps") if isinstance(training.get("settings"), dict) else None
+    where = f"step {step}" + (f" of {steps}" if steps else "")
+    if not allow_partial:
+        raise CheckpointError(f"{path} is a training checkpoint ({where}), not a finished prior file; use the "
+                              "file train-prior wrote at the end (--output), or pass --allow-partial to use it "
+                              "anyway")
+    import warnings
+
+    warnings.warn(f"{path} is a training checkpoint ({where}); its prior is used as it stands (--allow-partial)",
+                  UserWarning, stacklevel=3)
 
 
 def check_training(prior: PatchPrior, path: str | Path) -> None:

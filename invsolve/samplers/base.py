@@ -37,7 +37,7 @@ from ..registry import Registry
 from .networks import Standardizer
 
 __all__ = ["SAMPLERS", "Sampler", "TrainedSampler", "FORMAT", "VERSION", "load_sampler", "read_checkpoint",
-           "load_all", "write_atomic"]
+           "load_all", "write_atomic", "checkpoint_path", "save_training", "training_done"]
 
 FORMAT = "invsolve-sampler"
 VERSION = 1
@@ -285,6 +285,22 @@ class Sampler:
 TrainedSampler = Sampler
 
 
+def checkpoint_path(output: str | Path) -> Path:
+    """Where the training checkpoints of the sampler file ``output`` go: ``OUTPUT.ckpt``, never the output."""
+    return Path(f"{output}.ckpt")
+
+
+def save_training(sampler: "Sampler", provenance: dict, training: dict, output: str | Path, final: bool) -> Path:
+    """Write a training state: the finished sampler to ``output`` (``training["complete"]`` true, its
+    checkpoint then removed), or a checkpoint to :func:`checkpoint_path` while training goes on."""
+    training = {**training, "complete": bool(final)}
+    path = Path(output) if final else checkpoint_path(output)
+    write_atomic(sampler.checkpoint(provenance, training), path)
+    if final:
+        checkpoint_path(output).unlink(missing_ok=True)  # the output carries the same state for a later --resume
+    return path
+
+
 def write_atomic(obj: dict, path: str | Path) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename over it."""
     import io
@@ -327,12 +343,38 @@ def read_checkpoint(path: str | Path, device="cpu") -> dict[str, Any]:
     return ckpt
 
 
-def load_sampler(path: str | Path, device="cpu") -> Sampler:
-    """Load a trained sampler for :meth:`Sampler.sample`; never runs pickled code."""
+def training_done(ckpt: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(steps trained, steps asked) of a sampler file's training state; (None, None) without one."""
+    tr = ckpt.get("training") or {}
+    steps = (tr.get("settings") or {}).get("steps") if isinstance(tr.get("settings"), dict) else None
+    step = tr.get("step")
+    return (int(step) if isinstance(step, int) else None), (int(steps) if isinstance(steps, int) else None)
+
+
+def _check_complete(ckpt: dict[str, Any], path, allow_partial: bool) -> None:
+    """Refuse (or, with ``allow_partial``, warn about) a sampler whose training stopped before its steps."""
+    step, steps = training_done(ckpt)
+    complete = (ckpt.get("training") or {}).get("complete")
+    if complete is True or step is None or steps is None or (complete is None and step >= steps):
+        return
+    if not allow_partial:
+        raise CheckpointError(f"{path} holds a sampler trained for {step} of its {steps} steps (a checkpoint of an "
+                              "unfinished run); finish it with `invsolve train-sampler ... --resume`, or pass "
+                              "--allow-partial to use it anyway")
+    import warnings
+
+    warnings.warn(f"{path} holds a sampler trained for {step} of its {steps} steps; used as it stands "
+                  "(--allow-partial)", UserWarning, stacklevel=3)
+
+
+def load_sampler(path: str | Path, device="cpu", allow_partial: bool = False) -> Sampler:
+    """Load a trained sampler for :meth:`Sampler.sample`; never runs pickled code.  A file whose training
+    did not complete (a checkpoint) is refused, or with ``allow_partial`` used with a warning."""
     from ..device import resolve_device
 
     dev = resolve_device(device)
     ckpt = read_checkpoint(path, dev)
+    _check_complete(ckpt, path, allow_partial)
     load_all()
     try:
         cls = SAMPLERS.get(ckpt["sampler"])

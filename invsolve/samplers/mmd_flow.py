@@ -34,7 +34,7 @@ from torch import nn
 
 from ..config import Params
 from ..errors import ConfigError
-from .base import SAMPLERS, Sampler, write_atomic
+from .base import SAMPLERS, Sampler, save_training
 from .mmd_kernel import sliced_energy_distance
 from .mmd_particles import flow, flow_schedule, joint
 from .networks import MLP, UNet
@@ -214,7 +214,7 @@ def _train(sampler: MMDFlowSampler, source, s, output, resume, progress, provena
         prov = {**(provenance or {}), "train_seconds": training["seconds"], "steps": training["step"],
                 "flow_steps": sum(schedule[:l + 1])}
         check_weights(sampler, training["step"], s.lr, output)
-        write_atomic(sampler.checkpoint(prov, training), output)
+        save_training(sampler, prov, training, output, final=l + 1 == len(per_net))
     return {"steps": s.steps, "resumed_from": sum(per_net[:start]) if resume else None, "flow_steps": sum(schedule),
             "loss": history["loss"][-1] if history["loss"] else loss_value, "val_loss": val,
             "seconds": seconds + time.perf_counter() - t0}

@@ -20,7 +20,7 @@ import torch
 from pydantic import Field
 
 from ..config import Params
-from .base import write_atomic
+from .base import save_training
 
 __all__ = ["TrainSettings", "fit", "Progress"]
 
@@ -34,7 +34,7 @@ class TrainSettings(Params):
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
     val_every: int = Field(200, ge=1, description="steps between validation losses")
     val_size: int = Field(256, ge=2, description="held-out validation pairs")
-    checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints written to the output")
+    checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints (written to OUTPUT.ckpt)")
     schedule: Literal["cosine", "constant"] = Field(
         "cosine", description="learning rate over the run: cosine decay to lr/100 at --steps, or constant")
     grad_clip: float = Field(10.0, gt=0, description="gradient-norm clipping")
@@ -49,7 +49,7 @@ def check_loss(sampler, loss: float, step: int, lr: float, output) -> None:
         from ..errors import DataError
 
         raise DataError(f"{sampler.name} training diverged at step {step} (loss {loss}); lower --lr (now {lr:g}); "
-                        f"{output} keeps its last finite checkpoint, if any")
+                        f"{output}.ckpt keeps its last finite checkpoint, if any")
 
 
 def check_weights(sampler, step: int, lr: float, output) -> None:
@@ -140,7 +140,7 @@ def fit(
                     "seconds": seconds + time.perf_counter() - t0}
         prov = {**(provenance or {}), "train_seconds": training["seconds"], "steps": step, "processes": dist.world}
         if dist.is_main:
-            write_atomic(sampler.checkpoint(prov, training), output)
+            save_training(sampler, prov, training, output, final=step == s.steps)
 
     t0 = time.perf_counter()
     loss_value = float("nan")
