@@ -281,3 +281,31 @@ def test_sigterm_at_some_points_of_simulate_leaves_a_whole_output_or_none(tmp_pa
 def test_sigterm_at_many_points_of_simulate(tmp_path, phantom_png):
     rng = np.random.default_rng(0)
     _kill_loop(tmp_path, phantom_png, list(rng.uniform(0.1, 5.0, 20)))
+
+
+def test_operator_settings_that_would_take_all_memory_are_refused_before_allocating(tmp_path, phantom_png,
+                                                                                   monkeypatch):
+    line = err_line(run("simulate", "--operator", "ct", "-P", "angles=2000000000", "-i", phantom_png,
+                        "-o", tmp_path / "m.h5"))
+    assert "operator 'ct' with -P angles=2000000000 and" in line and "GiB limit" in line
+    assert "INVSOLVE_MAX_MEMORY_GB" in line
+    m = tmp_path / "m.h5"  # a hostile measurement: a small sinogram whose stored operator claims 10^9 angles
+    assert run("simulate", "--operator", "ct", "-P", "angles=30", "-i", phantom_png, "-o", m, "-q").exit_code == 0
+    import json
+
+    with h5py.File(m, "r+") as f:
+        op = json.loads(f.attrs["operator"])
+        op["params"]["angles"] = 10**9
+        f.attrs["operator"] = json.dumps(op)
+    t = time.monotonic()
+    line = err_line(run("reconstruct", m, "-m", "fbp", "-o", tmp_path / "r.h5"))
+    assert "angles=1000000000" in line and "GiB limit" in line and time.monotonic() - t < 10
+    from invsolve.operators import check_size
+
+    with pytest.warns(RuntimeWarning, match=r"holds 3e\+08 values \(1.12 GiB\) per measurement"):
+        check_size("ct", ("-P angles=1000000", 3 * 10**8))
+    monkeypatch.setenv("INVSOLVE_MAX_MEMORY_GB", "0.5")
+    from invsolve.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="above the 0.5 GiB limit"):
+        check_size("ct", ("-P angles=1000000", 3 * 10**8))

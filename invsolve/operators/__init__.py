@@ -30,6 +30,32 @@ def operator_entry(name: str) -> OperatorEntry:
     return OPERATORS.get(name)
 
 
+#: Bytes one measurement of an operator may take before it is refused (``INVSOLVE_MAX_MEMORY_GB`` raises it).
+MAX_BYTES_DEFAULT = 8 * 2**30
+
+
+def check_size(name: str, declared: tuple[str, int] | None) -> None:
+    """Refuse an operator whose settings declare more float32 values per measurement than the memory limit
+    allows, before anything is allocated (a typo such as ``angles=2000000``, or a hostile file)."""
+    import os
+
+    from ..errors import ConfigError
+
+    if declared is None:
+        return
+    what, values = declared
+    limit = float(os.environ.get("INVSOLVE_MAX_MEMORY_GB") or MAX_BYTES_DEFAULT / 2**30) * 2**30
+    size = f"{values:.3g} values ({4 * values / 2**30:.3g} GiB) per measurement"
+    if 4 * values > limit:
+        raise ConfigError(f"operator {name!r} with {what} would hold {size}, above the {limit / 2**30:g} GiB limit; "
+                          "check the settings, or raise the limit with INVSOLVE_MAX_MEMORY_GB")
+    if 4 * values > limit / 8:
+        import warnings
+
+        warnings.warn(f"operator {name!r} with {what} holds {size}: check the settings if that is not meant",
+                      RuntimeWarning, stacklevel=3)
+
+
 def build_operator(
     name: str,
     params: dict[str, Any] | None = None,
@@ -40,6 +66,7 @@ def build_operator(
     entry = operator_entry(name)
     merged = {**entry.defaults, **(params or {})}
     p = validate_params(entry.cls.Params, merged, f"parameters of operator {name!r}")
+    check_size(name, entry.cls.declared_size(p, tuple(image_shape)))
     op = entry.cls(p, image_shape, arrays)
     op.name = name
     return op

@@ -115,6 +115,13 @@ class Operator(torch.nn.Module):
         determines it; None where it does not (then the caller gives ``--image-size``)."""
         return None
 
+    @classmethod
+    def declared_size(cls, params: Params, image_shape: tuple[int, ...]) -> tuple[str, int] | None:
+        """What the operator's settings make it allocate per measurement, before it is built: (a phrase naming
+        the settings, e.g. ``"angles=…, 363 detectors"``, and a number of float values); None when it is the
+        size of the image.  :func:`invsolve.operators.build_operator` refuses sizes past the memory limit."""
+        return None
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 

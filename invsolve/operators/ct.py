@@ -197,6 +197,14 @@ class CTOperator(Operator):
         g, projector = self._geometry(p, angles)
         self._proj = _astra.Projector2D(self.image_shape, g, projector, scale=self.pixel_size)
 
+    @classmethod
+    def declared_size(cls, params: CTParams, image_shape) -> tuple[str, int] | None:
+        """Angles × detectors of the sinogram (the detector count bounded from above when not given)."""
+        n_angles = len(params.angles) if isinstance(params.angles, list) else int(params.angles)
+        H, W = image_shape[-2:]
+        detectors = params.detectors if params.detectors is not None else 2 * math.ceil(math.hypot(H, W)) + 1
+        return f"-P angles={n_angles} and {detectors} detectors", n_angles * int(detectors)
+
     def _angles_deg(self, p: CTParams) -> np.ndarray:
         if isinstance(p.angles, list):
             return check_angle_list(p.angles, p.angle_unit)
