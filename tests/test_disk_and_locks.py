@@ -309,3 +309,54 @@ def test_operator_settings_that_would_take_all_memory_are_refused_before_allocat
 
     with pytest.raises(ConfigError, match="above the 0.5 GiB limit"):
         check_size("ct", ("-P angles=1000000", 3 * 10**8))
+
+
+def test_an_interrupt_swallowed_by_a_finalizer_still_ends_the_command_as_interrupted(tmp_path, capsys):
+    import signal
+    from pathlib import Path
+
+    import typer
+
+    from invsolve.cli._common import handle_errors
+
+    class Closing:  # raises the signal in its finalizer, where Python reports and drops the KeyboardInterrupt
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    out = tmp_path / "o.txt"
+
+    @handle_errors
+    def command(output: str):
+        Path(output).write_text("whole")
+        Closing()  # collected at once: the interrupt is raised and swallowed inside __del__
+        return None
+
+    with pytest.raises(typer.Exit) as exc:
+        command(output=str(out))
+    assert exc.value.exit_code == 143
+    err = capsys.readouterr().err
+    assert err.strip() == f"Error: interrupted (SIGTERM); {out} was written before it and is complete"
+    assert "Exception ignored" not in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_sigterm_at_many_points_of_a_batch_keeps_whole_slices_and_resume_finishes(tmp_path, measurement):
+    rng = np.random.default_rng(1)
+    out = tmp_path / "r.h5"
+    args = ["reconstruct", measurement, "-m", "tv", "-M", "iterations=300", "--batch-size", "1", "-o", out]
+    for delay in rng.uniform(0.2, 8.0, 8):
+        p = _invsolve(*args, "--resume" if out.exists() else "--overwrite", "-q")
+        time.sleep(delay)
+        p.terminate()
+        _, err = p.communicate(timeout=300)
+        assert p.returncode in (0, 143, -15), err
+        assert "Traceback" not in err and "unexpected" not in err
+        assert _temps(tmp_path) == [] and not (tmp_path / ".r.h5.lock").exists()
+        if out.exists():
+            with h5py.File(out) as f:  # every slice flagged complete is whole
+                done = f["completed"][()].astype(bool)
+                assert np.isfinite(f["reconstruction"][()][done]).all()
+    p = _invsolve(*args, "--resume" if out.exists() else "--overwrite", "-q")
+    assert p.wait(timeout=300) == 0
+    with h5py.File(out) as f:
+        assert f["completed"][()].all()
