@@ -42,7 +42,9 @@ def _handler(signum, frame):
         import os
         import threading
 
-        threading.Timer(RETRY_SECONDS, os.kill, (os.getpid(), signum)).start()
+        timer = threading.Timer(RETRY_SECONDS, os.kill, (os.getpid(), signum))
+        timer.daemon = True  # never one the interpreter waits for at its end
+        timer.start()
         return
     raise KeyboardInterrupt
 
