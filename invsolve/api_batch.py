@@ -281,6 +281,7 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
             or Ctrl-C arrived during a batch; completed slices stay in the outputs.
     """
     from .api import evaluate
+    from .io.atomic import check_space
     from .io.hdf5 import check_output_location
     from .io.incremental import IncrementalOutput
     from .io.output_lock import output_locks
@@ -304,6 +305,9 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
             files.append((source, io, n))
             units.extend((fi, b) for b in range(math.ceil(n / batch_size)))
         done = [io.prepare() for _, io, _ in files]  # every output checked before any work starts
+        for (source, io, _), d in zip(files, done):
+            if not d.any():  # a new output holds at least its input's arrays: refuse now if even they cannot fit
+                check_space(io.path, _stored_bytes(source))
         summary = BatchSummary(outputs=outs, total=sum(n for *_, n in files))
         todo = [(u, fi, b) for u, (fi, b) in enumerate(units) if u % n_shards == k - 1]
         to_compute = sum(int((~done[fi][b * batch_size : (b + 1) * batch_size]).sum()) for _, fi, b in todo)
@@ -344,6 +348,20 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
         summary.complete = [bool(d.all()) for d in done]
         summary.seconds = time.perf_counter() - t0
         return summary
+
+
+def _stored_bytes(source) -> int:
+    """The bytes of the input arrays a batch output copies (a lower bound of its size)."""
+    stored = source.stored()
+    if isinstance(stored, dict):
+        return int(sum(np.asarray(v).nbytes for k, v in stored.items() if v is not None and not isinstance(v, dict)))
+    import h5py
+
+    try:
+        with h5py.File(stored, "r") as f:
+            return int(sum(f[k].size * f[k].dtype.itemsize for k in ("measurement", "ground_truth") if k in f))
+    except OSError:
+        return 0
 
 
 def _names(outs: Sequence[Path]) -> str:

@@ -370,3 +370,14 @@ def test_sigterm_at_many_points_of_a_batch_keeps_whole_slices_and_resume_finishe
     assert p.wait(timeout=300) == 0
     with h5py.File(out) as f:
         assert f["completed"][()].all()
+
+
+def test_a_batch_whose_inputs_cannot_fit_is_refused_before_any_work(tmp_path, measurement, full_disk, monkeypatch):
+    from invsolve import api_batch
+
+    def never(*a, **k):
+        raise AssertionError("computed although the output cannot fit")
+
+    monkeypatch.setattr(api_batch.ReconstructTask, "compute", never)
+    line = err_line(run("reconstruct", measurement, "-m", "tv", "-o", tmp_path / "r.h5"))
+    assert line.startswith(f"Error: no space left on device writing {tmp_path / 'r.h5'} (") and "1 kB free" in line
