@@ -217,6 +217,9 @@ def test_a_prior_training_checkpoint_is_refused_without_allow_partial(tmp_path, 
     p = tmp_path / "p.pt"
     assert run("train-prior", "-i", phantom_png, "--steps", 4, "--checkpoint-every", 2, "-P", "blocks=1",
                "-P", "width=8", "-o", p, "-q").exit_code == 0
+    from invsolve.priors.base import read_prior_file
+
+    assert read_prior_file(p)["complete"] is True and read_prior_file(f"{p}.ckpt")["complete"] is False
     use = ["reconstruct", m, "-m", "map", "--prior-file", f"{p}.ckpt", "-M", "iterations=2", "-q"]
     line = err_line(run(*use, "-o", tmp_path / "r.h5"))
     assert f"{p}.ckpt is a training checkpoint (step 4), not a finished prior file" in line

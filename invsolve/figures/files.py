@@ -66,11 +66,15 @@ class Shown:
 
     def build_operator(self):
         """The stored operator, built on the CPU; None when it cannot be built here (e.g. a surrogate whose
-        model file is missing), so that a figure can still show the data."""
+        model file is missing) or would read a file the result names but does not carry (stored paths are never
+        followed), so that a figure can still show the data."""
         from ..errors import InvsolveError
         from ..operators import build_operator
+        from ..operators.file_params import followed_paths
 
         op = self.operator
+        if followed_paths(op, self.arrays):
+            return None
         try:
             return build_operator(op["name"], op["params"], tuple(op["image_shape"]), self.arrays)
         except (InvsolveError, KeyError, TypeError, ValueError, OSError, RuntimeError):

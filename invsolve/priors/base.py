@@ -227,6 +227,7 @@ def save_prior(prior: PatchPrior, path: str | Path, overwrite: bool = False,
         "provenance": _jsonable(prior.provenance),
     }
     payload["sha256"] = state_digest(payload["state"])
+    payload["complete"] = training is None  # a finished prior, or a training checkpoint (with its state)
     if training is not None:
         payload["training"] = training
     import io
@@ -342,7 +343,7 @@ def _check_complete(payload: dict, path: str | Path, allow_partial: bool) -> Non
     """A training checkpoint (its payload holds the ``training`` state) is no finished prior: refused, or with
     ``allow_partial`` a warning naming its step."""
     training = payload.get("training")
-    if not isinstance(training, dict):
+    if payload.get("complete") is True or not isinstance(training, dict):
         return
     step = training.get("step")
     steps = (training.get("settings") or {}).get("steps") if isinstance(training.get("settings"), dict) else None
