@@ -371,6 +371,6 @@ def check_training(prior: PatchPrior, path: str | Path) -> None:
     if steps * 4 < advice["steps"]:
         source = advice.get("source", "the benchmarks")
         warnings.warn(f"{path} is a {prior.name} prior trained for {steps} steps; {source} shows it pays off over "
-                      f"TV from about {advice['steps']} steps: expect a result no better than TV's, or train longer "
-                      f"(train-prior --steps {advice['steps']}, or --resume from a checkpoint)", UserWarning,
+                      f"TV from about {advice['steps']} steps: compare with `-m tv`, which may do as well, or train "
+                      f"longer (train-prior --steps {advice['steps']}, or --resume from a checkpoint)", UserWarning,
                       stacklevel=3)
