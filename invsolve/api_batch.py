@@ -266,9 +266,10 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
                 shard: tuple[int, int] = (1, 1), resume: bool = False, overwrite: bool = False,
                 on_slice: Callable[[SliceDone], None] | None = None,
                 should_stop: Callable[[], bool] | None = None, reading=None,
-                on_batch: Callable[[int, int], None] | None = None) -> BatchSummary:
+                on_batch: Callable[[int, int], None] | None = None, wait: bool = False) -> BatchSummary:
     """Run ``task`` over every slice of ``inputs`` (this shard's share), writing one output per input.
 
+    ``wait``: when another run writes one of the outputs, wait for it to end instead of refusing.
     ``on_batch(done, total)`` (optional) hears, before the first batch and after each, how many of the
     ``total`` slices this run computes are done.
 
@@ -296,7 +297,7 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
     outs = output_paths(paths, output)
     for dst in outs:
         check_output_location(dst)
-    with output_locks(outs, shared=n_shards > 1):  # one run per output (its shards together)
+    with output_locks(outs, shared=n_shards > 1, wait=wait):  # one run per output (its shards together)
         files, units = [], []
         for fi, (source, dst) in enumerate(zip(sources, outs)):
             n = source.n

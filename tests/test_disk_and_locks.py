@@ -124,7 +124,7 @@ def test_a_second_run_on_the_same_output_is_refused_and_the_first_completes(tmp_
     out = tmp_path / "out.h5"
     lock = tmp_path / ".out.h5.lock"
     first = _invsolve("reconstruct", measurement, "-m", "tv", "-M", "iterations=400", "--batch-size", "1",
-                      "-o", out, "--overwrite")
+                      "-o", out, "--overwrite", "--json")
     t = time.monotonic()
     while not lock.exists() and time.monotonic() - t < 60:
         time.sleep(0.05)
@@ -135,12 +135,20 @@ def test_a_second_run_on_the_same_output_is_refused_and_the_first_completes(tmp_
     assert second.returncode == 1
     assert err2.strip().splitlines()[-1].startswith(f"Error: output {out} is being written by another invsolve "
                                                    f"run (process {first.pid} on ")
-    assert "wait for it to end, or choose another --output" in err2
-    _, err1 = first.communicate(timeout=300)
+    assert "wait for it to end (--wait does), or choose another --output" in err2
+    third = _invsolve("reconstruct", measurement, "-m", "tv", "-M", "iterations=30", "--batch-size", "1",
+                      "-o", out, "--overwrite", "--wait")
+    out1, err1 = first.communicate(timeout=300)
     assert first.returncode == 0, err1
+    import json
+
+    done = json.loads(out1.splitlines()[-1])
+    assert done["complete"] and done["computed"] == 4  # nothing of the first run was lost to the others
+    _, err3 = third.communicate(timeout=300)  # it waited for the first, then replaced its output as asked
+    assert third.returncode == 0 and f"waiting for another invsolve run (process {first.pid} on " in err3, err3
     with h5py.File(out) as f:
         assert f["completed"][()].all() and np.isfinite(f["reconstruction"][()]).all()
-        assert '"iterations": 400' in f.attrs["method"]
+        assert '"iterations": 30' in f.attrs["method"]
     assert not lock.exists()  # the last holder removes it
 
 

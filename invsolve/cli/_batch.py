@@ -47,7 +47,7 @@ def run_batch_cli(task, run) -> None:
             summary = run_batches(task, inputs, run.output, batch_size=run.batch_size, shard=shard,
                                   resume=run.resume, overwrite=run.overwrite,
                                   on_slice=on_slice if run.json_output else None, should_stop=should_stop,
-                                  reading=reading, on_batch=on_batch)
+                                  reading=reading, on_batch=on_batch, wait=run.wait)
         finally:
             if track is not None:
                 track.set_outer(None)

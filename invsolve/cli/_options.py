@@ -12,6 +12,7 @@ DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu or
 OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="output HDF5 file")]
 OverwriteOpt = Annotated[Optional[bool], typer.Option("--overwrite/--no-overwrite", help="replace an existing output", show_default=False)]
 ProgressOpt = Annotated[Optional[str], typer.Option("--progress", help="auto (a bar on a terminal, plain lines in a log or pipe, none with --quiet), bar, lines or none", show_default=False)]
+WaitOpt = Annotated[Optional[bool], typer.Option("--wait/--no-wait", help="when another run is writing the same output, wait for it to end instead of refusing", show_default=False)]
 AllowPartialOpt = Annotated[Optional[bool], typer.Option("--allow-partial/--no-allow-partial", help="use a prior or sampler file whose training did not finish (a checkpoint), with a warning", show_default=False)]
 QuietOpt = Annotated[Optional[bool], typer.Option("--quiet/--no-quiet", "-q", help="no progress or summary on the terminal", show_default=False)]
 JsonOpt = Annotated[Optional[bool], typer.Option("--json/--no-json", help="machine-readable JSON summary on stdout", show_default=False)]

@@ -73,6 +73,7 @@ class BatchRun(Common, Progressing, MeasurementReading):
     ``flats``, ``darks``, ``rows``)."""
 
     allow_partial: bool = False
+    wait: bool = False  # for another run writing the same output to end, instead of refusing
 
     measurement: list[str] = Field(min_length=1)
     output: str

@@ -8,7 +8,7 @@ import typer
 
 from ._common import handle_errors, merge_config
 from ._progress import make_progress
-from ._options import (AllowPartialOpt, ProgressOpt, BatchOpt, ConfigOpt, DarksOpt, DeviceOpt, FlatsOpt, ImageSizeOpt, InputsArg, JsonOpt,
+from ._options import (AllowPartialOpt, WaitOpt, ProgressOpt, BatchOpt, ConfigOpt, DarksOpt, DeviceOpt, FlatsOpt, ImageSizeOpt, InputsArg, JsonOpt,
                        NoiseOpt, NoiseParamOpt, OperatorOpt, OpParamOpt, OutputOpt, OverwriteOpt, PreviewOpt,
                        QuietOpt, ResumeOpt, RowsOpt, SeedOpt, ShardOpt, reading_values)
 
@@ -30,6 +30,7 @@ def reconstruct(
     quiet: QuietOpt = None,
     progress: ProgressOpt = None,
     allow_partial: AllowPartialOpt = None,
+    wait: WaitOpt = None,
     json: JsonOpt = None,
     preview: PreviewOpt = None,
     batch_size: BatchOpt = None,
@@ -60,7 +61,7 @@ def reconstruct(
         "measurement": measurement or None, "output": output, "method": method,
         "method_params": parse_assignments(method_param, "--method-param"), "prior": prior,
         "prior_file": prior_file, "zero_shot": zero_shot, "prior_params": parse_assignments(prior_param, "--prior-param"),
-        "seed": seed, "device": device, "overwrite": overwrite, "quiet": quiet, "progress": progress, "allow_partial": allow_partial, "json": json, "preview": preview,
+        "seed": seed, "device": device, "overwrite": overwrite, "quiet": quiet, "progress": progress, "allow_partial": allow_partial, "wait": wait, "json": json, "preview": preview,
         **reading_values(operator, op_param, noise, noise_param, image_size, flats, darks, rows),
         "batch_size": batch_size, "shard": shard, "resume": resume,
     }, "reconstruct settings")

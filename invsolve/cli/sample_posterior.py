@@ -8,7 +8,7 @@ import typer
 
 from ._common import handle_errors, merge_config
 from ._progress import make_progress
-from ._options import (AllowPartialOpt, ProgressOpt, BatchOpt, ConfigOpt, DarksOpt, DeviceOpt, FlatsOpt, ImageSizeOpt, InputsArg, JsonOpt,
+from ._options import (AllowPartialOpt, WaitOpt, ProgressOpt, BatchOpt, ConfigOpt, DarksOpt, DeviceOpt, FlatsOpt, ImageSizeOpt, InputsArg, JsonOpt,
                        NoiseOpt, NoiseParamOpt, OperatorOpt, OpParamOpt, OutputOpt, OverwriteOpt, PreviewOpt,
                        QuietOpt, ResumeOpt, RowsOpt, SeedOpt, ShardOpt, reading_values)
 
@@ -36,6 +36,7 @@ def sample_posterior(
     quiet: QuietOpt = None,
     progress: ProgressOpt = None,
     allow_partial: AllowPartialOpt = None,
+    wait: WaitOpt = None,
     json: JsonOpt = None,
     preview: PreviewOpt = None,
     batch_size: BatchOpt = None,
@@ -64,7 +65,7 @@ def sample_posterior(
         "measurement": measurement or None, "output": output, "sampler": sampler, "sampler_file": sampler_file,
         "prior": prior, "prior_file": prior_file, "sampler_params": parse_assignments(sampler_param, "--sampler-param"),
         "num_samples": num_samples, "chains": chains, "quantiles": quantile, "save_samples": save_samples,
-        "seed": seed, "device": device, "overwrite": overwrite, "quiet": quiet, "progress": progress, "allow_partial": allow_partial, "json": json, "preview": preview,
+        "seed": seed, "device": device, "overwrite": overwrite, "quiet": quiet, "progress": progress, "allow_partial": allow_partial, "wait": wait, "json": json, "preview": preview,
         **reading_values(operator, op_param, noise, noise_param, image_size, flats, darks, rows),
         "batch_size": batch_size, "shard": shard, "resume": resume, "precision": precision, "compile": compile,
         "importance": importance,

@@ -43,8 +43,9 @@ def _holder(path: Path) -> str:
     return f"another invsolve run (process {info.get('pid')} on {info.get('host')}, since {info.get('started')})"
 
 
-def _acquire(output: Path, shared: bool) -> int:
-    """The fd of the locked lock file of ``output`` (OutputBusyError when another run holds it)."""
+def _acquire(output: Path, shared: bool, wait: bool = False) -> int:
+    """The fd of the locked lock file of ``output`` (OutputBusyError when another run holds it, or with
+    ``wait`` after waiting for it to end)."""
     from ..errors import OutputBusyError
 
     path = lock_path(output)
@@ -54,9 +55,14 @@ def _acquire(output: Path, shared: bool) -> int:
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:
-            os.close(fd)
-            raise OutputBusyError(f"output {output} is being written by {_holder(path)}; wait for it to end, or "
-                                  "choose another --output") from None
+            if not wait:
+                os.close(fd)
+                raise OutputBusyError(f"output {output} is being written by {_holder(path)}; wait for it to end "
+                                      "(--wait does), or choose another --output") from None
+            import sys
+
+            print(f"waiting for {_holder(path)} to finish writing {output} ...", file=sys.stderr, flush=True)
+            fcntl.flock(fd, mode)
         except OSError:  # no flock on this file system
             import warnings
 
@@ -101,10 +107,11 @@ def _release(output: Path, fd: int) -> None:
 
 
 @contextlib.contextmanager
-def output_lock(output: str | Path, shared: bool = False) -> Iterator[None]:
-    """Hold the lock of ``output`` for the block (``shared``: with the other shards of the run)."""
+def output_lock(output: str | Path, shared: bool = False, wait: bool = False) -> Iterator[None]:
+    """Hold the lock of ``output`` for the block (``shared``: with the other shards of the run; ``wait``:
+    for another run to end rather than refuse)."""
     p = Path(output)
-    fd = _acquire(p, shared)
+    fd = _acquire(p, shared, wait)
     try:
         yield
     finally:
@@ -112,9 +119,9 @@ def output_lock(output: str | Path, shared: bool = False) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def output_locks(outputs: Sequence[str | Path], shared: bool = False) -> Iterator[None]:
-    """Hold the locks of all ``outputs`` (in a fixed order) for the block."""
+def output_locks(outputs: Sequence[str | Path], shared: bool = False, wait: bool = False) -> Iterator[None]:
+    """Hold the locks of all ``outputs`` (in a fixed order, so waiting runs cannot deadlock) for the block."""
     with contextlib.ExitStack() as stack:
         for p in sorted({str(Path(o).resolve()) for o in outputs}):
-            stack.enter_context(output_lock(p, shared))
+            stack.enter_context(output_lock(p, shared, wait))
         yield
