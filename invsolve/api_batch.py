@@ -348,6 +348,10 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
                                        None if scores is None else float(scores["ssim_per_slice"][i])))
         summary.complete = [bool(d.all()) for d in done]
         summary.seconds = time.perf_counter() - t0
+        if should_stop is not None and should_stop():  # asked to stop during the last batch, which is written
+            sig = _last_signal()
+            raise Interrupted(f"stopped on {sig.name} after the last batch; {_names(outs)} holds every slice "
+                              "this run computed", exit_code=128 + int(sig))
         return summary
 
 
@@ -383,7 +387,8 @@ def _stopped(summary: BatchSummary, outs: Sequence[Path]) -> Interrupted:
 
 @contextlib.contextmanager
 def graceful_stop() -> Iterator[Callable[[], bool]]:
-    """Handle SIGINT/SIGTERM by finishing the current batch: yields ``should_stop()``.
+    """Handle SIGINT/SIGTERM by finishing the current batch: yields ``should_stop()``; setting its
+    ``at_once`` makes the first signal abort (a run of one batch has no other batch to keep).
 
     A second signal of either kind aborts at once (KeyboardInterrupt): a second
     Ctrl-C, or a second SIGTERM from a scheduler or ``docker stop`` that will not
@@ -395,12 +400,16 @@ def graceful_stop() -> Iterator[Callable[[], bool]]:
 
     def handler(signum, frame):
         graceful_stop.signal = signum
-        if state["stop"]:
+        if state["stop"] or should_stop.at_once:
             raise KeyboardInterrupt
         state["stop"] = True
         print(f"{signal.Signals(signum).name}: finishing the current batch, then stopping "
               "(Ctrl-C or SIGTERM again aborts it)", file=sys.stderr, flush=True)
 
+    def should_stop() -> bool:
+        return state["stop"]
+
+    should_stop.at_once = False  # set when the batch in progress is the whole run: nothing to finish first
     old = {}
     try:
         for s in (signal.SIGINT, signal.SIGTERM):
@@ -408,7 +417,7 @@ def graceful_stop() -> Iterator[Callable[[], bool]]:
                 old[s] = signal.signal(s, handler)
             except ValueError:  # not the main thread
                 pass
-        yield lambda: state["stop"]
+        yield should_stop
     finally:
         for s, h in old.items():
             signal.signal(s, h)

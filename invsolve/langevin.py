@@ -239,9 +239,9 @@ def check_mixing(info: dict, stacklevel: int = 2) -> None:
     draws = info.get("draws_per_chain")
     why = []
     if unmixed is not None and unmixed > UNMIXED_SHARE_MAX:
-        why.append(f"split-R-hat above {RHAT_MAX} on {unmixed:.0%} of the pixels, up to {rhat:.2f}")
+        why.append(f"split-R-hat above {RHAT_MAX} on {unmixed:.1%} of the pixels, up to {rhat:.2f}")
     if share is not None and share > START_SHARE_MAX:
-        why.append(f"{share:.0%} of the posterior variance is still the starting noise (init_noise)")
+        why.append(f"{share:.1%} of the posterior variance is still the starting noise (init_noise)")
     if why:
         if ess is not None:
             why.append(f"effective samples per pixel down to {ess:.3g}")

@@ -68,12 +68,18 @@ class Track:
         if total is None and hasattr(it, "__len__"):
             total = len(it)
         self.start(description, total, hint=hint)
+        ended = False
         try:
             for i, x in enumerate(it):
-                yield x
+                try:
+                    yield x
+                except GeneratorExit:  # the loop left early by itself (a break: e.g. CG converged)
+                    ended = True
+                    raise
                 self.update(i + 1)
+            ended = True
         finally:
-            self.finish()
+            self.finish(stopped=not ended)
 
     # the manual interface, for loops that report through callbacks (EM, sampler training)
     def start(self, description: str, total: int | None, completed: int = 0, hint: str | None = None) -> None:
@@ -102,8 +108,8 @@ class Track:
         """The loop's current objective values (e.g. ``data=…, prior=…``), shown with the step."""
         self.__dict__.setdefault("values", {}).update(values)
 
-    def finish(self) -> None:
-        """End the loop."""
+    def finish(self, stopped: bool = False) -> None:
+        """End the loop (``stopped``: by an exception or interrupt, or a ``break``, before its end)."""
 
     def estimate_check(self) -> None:
         """Warn once per loop when the time at the speed of its first steps exceeds :data:`LONG_RUN_SECONDS`."""

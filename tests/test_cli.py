@@ -318,10 +318,11 @@ def test_second_signal_aborts_batch_and_leaves_no_output(tmp_path, phantom_png, 
 
     sig = getattr(signal, sig)
 
-    m = simulate(tmp_path, phantom_png, "ct-limited")
+    m = simulate(tmp_path, phantom_png, "ct-limited", "-i", phantom_png)  # two slices: two batches of one
     out = tmp_path / "tv.h5"
     proc = subprocess.Popen([sys.executable, "-m", "invsolve", "reconstruct", str(m), "-m", "tv", "-M",
-                             "iterations=100000", "-o", str(out), "-q"], stderr=subprocess.PIPE, text=True)
+                             "iterations=100000", "--batch-size", "1", "-o", str(out), "-q"], stderr=subprocess.PIPE,
+                            text=True)
     try:
         _wait_for_handler(proc.pid, signal.SIGTERM)
         t = time.monotonic()  # the batch loop has started once it holds the output's lock

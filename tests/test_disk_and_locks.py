@@ -198,8 +198,8 @@ def test_an_interrupted_sampler_training_leaves_a_checkpoint_that_is_refused_unt
     monkeypatch.setattr(training, "_validate", interrupt)
     res = run(*train)
     assert res.exit_code == 130
-    assert err_line(res, exit_code=130) == (f"Error: interrupted; no output was written; the checkpoint {ckpt} is kept: run "
-                                       "the same command with --resume to continue")
+    assert err_line(res, exit_code=130) == (f"Error: interrupted (SIGINT); no output was written; the checkpoint {ckpt} "
+                                            "is kept: run the same command with --resume to continue")
     assert not out.exists() and ckpt.exists()  # checkpoints live beside the output, never in it
     monkeypatch.setattr(training, "_validate", real_validate)
     np.save(tmp_path / "x.npy", np.zeros((2, 3), np.float32))
@@ -251,8 +251,9 @@ def test_sigterm_during_training_says_what_it_left(tmp_path):
     _, err = p.communicate(timeout=60)
     assert p.returncode == 143, err
     *warned, last = err.strip().splitlines()
-    assert last == (f"Error: interrupted; no output was written; the checkpoint {out}.ckpt is kept: run the same "
-                    "command with --resume to continue")
+    assert last == (f"Error: interrupted (SIGTERM); no output was written; the checkpoint {out}.ckpt is kept: run "
+                    "the same command with --resume to continue")
+    assert any(ln.startswith("train cfm: stopped at ") for ln in err.splitlines()) or "train cfm:" not in err
     assert [w.split(" will take about")[0] for w in warned] == ["Warning: train cfm"]  # a run of days says so
     assert not out.exists() and _temps(tmp_path) == []
 
@@ -392,3 +393,20 @@ def test_a_batch_whose_inputs_cannot_fit_is_refused_before_any_work(tmp_path, me
     monkeypatch.setattr(api_batch.ReconstructTask, "compute", never)
     line = err_line(run("reconstruct", measurement, "-m", "tv", "-o", tmp_path / "r.h5"))
     assert line.startswith(f"Error: no space left on device writing {tmp_path / 'r.h5'} (") and "1 kB free" in line
+
+
+def test_one_signal_stops_a_run_of_one_batch_at_once(tmp_path, phantom_png):
+    m = tmp_path / "one.h5"
+    assert run("simulate", "--operator", "blur", "-i", phantom_png, "-o", m, "-q").exit_code == 0
+    out = tmp_path / "r.h5"
+    p = _invsolve("reconstruct", m, "-m", "tv", "-M", "iterations=1000000", "-o", out, "-q")
+    t = time.monotonic()
+    while not (tmp_path / ".r.h5.lock").exists() and time.monotonic() - t < 60:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    p.terminate()
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 143, err
+    assert err.strip().splitlines()[-1] == ("Error: aborted during a batch on SIGTERM; no slice was complete, so "
+                                            "nothing was written")
+    assert not out.exists() and _temps(tmp_path) == []

@@ -39,6 +39,8 @@ def run_batch_cli(task, run) -> None:
     track = task.track
 
     def on_batch(done: int, total: int) -> None:  # the slices, in progress lines, when there are batches
+        if done == 0 and total <= run.batch_size:
+            should_stop.at_once = True  # one batch is the whole run: a signal aborts it
         if track is not None and total > run.batch_size:
             track.set_outer(f"{done}/{total} slices done" if done < total else None)
 

@@ -102,10 +102,13 @@ class LineTrack(Track):
         self.stream.flush()
         self._last_time = time.monotonic()
 
-    def _emit(self, done: bool = False) -> None:
+    def _emit(self, done: bool = False, stopped: bool = False) -> None:
         elapsed = time.monotonic() - self.t0
         k, n = self.completed, self.total
-        if done:
+        if stopped:
+            text = f"{self.description}: stopped at {k}/{n} after {format_duration(elapsed)}" if n else \
+                f"{self.description}: stopped at step {k} after {format_duration(elapsed)}"
+        elif done:
             text = f"{self.description}: done {k}/{n} in {format_duration(elapsed)}" if n else \
                 f"{self.description}: done {k} steps in {format_duration(elapsed)}"
         elif n:
@@ -119,11 +122,11 @@ class LineTrack(Track):
         self._write(prefix + text + (f", {values}" if values else ""))
         self._last_step, self._lines = k, self._lines + 1
 
-    def finish(self) -> None:
+    def finish(self, stopped: bool = False) -> None:
         with self._lock:
             self._active = False
             if self._lines or time.monotonic() - self.t0 >= self.seconds:
-                self._emit(done=True)
+                self._emit(done=True, stopped=stopped)
 
 
 class BarTrack(Track):
@@ -149,7 +152,7 @@ class BarTrack(Track):
         if self._bar is not None:
             self._bar.update(self._task, completed=completed, total=self.total)
 
-    def finish(self) -> None:
+    def finish(self, stopped: bool = False) -> None:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None

@@ -103,9 +103,12 @@ def estimate_noise(
     try:
         est = am.estimate_noise(m, prior=prior_spec, settings=settings, seed=run.seed, device=run.device,
                                 checkpoint=ckpt, resume=run.resume, progress=progress)
-    finally:
+    except BaseException:
         if started:
-            track.finish()
+            track.finish(stopped=True)
+        raise
+    if started:
+        track.finish()
     path = am.save_noise_estimate(est, run.output, run.overwrite or run.resume)
     truth = m.noise if m.noise.get("name") == "mixed" and (m.noise.get("a") or m.noise.get("b")) else None
     summary = {"output": str(path), "operator": m.operator["name"], "measurements": int(len(m.measurement)),

@@ -27,9 +27,12 @@ def _loss_progress(mode: str, quiet: bool, name: str | None):
 
     try:
         yield update
-    finally:
+    except BaseException:
         if started:
-            track.finish()
+            track.finish(stopped=True)
+        raise
+    if started:
+        track.finish()
 
 
 @contextlib.contextmanager
@@ -40,13 +43,13 @@ def _kept_checkpoint(output: str | None):
     except KeyboardInterrupt:
         from ..errors import Interrupted
         from ..samplers.base import checkpoint_path
-        from ._signals import exit_code
+        from ._signals import exit_code, interrupted_message
 
         ckpt = checkpoint_path(output) if output else None
         if ckpt is None or not ckpt.is_file():
             raise
-        raise Interrupted(f"interrupted; no output was written; the checkpoint {ckpt} is kept: run the same "
-                          "command with --resume to continue", exit_code=exit_code()) from None
+        raise Interrupted(f"{interrupted_message({})}; the checkpoint {ckpt} is kept: run the same command with "
+                          "--resume to continue", exit_code=exit_code()) from None
 
 
 @handle_errors

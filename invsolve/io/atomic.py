@@ -129,7 +129,10 @@ def atomic_output(path: str | Path, suffix: str = ".tmp") -> Iterator[str]:
     except OSError as exc:
         if is_disk_full(exc):
             raise disk_full_error(p) from None
-        raise
+        from ..errors import DataError
+
+        raise DataError(f"cannot write {p} ({exc.strerror or exc}); check its folder and its permissions, or "
+                        "write it elsewhere") from None
     os.close(fd)
     try:
         yield tmp

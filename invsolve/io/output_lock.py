@@ -51,7 +51,13 @@ def _acquire(output: Path, shared: bool, wait: bool = False) -> int:
     path = lock_path(output)
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     for _ in range(50):  # a lock file removed between open and lock: take the new one
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            from ..errors import DataError
+
+            raise DataError(f"cannot write output {output} ({exc.strerror or exc}); check its folder and its "
+                            "permissions, or choose another --output") from None
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:
