@@ -410,3 +410,16 @@ def test_one_signal_stops_a_run_of_one_batch_at_once(tmp_path, phantom_png):
     assert err.strip().splitlines()[-1] == ("Error: aborted during a batch on SIGTERM; no slice was complete, so "
                                             "nothing was written")
     assert not out.exists() and _temps(tmp_path) == []
+
+
+def test_a_tv_result_records_the_preset_values_it_used(tmp_path, measurement):
+    import json
+
+    out = tmp_path / "r.h5"
+    assert run("reconstruct", measurement, "-m", "tv", "-M", "iterations=2", "-o", out, "-q").exit_code == 0
+    with h5py.File(out) as f:
+        spec = json.loads(f.attrs["method"])
+    assert spec["lam"] is None and spec["used"]["lam"] > 0 and spec["used"]["lr"] > 0
+    from invsolve.figures.panels import describe_spec
+
+    assert f"lam={spec['used']['lam']:.4g}" in describe_spec(spec)

@@ -89,6 +89,11 @@ class Method:
     def spec(self) -> dict[str, Any]:
         return {"name": self.name, **self.params.model_dump(mode="json")}
 
+    def resolved(self, operator) -> dict[str, Any]:
+        """The settings the method used on ``operator`` where its parameters left them to a preset (stored in
+        the result as ``used``); empty when every value is the parameter's own."""
+        return {}
+
 
 def load_all() -> None:
     from . import bicubic, fbp, patch_map, tikhonov, tv  # noqa: F401

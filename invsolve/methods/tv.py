@@ -59,6 +59,9 @@ class TV(Method):
     images_only = True
     linear_only = True  # the start A^T y of operators without a classical method
 
+    def resolved(self, operator) -> dict:
+        return {"lam": self.lam_for(operator), "lr": self.lr_for(operator)}
+
     def lam_for(self, operator) -> float:
         if self.params.lam is not None:
             return self.params.lam
