@@ -271,8 +271,9 @@ def reconstruct(
                      "lower its learning rate (-M lr=...), or check the measurement" if "lr" in type(m.params).model_fields
                      else "check the measurement and its operator's parameters")
     spec = m.spec()
-    if m.resolved(op):
-        spec["used"] = m.resolved(op)  # the preset values behind the parameters left unset (lam, lr)
+    used = m.resolved(op)
+    if used:
+        spec["used"] = used  # the preset values behind the parameters left unset (lam, lr)
     if getattr(m, "prior", None) is not None:
         spec.update(prior=m.prior.name, prior_file=prior_file, zero_shot=zero_shot, settings=m.settings(op))
         if zero_shot:  # the flow trained on the observation: its settings and training provenance

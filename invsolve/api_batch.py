@@ -284,7 +284,7 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
     from .api import evaluate
     from .io.atomic import check_space
     from .io.hdf5 import check_output_location
-    from .io.incremental import IncrementalOutput
+    from .io.incremental import IncrementalOutput, source_bytes
     from .io.output_lock import output_locks
     from .sources.measured import open_source
 
@@ -308,7 +308,7 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
         done = [io.prepare() for _, io, _ in files]  # every output checked before any work starts
         for (source, io, _), d in zip(files, done):
             if not d.any():  # a new output holds at least its input's arrays: refuse now if even they cannot fit
-                check_space(io.path, _stored_bytes(source))
+                check_space(io.path, source_bytes(source.stored()))
         summary = BatchSummary(outputs=outs, total=sum(n for *_, n in files))
         todo = [(u, fi, b) for u, (fi, b) in enumerate(units) if u % n_shards == k - 1]
         to_compute = sum(int((~done[fi][b * batch_size : (b + 1) * batch_size]).sum()) for _, fi, b in todo)
@@ -353,20 +353,6 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
             raise Interrupted(f"stopped on {sig.name} after the last batch; {_names(outs)} holds every slice "
                               "this run computed", exit_code=128 + int(sig))
         return summary
-
-
-def _stored_bytes(source) -> int:
-    """The bytes of the input arrays a batch output copies (a lower bound of its size)."""
-    stored = source.stored()
-    if isinstance(stored, dict):
-        return int(sum(np.asarray(v).nbytes for k, v in stored.items() if v is not None and not isinstance(v, dict)))
-    import h5py
-
-    try:
-        with h5py.File(stored, "r") as f:
-            return int(sum(f[k].size * f[k].dtype.itemsize for k in ("measurement", "ground_truth") if k in f))
-    except OSError:
-        return 0
 
 
 def _names(outs: Sequence[Path]) -> str:

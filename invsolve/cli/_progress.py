@@ -10,6 +10,7 @@ shorter than :data:`LINE_SECONDS` print nothing.  ``INVSOLVE_PROGRESS_SECONDS`` 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -18,7 +19,7 @@ from typing import Any
 
 from ..progress import Track, format_duration, format_values
 
-__all__ = ["make_progress", "LineTrack", "BarTrack", "line_due", "MODES"]
+__all__ = ["make_progress", "callback_progress", "LineTrack", "BarTrack", "line_due", "MODES"]
 
 MODES = ("auto", "bar", "lines", "none")
 LINE_SECONDS = 10.0
@@ -171,3 +172,27 @@ def make_progress(mode: str = "auto", quiet: bool = False) -> Track:
     if mode == "lines":
         return LineTrack()
     return Track()
+
+
+@contextlib.contextmanager
+def callback_progress(track: Track, description: str, hint: str | None = None):
+    """For loops that report through a callback (EM, sampler training): yields ``update(step, total,
+    **values)``.  The display starts at the first call (at that step, for a resumed run) and ends with the
+    block, as stopped when the block raises."""
+    started = False
+
+    def update(step: int, total: int | None, **values: Any) -> None:
+        nonlocal started
+        if not started:
+            track.start(description, total, completed=step - 1, hint=hint)
+            started = True
+        track.update(step, total, **values)
+
+    try:
+        yield update
+    except BaseException:
+        if started:
+            track.finish(stopped=True)
+        raise
+    if started:
+        track.finish()

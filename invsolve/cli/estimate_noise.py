@@ -8,7 +8,7 @@ import typer
 
 from ._common import emit_json, handle_errors, merge_config, out_console
 from ._options import ConfigOpt, DeviceOpt, JsonOpt, OutputOpt, OverwriteOpt, ProgressOpt, QuietOpt, SeedOpt
-from ._progress import make_progress
+from ._progress import callback_progress, make_progress
 
 
 def _load(run):
@@ -90,25 +90,10 @@ def estimate_noise(
     if run.prior is not None or run.prior_params:
         prior_spec = {"name": run.prior or "uniform", **run.prior_params}
     ckpt = run.checkpoint or f"{run.output}.ckpt"
-    track = make_progress(run.progress, run.quiet)
-    started = False
-
-    def progress(it, total, a, b, elbo):
-        nonlocal started
-        if not started:
-            track.start("EM", total, completed=it - 1, hint="--iterations N")
-            started = True
-        track.update(it, total, a=a, b=b, ELBO=elbo)
-
-    try:
+    with callback_progress(make_progress(run.progress, run.quiet), "EM", "--iterations N") as update:
         est = am.estimate_noise(m, prior=prior_spec, settings=settings, seed=run.seed, device=run.device,
-                                checkpoint=ckpt, resume=run.resume, progress=progress)
-    except BaseException:
-        if started:
-            track.finish(stopped=True)
-        raise
-    if started:
-        track.finish()
+                                checkpoint=ckpt, resume=run.resume,
+                                progress=lambda it, total, a, b, elbo: update(it, total, a=a, b=b, ELBO=elbo))
     path = am.save_noise_estimate(est, run.output, run.overwrite or run.resume)
     truth = m.noise if m.noise.get("name") == "mixed" and (m.noise.get("a") or m.noise.get("b")) else None
     summary = {"output": str(path), "operator": m.operator["name"], "measurements": int(len(m.measurement)),

@@ -9,30 +9,14 @@ import typer
 
 from ._common import apply_scale, emit_json, handle_errors, merge_config, out_console
 from ._options import ConfigOpt, DeviceOpt, JsonOpt, OverwriteOpt, ProgressOpt, QuietOpt, SeedOpt
-from ._progress import make_progress
+from ._progress import callback_progress, make_progress
 
 
 @contextlib.contextmanager
 def _loss_progress(mode: str, quiet: bool, name: str | None):
     """``progress(step, total, loss, val)`` for the sampler training, shown as ``--progress`` says."""
-    track = make_progress(mode, quiet)
-    started = False
-
-    def update(step, total, loss, val):
-        nonlocal started
-        if not started:
-            track.start(f"train {name or 'sampler'}", total, completed=step - 1, hint="--steps N")
-            started = True
-        track.update(step, total, loss=loss, **({} if val is None else {"val": val}))
-
-    try:
-        yield update
-    except BaseException:
-        if started:
-            track.finish(stopped=True)
-        raise
-    if started:
-        track.finish()
+    with callback_progress(make_progress(mode, quiet), f"train {name or 'sampler'}", "--steps N") as update:
+        yield lambda step, total, loss, val: update(step, total, loss=loss, **({} if val is None else {"val": val}))
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import DataError, OutputExistsError
 
-__all__ = ["folder_lock", "IncrementalOutput", "completed_mask"]
+__all__ = ["folder_lock", "IncrementalOutput", "completed_mask", "source_bytes"]
 
 
 @contextlib.contextmanager
@@ -160,19 +160,8 @@ class IncrementalOutput:
 
     def _size(self, source, shapes: dict[str, tuple[int, ...]]) -> int:
         """The bytes a new file needs at most: its result datasets (float32, all slices) and the source's arrays."""
-        import h5py
+        return sum(4 * self.n * int(np.prod(s)) for s in shapes.values()) + self.n + source_bytes(source)
 
-        size = sum(4 * self.n * int(np.prod(s)) for s in shapes.values()) + self.n
-        if isinstance(source, dict):
-            for value in source.values():
-                vals = value.values() if isinstance(value, dict) else [value]
-                size += sum(np.asarray(v).nbytes for v in vals if v is not None)
-        else:
-            with h5py.File(source, "r") as src:
-                for name in ("measurement", "ground_truth"):
-                    if name in src:
-                        size += src[name].size * src[name].dtype.itemsize
-        return int(size)
 
     def write(self, start: int, results: dict[str, np.ndarray], *, source: str | Path,
               attrs: dict[str, Any], timings: dict[str, float]) -> np.ndarray:
@@ -227,3 +216,18 @@ class IncrementalOutput:
             f["completed"][start: start + b] = 1
             f.flush()
             return np.asarray(f["completed"][()], dtype=bool)
+
+
+def source_bytes(source: str | Path | dict) -> int:
+    """The bytes of the input arrays a batch output copies from ``source`` (an invsolve file, or the arrays of
+    foreign data as :meth:`invsolve.sources.measured.Source.stored` gives them); 0 for an unreadable file."""
+    if isinstance(source, dict):
+        vals = [x for v in source.values() for x in (v.values() if isinstance(v, dict) else [v])]
+        return int(sum(np.asarray(v).nbytes for v in vals if v is not None))
+    import h5py
+
+    try:
+        with h5py.File(source, "r") as src:
+            return int(sum(src[k].size * src[k].dtype.itemsize for k in ("measurement", "ground_truth") if k in src))
+    except OSError:
+        return 0
