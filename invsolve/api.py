@@ -100,6 +100,8 @@ class Reconstruction:
         method: Method spec {"name", ...settings}; with a prior also "prior", "prior_file", "settings".
         measurement: The :class:`Measurement` reconstructed.
         seed: The run's seed; device: where it ran; timings: seconds per step.
+        iterations_run: (N,) int32, the iterations an iterative method ran per item (None for direct methods).
+        converged: (N,) bool, whether the stopping rule ended the item's run before its iteration cap.
     """
 
     images: np.ndarray
@@ -108,6 +110,8 @@ class Reconstruction:
     seed: int
     device: str
     timings: dict[str, float] = field(default_factory=dict)
+    iterations_run: np.ndarray | None = None
+    converged: np.ndarray | None = None
 
 
 def resolve_noise(operator: str, noise: str | None = None, noise_params: dict | None = None) -> dict[str, Any]:
@@ -262,18 +266,23 @@ def reconstruct(
             f"measurement has shape {y_all.shape[1:]} per item but operator {op.name!r} produces "
             f"{tuple(op.range_shape)}; the file's operator and data do not match"
         )
-    out = []
+    out, runs = [], []
     for k, sl in enumerate(_batches(len(y_all), batch_size)):
         y = torch.from_numpy(y_all[sl]).to(dev)
         gen = batch_generator(seed, first_batch + k, dev)
-        out.append(m.run(y, op, nm, generator=gen, track=track).detach().cpu().numpy())
+        runs.append({})
+        out.append(m.run(y, op, nm, generator=gen, track=track, info=runs[-1]).detach().cpu().numpy())
         check_result(out[-1:], f"the {m.name} reconstruction",
                      "lower its learning rate (-M lr=...), or check the measurement" if "lr" in type(m.params).model_fields
                      else "check the measurement and its operator's parameters")
     spec = m.spec()
-    used = m.resolved(op)
+    used = m.resolved(op, dev)
     if used:
-        spec["used"] = used  # the preset values behind the parameters left unset (lam, lr)
+        spec["used"] = used  # the preset values behind the parameters left unset (lam, lr, precision)
+    iters = conv = None
+    if all(runs):  # an iterative method: its iterations and stopping per item
+        iters = np.array([i for r in runs for i in r["iterations_run"]], dtype=np.int32)
+        conv = np.array([s == "converged" for r in runs for s in r["stopped"]], dtype=bool)
     if getattr(m, "prior", None) is not None:
         spec.update(prior=m.prior.name, prior_file=prior_file, zero_shot=zero_shot, settings=m.settings(op))
         if zero_shot:  # the flow trained on the observation: its settings and training provenance
@@ -286,6 +295,8 @@ def reconstruct(
         seed=seed,
         device=str(dev),
         timings={**timings, "reconstruct": time.perf_counter() - t0},
+        iterations_run=iters,
+        converged=conv,
     )
 
 
@@ -326,7 +337,7 @@ def sample_posterior(
     batch_size: int = 8,
     track=no_track,
     first_batch: int = 0,
-    precision: str = "fp32",
+    precision: str = "auto",
     compile: bool = False,
     importance: int = 0,
     allow_partial: bool = False,
@@ -341,6 +352,8 @@ def sample_posterior(
     ``compile`` speed up trained samplers on GPUs (see
     :meth:`invsolve.samplers.base.Sampler.configure`); ``precision="bf16"``
     also runs Langevin's patchNR subnets in bfloat16 (as ``-S precision=bf16``).
+    ``precision="auto"`` (the default) takes bf16 where the device computes it fast
+    (:mod:`invsolve.precision`); the result records the choice (``precision_used``).
     ``importance=K`` (vector ``cflow`` samplers) draws K·``num_samples`` proposals per measurement and
     keeps ``num_samples`` of them by importance resampling against the
     measurement's likelihood and the training prior, removing the amortised
@@ -348,6 +361,7 @@ def sample_posterior(
     effective sample sizes are stored with the sampler settings.
     """
     from .posterior import concat_summaries, summarize_samples
+    from .precision import normalize_precision
 
     t0 = time.perf_counter()
     expect(measurement, Measurement, "sample_posterior's measurement")
@@ -380,6 +394,7 @@ def sample_posterior(
             raise OperatorError(f"{sampler_file} holds a {smp.name!r} sampler, not {sampler!r}")
         smp.check_measurement(measurement)
         spec = {"name": smp.name, "file": str(sampler_file), "num_samples": num_samples,
+                "precision": precision, "precision_used": smp.precision, "precision_reason": smp.precision_reason,
                 **_sampling_settings(smp, sampler_params or {}, sampler_file)}
         weigh = importance_weigher(smp, measurement, importance, dev) if importance else None
         ess = []
@@ -398,7 +413,7 @@ def sample_posterior(
     elif compile or importance:
         flag = "--compile" if compile else "--importance"
         raise OperatorError(f"{flag} applies to trained samplers (--sampler-file); drop it for Langevin and MCMC")
-    elif precision != "fp32" and sampler == "mcmc":
+    elif normalize_precision(precision) not in ("fp32", "auto") and sampler == "mcmc":
         raise OperatorError("--precision bf16 applies to trained samplers (--sampler-file) and to Langevin with "
                             "the patchnr prior; MCMC evaluates likelihoods in float32")
     elif sampler == "mcmc":
@@ -443,8 +458,8 @@ def sample_posterior(
             opts["chains"] = chains
         if keep_samples:
             opts["keep_samples"] = True
-        if precision != "fp32":
-            opts["precision"] = precision  # the patch flow's subnets in bf16
+        if "precision" not in opts:
+            opts["precision"] = precision  # the patch flow's subnets in bf16 (auto: where the device is fast)
         params = validate_params(LangevinParams, opts, "parameters of sampler 'langevin'")
         pr = _resolve_prior(prior, prior_file, False, measurement, op, None, seed, dev, track, {}, allow_partial)
         settings = resolve_settings(op, pr.name, params)

@@ -164,7 +164,7 @@ class ReconstructTask:
 
     def compute(self, m, first_batch: int):
         from .api import reconstruct
-        from .api_files import reconstruction_attrs
+        from .api_files import reconstruction_attrs, reconstruction_data
         from .methods import no_track
 
         r = reconstruct(m, self.method, self.method_params, self.seed, self.device, self.batch_size,
@@ -172,7 +172,7 @@ class ReconstructTask:
                         zero_shot=self.zero_shot, prior_params=self.prior_params, first_batch=first_batch,
                         allow_partial=self.allow_partial)
         attrs = {**reconstruction_attrs(r, dict(m.timings)), "command": self.command, "batch_size": self.batch_size}
-        return {"reconstruction": r.images}, attrs, r.timings["reconstruct"]
+        return reconstruction_data(r), attrs, r.timings["reconstruct"]
 
 
 @dataclass
@@ -192,7 +192,7 @@ class PosteriorTask:
     device: str = "auto"
     batch_size: int = 8
     track: Any = None
-    precision: str = "fp32"
+    precision: str = "auto"
     compile: bool = False
     importance: int = 0
     allow_partial: bool = False

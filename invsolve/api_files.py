@@ -154,8 +154,17 @@ def save_reconstruction(r: Reconstruction, path: str | Path, overwrite: bool = F
     from .api import Reconstruction
 
     expect(r, Reconstruction, "save_reconstruction's r")
-    return write_with_measurement(path, r.measurement, {"reconstruction": r.images}, reconstruction_attrs(r),
-                                  overwrite)
+    return write_with_measurement(path, r.measurement, reconstruction_data(r), reconstruction_attrs(r), overwrite)
+
+
+def reconstruction_data(r: Reconstruction) -> dict[str, np.ndarray]:
+    """The datasets of a reconstruction: ``reconstruction``, and for iterative methods ``iterations_run`` and
+    ``converged`` (N,), float32 like every result dataset (a batch file's unfinished slices are NaN; converged
+    is 1 where the stopping rule ended the run before its cap, else 0)."""
+    data = {"reconstruction": r.images}
+    if r.iterations_run is not None:
+        data.update(iterations_run=r.iterations_run.astype(np.float32), converged=r.converged.astype(np.float32))
+    return data
 
 
 #: invsolve file kinds that carry a complete measurement (results keep the one they came from)

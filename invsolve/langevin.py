@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
 
 from .config import Params
+from .precision import Precision, resolve_precision
 from .methods.base import no_track
 from .posterior import (PosteriorSummary, RunningMoments, concat_summaries, effective_sample_size, split_rhat,
                         summarize_samples)
@@ -45,8 +45,8 @@ class LangevinParams(Params):
                                "to this one, as for MAP")
     init_noise: float = Field(0.01, ge=0, description="std of the noise added to the classical start")
     keep_samples: bool = Field(False, description="store the collected samples")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="patchnr: bf16 runs the flow's subnets in "
-                                               "bfloat16 for the prior term, as for MAP")
+    precision: Precision = Field("auto", description="patchnr: bf16 runs the flow's subnets in bfloat16 for the "
+                                 "prior term, as for MAP; auto: bf16 where the device computes it fast")
 
     @model_validator(mode="after")
     def _collects_samples(self) -> "LangevinParams":
@@ -130,6 +130,7 @@ def _chains(y, operator, noise, prior, params: LangevinParams, map_settings: dic
     tau = p.step_size if p.step_size is not None else PRESET_STEP.get(kind, 1e-6)
     # map_settings comes from resolve_settings(operator, prior, params): the preset with params' overrides applied
     lam, n_patches, padding = map_settings["lam"], map_settings["n_patches"], map_settings["padding"]
+    precision, why = resolve_precision(p.precision, y.device, prior.name == "patchnr")
     with torch.no_grad():
         x0 = initial_guess(y, operator, noise)
     yc = y.repeat_interleave(C, dim=0)
@@ -146,7 +147,7 @@ def _chains(y, operator, noise, prior, params: LangevinParams, map_settings: dic
     chain_sum = torch.zeros((B, C, pixels), dtype=torch.float64, device=x.device)
     for k in track(range(p.steps), f"langevin ({prior.name})", hint="-S steps=N (with -S burn_in=…)"):
         x = x.detach().requires_grad_(True)
-        e = map_energy(x, yc, operator, noise, prior, lam, n_patches, padding, generator, p.precision)
+        e = map_energy(x, yc, operator, noise, prior, lam, n_patches, padding, generator, precision)
         (g,) = torch.autograd.grad(e.sum(), x)
         track.note(energy=e.detach() / C)  # per measurement: the mean over its chains
         with torch.no_grad():
@@ -171,6 +172,7 @@ def _chains(y, operator, noise, prior, params: LangevinParams, map_settings: dic
     chains = torch.stack(trace, dim=2)  # (B, C, S, P)
     share = _start_share(chain_sum / len(trace), start.reshape(B, C, pixels).double(), moments.var.reshape(B, -1))
     summary.info = {"step_size": tau, "lam": lam, "n_patches": n_patches, "padding": padding,
+                    "precision_used": precision, "precision_reason": why,
                     "samples_per_measurement": moments.n, "draws_per_chain": len(trace),
                     "diagnostic_pixels": P, **_diagnostics(chains, share)}
     return summary

@@ -89,6 +89,7 @@ def run_batch_cli(task, run) -> None:
                 write_preview(run.preview, summary.outputs[0], run.overwrite)
             except DiskFullError as exc:  # the result is whole and kept: say so, and do not fail the run
                 warnings.warn(f"{exc} (the preview only: {first} is complete)", RuntimeWarning, stacklevel=1)
+        report.update(iteration_report(stored, spec.get("method") if spec else None))
         if "mean_std" not in report and "posterior_std" in stored[0].datasets:
             report["mean_std"] = float(stored[0].datasets["posterior_std"].mean())
     if run.json_output:
@@ -97,6 +98,31 @@ def run_batch_cli(task, run) -> None:
         where = str(first) if len(summary.outputs) == 1 else f"{len(summary.outputs)} files in {first.parent}"
         state = "complete" if complete else "this shard's part done"
         extra = f", PSNR {report['psnr']:.2f} dB against the stored ground truth" if "psnr" in report else ""
+        extra += f"; {report['stopping']}" if "stopping" in report else ""
         out_console().print(f"wrote {where}: {summary.computed} slice(s) computed, {summary.skipped} already done "
                             f"({state}) in {report['seconds']} s{extra}")
 
+
+
+def iteration_report(stored, method: dict | None) -> dict[str, Any]:
+    """The iterations an iterative method ran over the outputs and why it stopped: ``iterations_run`` (the
+    smallest and largest count), ``converged`` (items ended by the stopping rule) and a ``stopping`` sentence;
+    empty for direct methods."""
+    import numpy as np
+
+    runs = [st.datasets["iterations_run"] for st in stored if "iterations_run" in st.datasets]
+    if not runs or method is None:
+        return {}
+    iters = np.concatenate([np.asarray(r, np.float64).ravel() for r in runs])
+    conv = np.concatenate([np.asarray(st.datasets["converged"], np.float64).ravel() for st in stored
+                           if "converged" in st.datasets])
+    lo, hi, n_conv = int(np.nanmin(iters)), int(np.nanmax(iters)), int(np.nansum(conv))
+    count = f"{lo}" if lo == hi else f"{lo}–{hi}"
+    name = method.get("name", "the method")
+    tol = (method.get("settings") or {}).get("tol", (method.get("used") or {}).get("tol", method.get("tol")))
+    text = f"{name} ran {count} iterations, {n_conv} of {len(iters)} item(s) stopped by the stopping rule"
+    if tol == 0:
+        text = f"{name} ran {count} iterations (stopping rule off: tol=0)"
+    elif n_conv < len(iters):
+        text += " (the others reached the iteration cap: raise -M iterations= to let them converge)"
+    return {"iterations_run": [lo, hi], "converged": n_conv, "stopping": text}

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..config import MAX_SEED, Params
+from ..precision import Precision
 from ..sources.measured import MeasurementReading
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -110,7 +111,7 @@ class SamplePosteriorRun(BatchRun):
     chains: int | None = Field(None, ge=1)
     quantiles: list[float] = Field(default_factory=lambda: [0.05, 0.25, 0.5, 0.75, 0.95])
     save_samples: bool = False
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Precision = "auto"
     compile: bool = False
     importance: int = Field(0, ge=0)
 

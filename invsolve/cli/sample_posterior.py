@@ -25,7 +25,7 @@ def sample_posterior(
     chains: Annotated[Optional[int], typer.Option("--chains", help="Langevin: parallel chains per measurement")] = None,
     quantile: Annotated[Optional[list[float]], typer.Option("--quantile", help="quantile level to store (repeatable; default 0.05 0.25 0.5 0.75 0.95)")] = None,
     save_samples: Annotated[Optional[bool], typer.Option("--save-samples/--no-save-samples", help="store the samples too", show_default=False)] = None,
-    precision: Annotated[Optional[str], typer.Option("--precision", help="fp32, or bf16: trained samplers' network evaluations, or Langevin's patchnr subnets, under bfloat16 autocast (GPUs; CPUs with AVX-512 BF16 or AMX)")] = None,
+    precision: Annotated[Optional[str], typer.Option("--precision", help="auto (default), fp32 or bf16: trained image samplers' network evaluations, or Langevin's patchnr subnets, under bfloat16 autocast; auto takes bf16 on GPUs of compute capability 8+ and CPUs with AVX-512 BF16 or AMX")] = None,
     compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="compile the trained sampler's sampling step with torch.compile", show_default=False)] = None,
     importance: Annotated[Optional[int], typer.Option("--importance", help="vector cflow: draw K·n proposals and keep n by importance resampling against the likelihood (exact as K grows)")] = None,
     config: ConfigOpt = None,

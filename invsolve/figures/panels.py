@@ -66,7 +66,7 @@ def describe_spec(spec: Any, skip: tuple[str, ...] = ("name",), limit: int = 4) 
     if not isinstance(spec, dict):
         return str(spec)
     used = spec.get("used") if isinstance(spec.get("used"), dict) else {}
-    spec = {k: (used.get(k) if v is None else v) for k, v in spec.items()}  # preset values where left unset
+    spec = {k: (used.get(k, v) if v is None or v == "auto" else v) for k, v in spec.items()}  # preset values where left unset or auto
     items = [f"{k}={_short(v)}" for k, v in spec.items()
              if k not in skip and isinstance(v, (int, float, str, bool)) and v is not None and len(str(v)) < 24]
     if limit <= 0:

@@ -71,6 +71,7 @@ class Method:
         *,
         generator: torch.Generator | None = None,
         track: Track = no_track,
+        info: dict | None = None,
     ) -> torch.Tensor:
         """Reconstruct a batch.
 
@@ -80,6 +81,8 @@ class Method:
             noise: The noise model whose ``nll`` is the data term.
             generator: Random generator for stochastic steps.
             track: Progress wrapper for iterations.
+            info: Iterative methods put the run's record here (``iterations_run``, ``stopped`` and
+                ``last_change``, one list entry per item).
 
         Returns:
             Images, (B, H, W).
@@ -89,9 +92,10 @@ class Method:
     def spec(self) -> dict[str, Any]:
         return {"name": self.name, **self.params.model_dump(mode="json")}
 
-    def resolved(self, operator) -> dict[str, Any]:
-        """The settings the method used on ``operator`` where its parameters left them to a preset (stored in
-        the result as ``used``); empty when every value is the parameter's own."""
+    def resolved(self, operator, device=None) -> dict[str, Any]:
+        """The settings the method used on ``operator`` (on ``device``) where its parameters left them to a
+        preset or to ``auto`` (stored in the result as ``used``); empty when every value is the parameter's
+        own."""
         return {}
 
 

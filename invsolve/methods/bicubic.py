@@ -48,6 +48,6 @@ class Bicubic(Method):
     name = "bicubic"
     operators = ("superres",)
 
-    def run(self, y, operator, noise, *, generator=None, track=no_track):
+    def run(self, y, operator, noise, *, generator=None, track=no_track, info=None):
         p = operator.params
         return bicubic_upsample(y, operator.image_shape, p.factor, operator.offset, p.boundary == "periodic")

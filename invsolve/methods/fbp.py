@@ -102,7 +102,7 @@ class FBP(Method):
     name = "fbp"
     operators = ("ct",)
 
-    def run(self, y, operator, noise, *, generator=None, track=no_track):
+    def run(self, y, operator, noise, *, generator=None, track=no_track, info=None):
         self.check(operator)
         yb, single = check_batch(y, operator.range_shape, "measurements given to fbp")
         if not yb.dtype.is_floating_point:

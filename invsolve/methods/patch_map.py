@@ -16,6 +16,7 @@ from pydantic import Field
 
 from ..config import Params
 from ..errors import ConfigError, OperatorError
+from ..precision import Precision, resolve_precision
 from .base import METHODS, Method, build_method, no_track
 
 
@@ -25,19 +26,28 @@ class MapParams(Params):
     lr: float | None = Field(None, gt=0, description="Adam step size; none: preset")
     iterations: int | None = Field(None, ge=1, description="Adam steps; none: preset")
     padding: int | None = Field(None, ge=0, description="reflect padding before patch extraction; none: preset")
-    init: Literal["classical", "tv", "adjoint", "zeros"] = Field(
-        "classical", description="starting point: the classical method (FBP, bicubic, the observation), TV's "
+    init: Literal["classical", "tv", "adjoint", "zeros"] | None = Field(
+        None, description="starting point: the classical method (FBP, bicubic, the observation), TV's "
         "reconstruction at its presets (a warm start for operators where the classical start is far off, e.g. "
-        "limited-angle CT), the adjoint, or zeros")
+        "limited-angle CT), the adjoint, or zeros; none: the preset's (tv for ct-limited, else classical)")
+    preset: Literal["default", "paper"] = Field(
+        "default", description="default: settings that finish on a CPU (an iteration cap with the stopping "
+        "rule, TV's start for limited-angle CT); paper: the papers' full settings (their iteration counts and "
+        "start, every iteration run)")
+    tol: float | None = Field(None, ge=0, description="stop when the relative change of the mean iterate of "
+                              "consecutive windows falls below tol (iterations is then a cap); 0: run every "
+                              "iteration; none: the preset's")
+    window: int | None = Field(None, ge=1, description="iterations per window of the stopping rule; none: preset")
     average: float | None = Field(
         None, ge=0, lt=1, description="fraction of the iterations whose iterates are averaged into the result "
         "(tail averaging; 0: the last iterate); none: preset")
     size_scaling: bool = Field(True, description="carry the preset's lam and N_p from the paper's image size to "
                                "this one (lam by measurement count, N_p by area); explicit values are kept")
-    precision: Literal["fp32", "bf16"] = Field(
-        "fp32", description="patchnr: bf16 runs the flow's subnets (its matrix products) in bfloat16 for the "
-        "prior term; fast on CPUs with AVX-512 BF16 or AMX and on GPUs. The data term, the couplings' scales "
-        "and log-determinants, and the pixels stay in float32")
+    precision: Precision = Field(
+        "auto", description="patchnr: bf16 runs the flow's subnets (its matrix products) in bfloat16 for the "
+        "prior term; auto: bf16 on CPUs with AVX-512 BF16 or AMX and on GPUs of compute capability 8 or "
+        "later, else fp32 (float32). The data term, the couplings' scales and log-determinants, and the "
+        "pixels stay in float32")
 
 
 #: Paper settings per (operator, prior) with the data term as the noise NLL.
@@ -92,6 +102,16 @@ REFERENCE_SIZES: dict[str, tuple[int, int]] = {
 }
 MIN_PATCHES = 1000
 
+#: The default preset (``-M preset=default``): the papers' values above with the stopping rule of
+#: :mod:`invsolve.methods.stopping` (their iteration count becomes a cap) and, for limited-angle CT, TV's
+#: reconstruction as the start with a cap of 300 iterations instead of the papers' 3000 from FBP: from TV's
+#: start the 128² material crops gain +1.43 dB over TV in 300 iterations (benchmarks/RESULTS.md, "Patch
+#: priors: ct").  ``-M preset=paper`` runs the papers' settings, every iteration.
+DEFAULT_CHANGES: dict[str, dict] = {"ct-limited": dict(iterations=300, init="tv")}
+#: The stopping rule of the default preset; see :data:`DEFAULT_CHANGES`.
+STOPPING = dict(tol=2e-4, window=10)
+PAPER = dict(tol=0.0, window=10, init="classical")
+
 
 def preset_for(operator_name: str, kind: str, prior_name: str, zero_shot: bool = False) -> dict:
     """The papers' settings for an operator and prior, at the papers' problem size."""
@@ -131,6 +151,12 @@ def resolve_settings(operator, prior_name: str, params, zero_shot: bool = False)
         s.setdefault("average", 0.0)
     else:  # the tail mean is MAP's; Langevin keeps running statistics of its own
         s.pop("average", None)
+    if "tol" in type(params).model_fields:  # MAP's loop: the preset's start and stopping rule
+        if params.preset == "paper":
+            s.update(PAPER)
+        else:
+            s.update(init="classical", **STOPPING)
+            s.update({} if zero_shot else DEFAULT_CHANGES.get(operator.name, {}))
     s.update({k: v for k, v in params.model_dump().items() if v is not None and k in s})
     return s
 
@@ -216,42 +242,66 @@ class PatchMAP(Method):
         check_precision(self.params.precision, self.prior.name, "-M")
         return resolve_settings(operator, self.prior.name, self.params, self.zero_shot)
 
-    def run(self, y, operator, noise, *, generator=None, track=no_track, on_step=None):
-        """As :meth:`Method.run`; ``on_step(k, x)`` (optional) sees the iterate x (B, H, W) after step k (1-based).
+    def resolved(self, operator, device=None) -> dict:
+        """The precision run on ``device`` (``auto`` resolved) and why."""
+        prec, why = resolve_precision(self.params.precision, device or "cpu", self.prior.name == "patchnr")
+        return {"precision": prec, "precision_reason": why}
+
+    def run(self, y, operator, noise, *, generator=None, track=no_track, on_step=None, info=None):
+        """As :meth:`Method.run`; ``on_step(k, x)`` (optional) sees the iterate x (B, H, W) after step k (1-based);
+        ``info`` (a dict, optional) receives the run's record (iterations run, why it stopped).
 
         Returns the last iterate, or with ``average`` > 0 the mean of the last
-        round(average · iterations) iterates.
+        round(average · iterations) iterates (of the last window when the stopping rule ends the run early).
         """
         if hasattr(self.prior, "reset") and y.shape[0] > 1:
             # a stateful prior (WPP's dual potential) is warm-started per image
-            return torch.cat([self.run(y[i : i + 1], operator, noise, generator=generator, track=track,
-                                       on_step=on_step) for i in range(y.shape[0])])
+            parts, records = [], []
+            for i in range(y.shape[0]):
+                records.append({})
+                parts.append(self.run(y[i : i + 1], operator, noise, generator=generator, track=track,
+                                      on_step=on_step, info=records[-1]))
+            if info is not None:
+                info.update(merge_records(records))
+            return torch.cat(parts)
         if hasattr(self.prior, "reset"):
             self.prior.reset()
+        s = self.settings(operator)
+        check_patch_fit(operator.domain_shape, self.prior.patch_size, s["padding"], "-M")
+        x, rule = self._iterate(y, operator, noise, s, self._start(y, operator, noise, s["init"]), generator,
+                                track, on_step)
+        if info is not None:
+            info.update(rule.record(y.shape[0]))
+        return x
+
+    def _start(self, y, operator, noise, init: str) -> torch.Tensor:
         from . import initial_guess
 
-        s = self.settings(operator)
-        p = self.params
-        check_patch_fit(operator.domain_shape, self.prior.patch_size, s["padding"], "-M")
         with torch.no_grad():
-            if p.init == "classical":
-                x0 = initial_guess(y, operator, noise)
-            elif p.init == "tv":
+            if init == "classical":
+                return initial_guess(y, operator, noise)
+            if init == "tv":
                 with torch.enable_grad():  # TV is itself minimised by Adam
-                    x0 = build_method({"name": "tv"}).run(y, operator, noise)
-            elif p.init == "adjoint":
-                x0 = operator.adjoint(y)
-            else:
-                x0 = torch.zeros((y.shape[0], *operator.domain_shape), dtype=y.dtype, device=y.device)
+                    return build_method({"name": "tv"}).run(y, operator, noise)
+            if init == "adjoint":
+                return operator.adjoint(y)
+            return torch.zeros((y.shape[0], *operator.domain_shape), dtype=y.dtype, device=y.device)
+
+    def _iterate(self, y, operator, noise, s: dict, x0, generator, track, on_step):
+        """Adam from x0 under the stopping rule: (the result (B, H, W), the rule's final state)."""
+        from .stopping import STOP_CONVERGED, WindowStop
+
+        precision = self.resolved(operator, y.device)["precision"]
         x = x0.detach().clone().requires_grad_(True)
         opt = torch.optim.Adam([x], lr=s["lr"])
         n = s["iterations"]
+        rule = WindowStop(s["tol"], s["window"], n)
         start = n - round(s["average"] * n)  # iterates start + 1 .. n enter the tail mean
         mean = None
         for k in track(range(n), f"map ({self.prior.name})", hint="-M iterations=N (or a smaller crop)"):
             opt.zero_grad(set_to_none=True)
             data, reg = map_terms(x, y, operator, noise, self.prior, s["lam"], s["n_patches"], s["padding"],
-                                  generator, p.precision)
+                                  generator, precision)
             (data + reg).sum().backward()
             track.note(data=data.detach(), prior=reg.detach())
             opt.step()
@@ -259,4 +309,13 @@ class PatchMAP(Method):
                 on_step(k + 1, x.detach())
             if k + 1 > start:
                 mean = tail_mean(mean, x.detach(), k + 1 - start)
-        return x.detach() if mean is None else mean
+            if rule.update(x):
+                break
+        if rule.reason == STOP_CONVERGED and s["average"] > 0:
+            return rule.last_mean, rule
+        return (x.detach() if mean is None else mean), rule
+
+
+def merge_records(records: list[dict]) -> dict:
+    """The run records of items run one by one (each with per-item lists) as one record of the batch."""
+    return {k: [v for r in records for v in r[k]] for k in ("iterations_run", "stopped", "last_change")}

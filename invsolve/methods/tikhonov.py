@@ -86,7 +86,7 @@ class Tikhonov(Method):
             raise OperatorError(f"tikhonov reg=gradient needs an image, but {operator.name!r} has "
                                 f"{describe_domain(operator.domain_shape)}; use -M reg=identity (or reg=auto)")
 
-    def run(self, y, operator, noise, *, generator=None, track=no_track):
+    def run(self, y, operator, noise, *, generator=None, track=no_track, info=None):
         p = self.params
         with torch.no_grad():
             a = p.alpha * operator_norm_sq(operator, operator.domain_shape, y.dtype, y.device)

@@ -27,6 +27,14 @@ PRESET_LAM = {
 #: 2000); at 0.1 it is within 0.05 dB of that limit after 400 iterations.
 PRESET_LR = {"ct-limited": 0.1}
 
+#: Iteration caps and stopping tolerances per operator (see :mod:`invsolve.methods.stopping`; defaults 200
+#: and 2e-3).  At a constant Adam step the window means of superresolution's iterate settle at a relative
+#: change of 1–2e-3 (on 128² material crops the PSNR is flat from 100 iterations on), so 2e-3 ends the run
+#: there.  Limited-angle CT creeps on for longer: on 128² crops TV gains 0.1–0.7 dB from 200 to 600
+#: iterations, and its change falls below 2e-4 at 300–400 iterations, within 0.1 dB of the 600-iteration value.
+PRESET_ITERATIONS = {"ct-limited": 1000}
+PRESET_TOL = {"ct-limited": 2e-4}
+
 
 def _preset(table: dict, operator, default: float) -> float:
     """The operator's entry in a preset table, by its name, then by its kind, else ``default``."""
@@ -35,11 +43,16 @@ def _preset(table: dict, operator, default: float) -> float:
 
 class TVParams(Params):
     lam: float | None = Field(None, ge=0, description="weight of TV; none: the operator preset's value")
-    iterations: int = Field(200, ge=1, description="Adam iterations")
+    iterations: int | None = Field(None, ge=1, description="Adam iterations, a cap when tol > 0; none: the "
+                                   "operator preset's (1000 for ct-limited, else 200)")
     lr: float | None = Field(None, gt=0, description="Adam step size (image units); none: the operator preset's "
                              "(0.1 for ct-limited, else 0.01)")
     eps: float = Field(1e-3, gt=0, description="smoothing of |grad x|")
     nonneg: bool = Field(True, description="project onto x >= 0 after each step")
+    tol: float | None = Field(None, ge=0, description="stop when the relative change of the mean iterate of "
+                              "consecutive windows falls below tol; 0: run every iteration; none: the operator "
+                              "preset's (2e-4 for ct-limited, else 2e-3)")
+    window: int = Field(10, ge=1, description="iterations per window of the stopping rule")
 
 
 @METHODS.register("tv")
@@ -59,8 +72,17 @@ class TV(Method):
     images_only = True
     linear_only = True  # the start A^T y of operators without a classical method
 
-    def resolved(self, operator) -> dict:
-        return {"lam": self.lam_for(operator), "lr": self.lr_for(operator)}
+    def resolved(self, operator, device=None) -> dict:
+        return {"lam": self.lam_for(operator), "lr": self.lr_for(operator),
+                "iterations": self.iterations_for(operator), "tol": self.tol_for(operator)}
+
+    def iterations_for(self, operator) -> int:
+        p = self.params.iterations
+        return p if p is not None else int(_preset(PRESET_ITERATIONS, operator, 200))
+
+    def tol_for(self, operator) -> float:
+        p = self.params.tol
+        return p if p is not None else _preset(PRESET_TOL, operator, 2e-3)
 
     def lam_for(self, operator) -> float:
         if self.params.lam is not None:
@@ -72,9 +94,11 @@ class TV(Method):
             return self.params.lr
         return _preset(PRESET_LR, operator, 0.01)
 
-    def run(self, y, operator, noise, *, generator=None, track=no_track, on_step=None):
-        """As :meth:`Method.run`; ``on_step(k, x)`` (optional) sees the iterate x (B, H, W) after step k (1-based)."""
+    def run(self, y, operator, noise, *, generator=None, track=no_track, on_step=None, info=None):
+        """As :meth:`Method.run`; ``on_step(k, x)`` (optional) sees the iterate x (B, H, W) after step k (1-based);
+        ``info`` (a dict, optional) receives the run's record (iterations run, why it stopped)."""
         from . import initial_guess
+        from .stopping import WindowStop
 
         p = self.params
         lam = self.lam_for(operator)
@@ -82,7 +106,9 @@ class TV(Method):
             x0 = initial_guess(y, operator, noise)
         x = x0.detach().clone().requires_grad_(True)
         opt = torch.optim.Adam([x], lr=self.lr_for(operator))
-        for k in track(range(p.iterations), "tv", hint="-M iterations=N"):
+        n = self.iterations_for(operator)
+        rule = WindowStop(self.tol_for(operator), p.window, n)
+        for k in track(range(n), "tv", hint="-M iterations=N"):
             opt.zero_grad(set_to_none=True)
             data, reg = noise.nll(y, operator(x)), lam * tv_smooth(x, p.eps)
             (data + reg).sum().backward()
@@ -93,4 +119,8 @@ class TV(Method):
                     x.clamp_(min=0)
             if on_step is not None:
                 on_step(k + 1, x.detach())
+            if rule.update(x):
+                break
+        if info is not None:
+            info.update(rule.record(y.shape[0]))
         return x.detach()

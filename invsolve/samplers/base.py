@@ -204,19 +204,27 @@ class Sampler:
             out.append(self.from_work(w.float(), None if x0 is None else x0[sl]))
         return torch.cat(out).reshape(len(y), n, *self.operator.domain_shape)
 
-    def configure(self, precision: str = "fp32", compile: bool = False) -> "Sampler":
+    def configure(self, precision: str = "auto", compile: bool = False) -> "Sampler":
         """Sampling options of a loaded sampler.
 
         Arguments:
-            precision: ``fp32``, or ``bf16`` to run the network evaluations of
-                sampling under bfloat16 autocast (fast on recent GPUs; training,
-                log-determinants and likelihoods are never run in bf16).
+            precision: ``fp32``, ``bf16`` to run the network evaluations of
+                sampling under bfloat16 autocast (training, log-determinants and
+                likelihoods are never run in bf16), or ``auto``: bf16 for image
+                samplers on a device with fast bf16 (see :mod:`invsolve.precision`),
+                float32 for parameter vectors, whose networks are too small to
+                gain from it and whose few coordinates would carry its 3-digit rounding.
             compile: Compile the sampling step with ``torch.compile`` (pays off
                 for many samples; the first call compiles).
         """
-        if precision not in ("fp32", "bf16"):
-            raise ConfigError(f"unknown precision {precision!r}; valid: fp32, bf16")
-        self.precision = precision
+        from ..precision import PRECISIONS, normalize_precision, resolve_precision
+
+        precision = normalize_precision(precision)
+        if precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+        self.precision, self.precision_reason = resolve_precision(precision, self.device, not self.vector)
+        if self.vector and precision == "auto":
+            self.precision_reason = "auto: float32 for parameter vectors"
         if compile:
             self.sample_work = torch.compile(self.sample_work)  # instance attribute: this sampler only
         return self
