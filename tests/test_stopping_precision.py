@@ -129,3 +129,46 @@ def test_cli_records_iterations_stopping_and_precision(tmp_path, monkeypatch):
     line = json.loads(res.stdout.strip().splitlines()[-1])
     assert line["iterations_run"] == [30, 30] and line["converged"] == 0 and "tol=0" in line["stopping"]
     prec.fast_bf16.cache_clear()
+
+
+def test_plateau_rule_and_cosine_schedule():
+    from invsolve.priors.training import on_plateau, scheduled_lr
+
+    falling = [[k, -float(k)] for k in range(1, 8)]
+    assert not on_plateau(falling, 0.05, 3)
+    flat = falling[:4] + [[5, -4.02], [6, -4.01], [7, -3.9]]
+    assert on_plateau(flat, 0.05, 3) and not on_plateau(flat, 0.01, 3)
+    assert not on_plateau(flat[:3], 0.05, 3)  # too few records to tell
+    assert scheduled_lr(1e-3, 1, 100, "cosine") == pytest.approx(1e-3)
+    assert scheduled_lr(1e-3, 100, 100, "cosine") == pytest.approx(1e-5)
+    assert scheduled_lr(1e-3, 50, 100, "constant") == 1e-3
+    lrs = [scheduled_lr(1e-3, k, 100, "cosine") for k in range(1, 101)]
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_train_prior_until_plateau_makes_steps_a_cap(tmp_path):
+    """--until-plateau ends patchNR training at the first validation plateau: with a required gain larger than
+    any NLL change, after plateau_patience + 1 validations; the prior file says why it stopped."""
+    from skimage import data
+    from skimage.io import imsave
+    from typer.testing import CliRunner
+
+    from invsolve.api_priors import load_prior
+    from invsolve.cli import app
+
+    img = data.camera()[:64, :64]
+    imsave(tmp_path / "a.png", img, check_contrast=False)
+    imsave(tmp_path / "b.png", data.camera()[64:128, :64], check_contrast=False)
+    args = ["train-prior", "--images", str(tmp_path / "a.png"), "--val", str(tmp_path / "b.png"), "--steps", "5000",
+            "-P", "blocks=2", "-P", "width=16", "-P", "val_every=10", "-P", "plateau_delta=1000", "--until-plateau",
+            "-o", str(tmp_path / "p.pt"), "--json"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["steps"] == 40 and out["stopped"] == "plateau"
+    prior = load_prior(str(tmp_path / "p.pt"), torch.device("cpu"))
+    assert prior.provenance["steps"] == 40
+    res = CliRunner().invoke(app, [a for a in args if a not in ("--val", str(tmp_path / "b.png"))][:-3]
+                             + ["-o", str(tmp_path / "q.pt")])
+    assert res.exit_code != 0 and "until_plateau stops on the validation NLL: give validation images (--val)" \
+        in res.output

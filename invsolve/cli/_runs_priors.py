@@ -17,6 +17,7 @@ class TrainPriorRun(RunBase, Progressing):
     steps: int | None = Field(None, ge=1)
     batch_size: int | None = Field(None, ge=1)
     lr: float | None = Field(None, gt=0)
+    until_plateau: bool = False
     prior_params: dict[str, Any] = Field(default_factory=dict)
     checkpoint_every: int | None = Field(None, ge=1)
     checkpoint: str | None = None

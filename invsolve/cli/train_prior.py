@@ -31,6 +31,7 @@ def train_prior(
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="patchnr: patches per step (default 32)")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="patchnr: Adam learning rate (default 1e-4)")] = None,
     prior_param: Annotated[Optional[list[str]], typer.Option("--prior-param", "-P", help="prior parameter KEY=VALUE (repeatable), e.g. patch_size=6 blocks=5 width=512 augment=false (patchnr), n_components=200 n_patches=50000 (epll), n_reference=10000 (wpp)")] = None,
+    until_plateau: Annotated[Optional[bool], typer.Option("--until-plateau/--no-until-plateau", help="patchnr: stop when the validation NLL stops improving (needs --val; --steps becomes a cap)", show_default=False)] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="patchnr: write a checkpoint every N steps")] = None,
     checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", help="checkpoint file (default OUTPUT.ckpt)")] = None,
     resume: Annotated[Optional[bool], typer.Option("--resume/--no-resume", help="continue from the checkpoint (same settings and images)", show_default=False)] = None,
@@ -58,7 +59,7 @@ def train_prior(
     all_images = [*(images or []), *(images_args or [])] or None
     run = merge_config(TrainPriorRun, config, {
         "prior": prior, "images": all_images, "val": val, "output": output, "steps": steps,
-        "batch_size": batch_size, "lr": lr, "prior_params": parse_assignments(prior_param, "--prior-param"),
+        "batch_size": batch_size, "lr": lr, "until_plateau": until_plateau, "prior_params": parse_assignments(prior_param, "--prior-param"),
         "checkpoint_every": checkpoint_every, "checkpoint": checkpoint, "resume": resume, "seed": seed,
         "device": device, "overwrite": overwrite, "quiet": quiet, "progress": progress, "json": json,
     }, "train-prior settings")
@@ -67,7 +68,8 @@ def train_prior(
 
         PRIORS.get(run.prior)  # raises with the list of valid names
     params = dict(run.prior_params)
-    for flag, key, value in (("--batch-size", "batch_size", run.batch_size), ("--lr", "lr", run.lr)):
+    for flag, key, value in (("--batch-size", "batch_size", run.batch_size), ("--lr", "lr", run.lr),
+                             ("--until-plateau", "until_plateau", run.until_plateau or None)):
         if value is not None:
             if run.prior != "patchnr":
                 raise ConfigError(f"{flag} applies to patchnr training only, not --prior {run.prior}")
@@ -99,7 +101,8 @@ def train_prior(
                "value": "w2_semidual" if run.prior == "wpp" else "nll",
                "seconds": round(hist["seconds_total"], 3), "seconds_per_step": round(sps, 6) if sps else None,
                "parameters": prior_obj.num_parameters(), "patch_size": prior_obj.patch_size, "images": len(ims),
-               "device": prior_obj.provenance["device"], "seed": run.seed, "resumed_from": hist.get("resumed_from")}
+               "device": prior_obj.provenance["device"], "seed": run.seed, "resumed_from": hist.get("resumed_from"),
+               "stopped": hist.get("stopped")}
     if run.checkpoint_every:
         summary["checkpoint"] = ckpt
     if run.json_output:
@@ -111,6 +114,7 @@ def train_prior(
         rate = f" ({1e3 * sps:.1f} ms/step)" if sps else ""
         ps = prior_obj.patch_size
         work = (f"{prior_obj.reference.shape[0]} reference patches" if run.prior == "wpp"
-                else f"{summary['steps']} steps")
+                else f"{summary['steps']} steps" + (" (stopped on a validation plateau)"
+                                                      if summary["stopped"] == "plateau" else ""))
         out_console().print(f"wrote {path}: {run.prior} prior on {ps}×{ps} patches from {len(ims)} image(s), "
                             f"{work} in {summary['seconds']} s{rate}" + (f"; {vals_txt}" if vals_txt else ""))

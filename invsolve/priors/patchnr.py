@@ -24,12 +24,14 @@ References:
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from pydantic import Field
 from torch import nn
 
 from ..config import Params
+from ..precision import Precision
 from .base import PRIORS, PatchPrior, PriorConfig
 
 __all__ = ["PatchNR", "PatchNRConfig", "PatchNRTraining", "Coupling", "soft_clamp"]
@@ -101,6 +103,17 @@ class PatchNRTraining(Params):
     log_every: int = Field(50, ge=1, description="training NLL averaged over N steps for the log")
     compile: bool = Field(False, description="compile the loss with torch.compile (a start-up of seconds to a "
                           "minute; 3 % shorter steps on a 2-core CPU; needs a C++ compiler)")
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="learning rate over the steps: constant, or cosine decay from lr to lr/100 at "
+        "the last step (--steps)")
+    precision: Precision = Field("fp32", description="bf16 runs the subnets' products under bfloat16 autocast "
+                                 "(log-determinants and the loss stay float32); auto: bf16 where the device "
+                                 "computes it fast")
+    until_plateau: bool = Field(False, description="stop when the validation NLL has not improved by "
+                                "plateau_delta over plateau_patience validations (needs --val; --steps is a cap)")
+    plateau_delta: float = Field(0.05, ge=0, description="improvement of the best validation NLL (nats per "
+                                 "patch) that counts as progress")
+    plateau_patience: int = Field(3, ge=1, description="validations without progress before stopping")
 
 
 @PRIORS.register("patchnr")

@@ -32,6 +32,8 @@ __all__ = ["train_prior", "train_patchnr", "Images"]
 Images = torch.Tensor | Sequence[torch.Tensor]
 Callback = Callable[[dict[str, Any]], None]
 VAL_SEED_OFFSET = 1_000_003  # validation draws use their own stream
+#: Training settings that checkpoints of earlier versions do not hold, at the values those runs used.
+SETTING_DEFAULTS = {"schedule": "constant", "steps": None}
 
 
 def _adam(params, lr: float) -> torch.optim.Optimizer:
@@ -86,6 +88,11 @@ def train_patchnr(
     val_patches: int = 2048,
     log_every: int = 50,
     compile: bool = False,
+    schedule: str = "constant",
+    precision: str = "fp32",
+    until_plateau: bool = False,
+    plateau_delta: float = 0.05,
+    plateau_patience: int = 3,
     callback: Callback | None = None,
     dist=None,
 ) -> tuple[PatchNR, dict[str, Any]]:
@@ -112,6 +119,11 @@ def train_patchnr(
         compile: Compile the loss with ``torch.compile`` (a one-off start-up of seconds to a minute;
             steps were 3 % shorter on a 2-core CPU; needs a C++ compiler).  Numerics differ from eager mode in the
             last bits, so a compiled and an eager run with one seed are close, not identical.
+        schedule: ``constant``, or ``cosine``: lr decays as a half cosine to lr/100 at step ``steps``.
+        precision: ``fp32``, ``bf16`` (the subnets under bfloat16 autocast) or ``auto`` (bf16 where the
+            device computes it fast, :mod:`invsolve.precision`).
+        until_plateau, plateau_delta, plateau_patience: Stop once ``plateau_patience`` validations in a row
+            have not lowered the best validation NLL by ``plateau_delta`` (``steps`` is then a cap).
         callback: Called with {"step", "train_nll"[, "val_nll"]} at every record.
         dist: A :class:`invsolve.distributed.Dist` (None: one process).
 
@@ -119,15 +131,21 @@ def train_patchnr(
         (prior, history) with history {"train": [[step, nll]] (every ``log_every``
         steps), "val": [[step, nll]] (every ``val_every``), "final": {"step",
         "train_nll", "val_nll"} (at the last step), "steps", "seconds",
-        "seconds_per_step", "resumed_from"}.
+        "seconds_per_step", "resumed_from", "stopped" ("plateau" or "steps"), "precision_used"}.
     """
+    from ..errors import ConfigError
+    from ..precision import resolve_precision
     from ..distributed import Dist, LossModule
 
     dist = dist or Dist()
     config = config or PatchNRConfig()
     dev = images.device if isinstance(images, torch.Tensor) else images[0].device
+    if until_plateau and val_images is None:
+        raise ConfigError("until_plateau stops on the validation NLL: give validation images (--val)")
     settings = {"batch_size": int(batch_size), "lr": float(lr), "augment": bool(augment), "seed": int(seed),
-                "val_every": int(val_every), "val_patches": int(val_patches), "log_every": int(log_every)}
+                "val_every": int(val_every), "val_patches": int(val_patches), "log_every": int(log_every),
+                "schedule": schedule, "steps": int(steps) if schedule != "constant" else None}
+    bf16 = resolve_precision(precision, dev)[0] == "bf16"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         prior = PatchNR(config)
@@ -149,13 +167,17 @@ def train_patchnr(
         acc = torch.tensor(acc_v, device=dev)
     resumed_from = start if resume else None
     n_img, p = len(images), prior.patch_size
+    stopped = "steps"
     t0 = time.perf_counter()
     for step in track(range(start + 1, steps + 1), "train patchnr", hint="--steps N"):
         i = int(torch.randint(n_img, (1,), generator=gen, device=dev)) if n_img > 1 else 0
         x = random_patches(images[i][None], p, batch_size, gen)
         if augment:
             x = random_dihedral(x, p, gen)
-        loss = _first_loss(model, x[share], step == start + 1 and compile).mean() * scale  # DDP averages
+        for group in opt.param_groups:
+            group["lr"] = scheduled_lr(lr, step, steps, schedule)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = _first_loss(model, x[share], step == start + 1 and compile).mean() * scale  # DDP averages
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -176,6 +198,8 @@ def train_patchnr(
             record.update(step=step, val_nll=v)
         if record and callback is not None:
             callback(record)
+        if until_plateau and "val_nll" in record and on_plateau(history["val"], plateau_delta, plateau_patience):
+            stopped, steps = "plateau", step  # the checkpoint below and the record end here
         if checkpoint_every and (step % checkpoint_every == 0 or step == steps):
             acc_all = dist.mean(acc.item())  # every rank joins; rank 0 writes
             training = {"step": step, "optimizer": opt.state_dict(), "generator": gen.get_state(),
@@ -183,15 +207,35 @@ def train_patchnr(
                         "settings": settings, "data": data}
             if dist.is_main:
                 save_prior(prior, checkpoint_path, overwrite=True, training=training)
+        if stopped == "plateau":
+            break
     seconds = time.perf_counter() - t0
     done = steps - start
     history.update(steps=steps, seconds=seconds, seconds_per_step=seconds / done if done else None,
-                   resumed_from=resumed_from)
+                   resumed_from=resumed_from, stopped=stopped, precision_used="bf16" if bf16 else "fp32")
     if count:
         acc = torch.tensor(dist.mean((acc / count).item()) * count, device=dev)
     history["final"] = _final(prior, history, acc, count, val_images, val_patches, seed + steps, steps, callback)
     history["processes"] = dist.world
     return prior.freeze(), history
+
+
+def scheduled_lr(lr: float, step: int, steps: int, schedule: str) -> float:
+    """The learning rate of step ``step`` (1-based) of ``steps``: ``lr``, or a half cosine from ``lr`` to
+    ``lr / 100`` (``schedule="cosine"``), a pure function of the step so that a resumed run keeps it."""
+    if schedule == "constant" or steps <= 1:
+        return lr
+    low = lr / 100
+    return low + 0.5 * (lr - low) * (1 + math.cos(math.pi * (step - 1) / (steps - 1)))
+
+
+def on_plateau(val: list, delta: float, patience: int) -> bool:
+    """Whether the last ``patience`` of the validation records ``[[step, nll], ...]`` all failed to lower the
+    best NLL before them by more than ``delta``."""
+    if len(val) <= patience:
+        return False
+    best = min(v for _, v in val[:-patience])
+    return min(v for _, v in val[-patience:]) > best - delta
 
 
 def _final(prior, history, acc, count, val, n, seed, steps, callback) -> dict[str, Any]:
@@ -223,7 +267,7 @@ def _restore(path, prior, opt, gen, vgen, settings, data, steps):
         raise CheckpointError(f"{path} was written for {payload['prior']} {payload['config']}, not this "
                               f"run's {prior.config.model_dump(mode='json')}; use the same -P settings")
     for key, value in settings.items():
-        if tr.get("settings", {}).get(key) != value:
+        if tr.get("settings", {}).get(key, SETTING_DEFAULTS.get(key)) != value:  # older files: the defaults
             raise CheckpointError(f"{path} was trained with {key}={tr.get('settings', {}).get(key)!r}, this "
                                   f"run asks {value!r}; give the same settings to resume, or drop --resume")
     if tr.get("data") != data:
