@@ -100,7 +100,7 @@ def langevin_sample(y, operator, noise, prior, params: LangevinParams, map_setti
     """
     from .methods.patch_map import check_patch_fit, check_precision
 
-    check_precision(params.precision, prior.name, "-S")
+    check_precision(params.precision, prior, "-S")
     check_patch_fit(operator.domain_shape, prior.patch_size, map_settings["padding"], "-S")
     if hasattr(prior, "reset") and y.shape[0] > 1:
         # a stateful prior (WPP's dual potential ψ) starts afresh for each measurement, whose chains share it,
@@ -130,7 +130,7 @@ def _chains(y, operator, noise, prior, params: LangevinParams, map_settings: dic
     tau = p.step_size if p.step_size is not None else PRESET_STEP.get(kind, 1e-6)
     # map_settings comes from resolve_settings(operator, prior, params): the preset with params' overrides applied
     lam, n_patches, padding = map_settings["lam"], map_settings["n_patches"], map_settings["padding"]
-    precision, why = resolve_precision(p.precision, y.device, prior.name == "patchnr")
+    precision, why = resolve_precision(p.precision, y.device, prior.supports_bf16)
     with torch.no_grad():
         x0 = initial_guess(y, operator, noise)
     yc = y.repeat_interleave(C, dim=0)

@@ -69,13 +69,15 @@ def fast_bf16(device_type: str, index: int | None = None) -> str:
     return ""
 
 
-def resolve_precision(precision: str, device, applies: bool = True) -> tuple[str, str]:
+def resolve_precision(precision: str, device, applies: bool = True,
+                      not_applied: str = "bf16 does not apply here") -> tuple[str, str]:
     """The precision to run and why: ``(fp32|bf16, reason)``.
 
     Arguments:
         precision: ``auto``, ``fp32`` or ``bf16`` (aliases as :func:`normalize_precision`).
         device: A ``torch.device`` or its name.
         applies: Whether bf16 applies to the component (patchNR does; EPLL, WPP and MCMC keep float32).
+        not_applied: The reason recorded when ``auto`` meets a component bf16 does not apply to.
 
     Returns:
         The precision and a short reason for the record, e.g. ``("bf16", "auto: AVX-512 BF16")``.
@@ -84,7 +86,7 @@ def resolve_precision(precision: str, device, applies: bool = True) -> tuple[str
     if precision != "auto":
         return precision, "given"
     if not applies:
-        return "fp32", "auto: bf16 does not apply here"
+        return "fp32", f"auto: {not_applied}"
     dtype = getattr(device, "type", str(device).split(":")[0])
     index = getattr(device, "index", None)
     why = fast_bf16(dtype, index)

@@ -224,7 +224,7 @@ def test_map_bf16_is_refused_for_priors_other_than_patchnr():
     op = build_operator("superres", {}, (16, 16))
     noise = build_noise({"name": "gaussian", "sigma": 0.05})
     method = PatchMAP(PatchMAP.Params(precision="bf16"), prior=GaussianPixelPrior(0.5))
-    with pytest.raises(ConfigError, match="precision=bf16 applies to the patchnr prior, not 'gaussian-test'"):
+    with pytest.raises(ConfigError, match=r"precision=bf16 applies to priors with a network \(patchnr\), not 'gaussian-test'"):
         method.run(torch.zeros(1, 4, 4), op, noise)
 
 

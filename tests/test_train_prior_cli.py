@@ -149,5 +149,5 @@ def test_bf16_prior_term_runs_for_patchnr_and_is_refused_for_wpp(tmp_path, pngs)
         assert json.loads(f.attrs["sampler"])["precision"] == "bf16"
     res = cli("reconstruct", m, "--prior", "wpp", "--prior-file", tmp_path / "w.pt", *fast, "--output",
               tmp_path / "w.h5")
-    assert res.exit_code == 1 and "precision=bf16 applies to the patchnr prior, not 'wpp'" in err_line(res)
+    assert res.exit_code == 1 and "precision=bf16 applies to priors with a network (patchnr), not 'wpp'" in err_line(res)
     assert not (tmp_path / "w.h5").exists()

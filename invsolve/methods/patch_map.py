@@ -199,10 +199,11 @@ def check_patch_fit(shape: tuple[int, ...], patch_size: int, padding: int, flag:
                         f"{fix}")
 
 
-def check_precision(precision: str, prior_name: str, flag: str) -> None:
-    """bf16 is for patchNR's subnets; EPLL and WPP keep their own arithmetic (ConfigError otherwise)."""
-    if precision == "bf16" and prior_name != "patchnr":
-        raise ConfigError(f"precision=bf16 applies to the patchnr prior, not {prior_name!r}; "
+def check_precision(precision: str, prior, flag: str) -> None:
+    """bf16 is for priors that declare ``supports_bf16`` (patchNR's subnets); EPLL and WPP keep their own
+    arithmetic (ConfigError otherwise)."""
+    if precision == "bf16" and not prior.supports_bf16:
+        raise ConfigError(f"precision=bf16 applies to priors with a network (patchnr), not {prior.name!r}; "
                           f"drop {flag} precision=bf16")
 
 
@@ -239,12 +240,12 @@ class PatchMAP(Method):
     def settings(self, operator) -> dict:
         if self.prior is None:
             raise ConfigError("method 'map' needs a prior: give --prior NAME --prior-file FILE")
-        check_precision(self.params.precision, self.prior.name, "-M")
+        check_precision(self.params.precision, self.prior, "-M")
         return resolve_settings(operator, self.prior.name, self.params, self.zero_shot)
 
     def resolved(self, operator, device=None) -> dict:
         """The precision run on ``device`` (``auto`` resolved) and why."""
-        prec, why = resolve_precision(self.params.precision, device or "cpu", self.prior.name == "patchnr")
+        prec, why = resolve_precision(self.params.precision, device or "cpu", self.prior.supports_bf16)
         return {"precision": prec, "precision_reason": why}
 
     def run(self, y, operator, noise, *, generator=None, track=no_track, on_step=None, info=None):
@@ -295,7 +296,7 @@ class PatchMAP(Method):
         x = x0.detach().clone().requires_grad_(True)
         opt = torch.optim.Adam([x], lr=s["lr"])
         n = s["iterations"]
-        rule = WindowStop(s["tol"], s["window"], n)
+        rule = WindowStop(s["tol"], s["window"])
         start = n - round(s["average"] * n)  # iterates start + 1 .. n enter the tail mean
         mean = None
         for k in track(range(n), f"map ({self.prior.name})", hint="-M iterations=N (or a smaller crop)"):

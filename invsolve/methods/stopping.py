@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["WindowStop", "relative_change", "STOP_CONVERGED", "STOP_CAP"]
+__all__ = ["WindowStop", "STOP_CONVERGED", "STOP_CAP"]
 
 STOP_CONVERGED = "converged"
 STOP_CAP = "cap"
@@ -49,13 +49,6 @@ STOP_CAP = "cap"
 DRIFT_MAX = 2.0
 
 
-def relative_change(new: torch.Tensor, old: torch.Tensor) -> float:
-    """max over items of ||new − old|| / ||new||; new, old (B, ...)."""
-    d = (new - old).flatten(1).norm(dim=1)
-    n = new.flatten(1).norm(dim=1).clamp_min(torch.finfo(new.dtype).tiny)
-    return float((d / n).max())
-
-
 @dataclass
 class WindowStop:
     """The stopping rule's state over one run.
@@ -64,12 +57,12 @@ class WindowStop:
         tol: Stop when every item's window-mean change is below it or its drift below :data:`DRIFT_MAX`;
             0 never stops early.
         window: Iterations per window (at least 2 windows run).
-        cap: The iteration count (the run stops there at the latest).
+
+    The caller's loop holds the cap (the iteration count); :meth:`update` only says when to stop before it.
     """
 
     tol: float
     window: int
-    cap: int
     _ref: torch.Tensor | None = field(default=None, repr=False)
     _sum: torch.Tensor | None = field(default=None, repr=False)
     _sq: torch.Tensor | None = field(default=None, repr=False)

@@ -107,7 +107,7 @@ class TV(Method):
         x = x0.detach().clone().requires_grad_(True)
         opt = torch.optim.Adam([x], lr=self.lr_for(operator))
         n = self.iterations_for(operator)
-        rule = WindowStop(self.tol_for(operator), p.window, n)
+        rule = WindowStop(self.tol_for(operator), p.window)
         for k in track(range(n), "tv", hint="-M iterations=N"):
             opt.zero_grad(set_to_none=True)
             data, reg = noise.nll(y, operator(x)), lam * tv_smooth(x, p.eps)

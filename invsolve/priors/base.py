@@ -69,6 +69,9 @@ class PatchPrior(nn.Module):
     Training: ClassVar[type[Params]] = Params
     #: True when :meth:`nll` is a negative log density (up to a constant).
     is_density: ClassVar[bool] = True
+    #: True when the prior's network can run under bfloat16 autocast (``precision=bf16``); the others keep
+    #: their own float32 arithmetic (EPLL's mixture, WPP's transport).
+    supports_bf16: ClassVar[bool] = False
     #: What the benchmarks show pays off: ``{"steps": N, "source": where}`` (None: no advice).  Written into
     #: each trained prior's provenance as ``advice``; a prior trained for under a quarter of it warns when used.
     advice: ClassVar[dict[str, Any] | None] = None

@@ -125,6 +125,7 @@ class PatchNR(PatchPrior):
     """
 
     name = "patchnr"
+    supports_bf16 = True
     #: benchmarks/RESULTS.md, "Patch priors: superres" (2026-11-29): on the material crops 10,000 steps are level
     #: with TV (29.39 against 29.43 dB) and 40,000 are +0.21 dB above it
     advice = {"steps": 40000, "source": "benchmarks/RESULTS.md (Patch priors: superres, 2026-11-29)"}

@@ -222,9 +222,8 @@ class Sampler:
         precision = normalize_precision(precision)
         if precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
-        self.precision, self.precision_reason = resolve_precision(precision, self.device, not self.vector)
-        if self.vector and precision == "auto":
-            self.precision_reason = "auto: float32 for parameter vectors"
+        self.precision, self.precision_reason = resolve_precision(precision, self.device, not self.vector,
+                                                                  "float32 for parameter vectors")
         if compile:
             self.sample_work = torch.compile(self.sample_work)  # instance attribute: this sampler only
         return self
