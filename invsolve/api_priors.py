@@ -105,7 +105,7 @@ def train_prior(
         val: Validation images (same forms) or None.
         params: Prior keys, e.g. ``patch_size``, ``blocks``, ``width``, ``batch_size``,
             ``lr`` (patchnr); ``n_components``, ``max_iter`` (epll); ``n_reference`` (wpp).
-        steps: Adam steps (patchnr, default 5000) or EM iterations (epll).
+        steps: Adam steps (patchnr, default 12000) or EM iterations (epll).
         seed: Seeds every random draw; same seed and device, same prior.
         device: ``auto``, ``cpu`` or ``cuda``.
         checkpoint_every, checkpoint_path, resume: Periodic checkpoints and resume (patchnr).

@@ -121,13 +121,13 @@ def test_a_briefly_trained_prior_is_flagged_when_used(tmp_path, phantom_png, mea
                               "-P", "blocks=1", "-P", "width=16", "-o", str(p), "-q"])
     assert res.exit_code == 0, res.stderr
     with pytest.warns(UserWarning, match=r"trained for 20 steps; benchmarks/RESULTS.md .* pays off over TV from "
-                                         r"about 40000 steps.*--steps 40000"):
+                                         r"about 12000 steps.*--steps 12000"):
         res = runner.invoke(app, ["reconstruct", str(measurement), "-m", "map", "--prior-file", str(p),
                                   "-M", "iterations=2", "-o", str(tmp_path / "r.h5"), "-q"])
     assert res.exit_code == 0, res.stderr
     from invsolve.priors.base import read_prior_file
 
-    assert read_prior_file(p)["provenance"]["advice"]["steps"] == 40000
+    assert read_prior_file(p)["provenance"]["advice"]["steps"] == 12000
 
 
 def test_outer_work_prefixes_the_lines_and_beats_between_loops():

@@ -27,7 +27,7 @@ def train_prior(
     prior: Annotated[Optional[str], typer.Option("--prior", help="patchnr, epll or wpp (default patchnr)")] = None,
     images: Annotated[Optional[list[str]], typer.Option("--images", "-i", help="training images: files, a quoted glob, a folder or FILE.h5:/STACK (repeatable)")] = None,
     val: Annotated[Optional[list[str]], typer.Option("--val", help="validation image(s) for the held-out NLL (repeatable)")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="patchnr: Adam steps (default 5000); epll: EM iterations")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="patchnr: Adam steps (default 12000); epll: EM iterations")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="patchnr: patches per step (default 32)")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="patchnr: Adam learning rate (default 1e-4)")] = None,
     prior_param: Annotated[Optional[list[str]], typer.Option("--prior-param", "-P", help="prior parameter KEY=VALUE (repeatable), e.g. patch_size=6 blocks=5 width=512 augment=false (patchnr), n_components=200 n_patches=50000 (epll), n_reference=10000 (wpp)")] = None,
@@ -46,7 +46,7 @@ def train_prior(
 ) -> None:
     """Train a patch prior on a few images and write it to a prior file.
 
-    Example: invsolve train-prior --prior patchnr --images learn.png --val val.png --steps 5000 --output prior.pt
+    Example: invsolve train-prior --prior patchnr --images learn.png --val val.png --output prior.pt
     """
     from pathlib import Path
 
