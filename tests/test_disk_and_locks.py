@@ -230,9 +230,9 @@ def test_a_prior_training_checkpoint_is_refused_without_allow_partial(tmp_path, 
     assert read_prior_file(p)["complete"] is True and read_prior_file(f"{p}.ckpt")["complete"] is False
     use = ["reconstruct", m, "-m", "map", "--prior-file", f"{p}.ckpt", "-M", "iterations=2", "-q"]
     line = err_line(run(*use, "-o", tmp_path / "r.h5"))
-    assert f"{p}.ckpt is a training checkpoint (step 4), not a finished prior file" in line
+    assert f"{p}.ckpt is a training checkpoint (step 4 of 4), not a finished prior file" in line
     assert "--allow-partial" in line
-    with pytest.warns(UserWarning, match=r"is a training checkpoint \(step 4\); its prior is used as it stands"):
+    with pytest.warns(UserWarning, match=r"is a training checkpoint \(step 4 of 4\); its prior is used as it stands"):
         assert run(*use, "-o", tmp_path / "r2.h5", "--allow-partial").exit_code == 0
 
 

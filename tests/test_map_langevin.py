@@ -14,6 +14,7 @@ class GaussianPixelPrior:
 
     name = "gaussian-test"
     patch_size = 1
+    supports_bf16 = False  # a prior declares where bf16 applies (invsolve.priors.base.PatchPrior)
 
     def __init__(self, s):
         self.s = s

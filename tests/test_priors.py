@@ -155,11 +155,24 @@ def test_resume_equals_uninterrupted(tmp_path):
     kw = dict(lr=1e-3, seed=3, val_every=4, log_every=3, val_patches=64)
     full, hfull = train_patchnr(img, val, SMALL, steps=12, **kw)
     ck = tmp_path / "c.pt"
-    train_patchnr(img, val, SMALL, steps=7, checkpoint_every=7, checkpoint_path=ck, **kw)
+
+    def interrupt(record):  # Ctrl-C at step 8, after the checkpoint of step 7 (the default cosine decay)
+        if record["step"] == 8:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_patchnr(img, val, SMALL, steps=12, checkpoint_every=7, checkpoint_path=ck, callback=interrupt, **kw)
     res, hres = train_patchnr(img, val, SMALL, steps=12, checkpoint_every=7, checkpoint_path=ck, resume=True, **kw)
     a, b = full.state_dict(), res.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert hres["train"] == hfull["train"] and hres["val"] == hfull["val"] and hres["resumed_from"] == 7
+    with pytest.raises(CheckpointError, match="steps=12, this run asks 20"):  # the decay is fixed by the total
+        train_patchnr(img, val, SMALL, steps=20, checkpoint_path=ck, resume=True, **kw)
+    const = {**kw, "schedule": "constant"}  # a constant lr: a finished run extends to more steps
+    ref, _ = train_patchnr(img, val, SMALL, steps=12, **const)
+    train_patchnr(img, val, SMALL, steps=7, checkpoint_every=7, checkpoint_path=tmp_path / "k.pt", **const)
+    ext, _ = train_patchnr(img, val, SMALL, steps=12, checkpoint_path=tmp_path / "k.pt", resume=True, **const)
+    assert all(torch.equal(x, y) for x, y in zip(ref.state_dict().values(), ext.state_dict().values()))
     with pytest.raises(CheckpointError, match="batch_size"):
         train_patchnr(img, val, SMALL, steps=12, checkpoint_path=ck, resume=True, **{**kw, "batch_size": 8})
     with pytest.raises(CheckpointError, match="other images"):
