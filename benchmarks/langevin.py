@@ -58,7 +58,7 @@ def run_one(m, truth: np.ndarray, prior_file: str, overrides: dict, device: str)
         post = api.sample_posterior(m, sampler="langevin", prior="patchnr", prior_file=prior_file,
                                     sampler_params=overrides, levels=(0.05, 0.95), seed=0, device=device)
     sec = time.perf_counter() - t0
-    s, info = post.summary, post.summary.info
+    s, info = post.summary, post.sampler  # the settings used and the mixing diagnostics
     lo, hi = s.quantiles[0, 0], s.quantiles[0, 1]
     cover = float(((truth >= lo) & (truth <= hi)).mean())
     psnr = api.evaluate(s.mean, truth[None])["psnr"]

@@ -67,14 +67,14 @@ def test_tv_stops_early_within_a_hundredth_of_a_db_of_the_full_run():
 
 
 def test_map_presets_default_and_paper():
-    """The default preset adds the stopping rule (and TV's start with a 300-iteration cap for limited-angle CT);
+    """The default preset adds the stopping rule (and TV's start with a 100-iteration cap for limited-angle CT);
     preset=paper runs the papers' settings: every iteration, their start, 3000 iterations for ct-limited."""
     from invsolve.methods.patch_map import PRESETS, STOPPING, PatchMAP, resolve_settings
 
     ct = build_operator("ct-limited", {}, (64, 64))
     sr = build_operator("superres", {}, (64, 64))
     d = resolve_settings(ct, "patchnr", PatchMAP.Params())
-    assert (d["iterations"], d["init"], d["tol"]) == (300, "tv", STOPPING["tol"])
+    assert (d["iterations"], d["init"], d["tol"]) == (100, "tv", STOPPING["tol"])
     p = resolve_settings(ct, "patchnr", PatchMAP.Params(preset="paper"))
     assert (p["iterations"], p["init"], p["tol"]) == (PRESETS[("ct-limited", "patchnr")]["iterations"],
                                                       "classical", 0.0)
