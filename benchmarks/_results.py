@@ -269,3 +269,18 @@ def append_results(results: str | Path | None, title: str, script: str, argv, ta
                 text = replace_section(text, bench_key(part), f"## {part} ({stamp})\n\n{lines}{body}\n")
             _write(summary, text)
     return summary, log
+
+
+def add_run_args(ap, threads: int = 2) -> None:
+    """The options every benchmark shares: ``--threads``, ``--device``, ``--results`` and ``--no-append``."""
+    ap.add_argument("--threads", type=int, default=threads)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    ap.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    ap.add_argument("--no-append", action="store_true")
+
+
+def report(args, title: str, script: str, argv, table: str, *, load0: float, t0: float) -> None:
+    """Print ``table`` on stdout and, unless ``--no-append``, record it (:func:`append_results`)."""
+    print(table)
+    if not args.no_append:
+        append_results(args.results, title, script, argv, table, load0=load0, t0=t0)

@@ -33,7 +33,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks._results import append_results, load_average  # noqa: E402
+from benchmarks._results import add_run_args, load_average, report  # noqa: E402
 from benchmarks.patch_priors import _crops, _op_params, _prior_line  # noqa: E402
 
 
@@ -89,10 +89,7 @@ def main(argv=None) -> int:
     ap.add_argument("--problems", nargs="+", default=["ct-limited"], choices=["ct-limited", "superres"])
     ap.add_argument("--images", type=int, default=11, help="crops: test.png, then testset/img1..")
     ap.add_argument("--crop", type=int, default=128, help="crop size (superres: 600 for the whole slices)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    ap.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))
-    ap.add_argument("--no-append", action="store_true")
+    add_run_args(ap)
     args = ap.parse_args(argv)
     import torch
 
@@ -113,10 +110,7 @@ def main(argv=None) -> int:
                 "ratio is patchNR's seconds (TV start included where the preset starts from TV) over TV's.")
     rows += _prior_line(args)
     table = "\n".join(rows)
-    print(table)
-    if not args.no_append:
-        append_results(args.results, "Learned priors at the defaults", "defaults.py", argv, table, load0=load0,
-                       t0=t0)
+    report(args, "Learned priors at the defaults", "defaults.py", argv, table, load0=load0, t0=t0)
     return 0
 
 

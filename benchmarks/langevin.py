@@ -29,7 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks._results import append_results, load_average  # noqa: E402
+from benchmarks._results import add_run_args, load_average, report  # noqa: E402
 from benchmarks.patch_priors import _crops, _op_params  # noqa: E402
 
 
@@ -74,10 +74,7 @@ def main(argv=None) -> int:
     ap.add_argument("--patchnr-file", type=Path, required=True)
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--runs", nargs="+", default=[""], help='override sets "k=v,k=v" ("" = the defaults)')
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    ap.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))
-    ap.add_argument("--no-append", action="store_true")
+    add_run_args(ap)
     args = ap.parse_args(argv)
     import torch
 
@@ -98,9 +95,7 @@ def main(argv=None) -> int:
     rows.append(f"\n×4 superresolution of the {args.crop}² centre crop {name} (default noise), {args.threads} torch "
                 "threads; coverage: share of pixels inside the 5–95 % quantile interval (target 85–95 %).")
     table = "\n".join(rows)
-    print(table)
-    if not args.no_append:
-        append_results(args.results, "Langevin at the defaults", "langevin.py", argv, table, load0=load0, t0=t0)
+    report(args, "Langevin at the defaults", "langevin.py", argv, table, load0=load0, t0=t0)
     return 0
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks._results import append_results, load_average  # noqa: E402
+from benchmarks._results import load_average, report  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 FIELDS = ("steps", "batch_size", "lr", "schedule", "precision")
@@ -165,9 +165,7 @@ def main(argv=None) -> int:
     rows.append(f"\nOne torch thread per recipe, {args.parallel} at a time; validation every {args.val_every} steps; "
                 f"fixed-set NLL on {args.score_patches} val.png patches (seed 12345), lower is better.")
     table = "\n".join(rows)
-    print(table)
-    if not args.no_append:
-        append_results(args.results, "Training to a target", "training.py", argv, table, load0=load0, t0=t0)
+    report(args, "Training to a target", "training.py", argv, table, load0=load0, t0=t0)
     return 0
 
 
