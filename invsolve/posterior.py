@@ -7,11 +7,12 @@ A posterior file is an invsolve result (see :mod:`invsolve.io.hdf5`) with
     /reconstruction      float32 (N, *x_shape)      the posterior mean (so `evaluate` works)
     /posterior_mean      float32 (N, *x_shape)
     /posterior_std       float32 (N, *x_shape)      pixel-wise standard deviation
-    /quantiles           float32 (N, Q, *x_shape)   attribute `levels`: the Q quantile levels
+    /quantiles           float32 (N, Q, *x_shape)   at the Q levels of the root attribute `quantile_levels`
     /samples             float32 (N, S, *x_shape)   only when samples are kept
     /measurement, /ground_truth, /operator_arrays   as for reconstructions
 
-and the attribute ``sampler`` (JSON: the sampler's name and settings).
+and the root attributes ``sampler`` (JSON: the sampler's name and settings) and ``quantile_levels``
+(JSON list of the Q levels).
 """
 
 from __future__ import annotations
