@@ -271,9 +271,9 @@ def append_results(results: str | Path | None, title: str, script: str, argv, ta
     return summary, log
 
 
-def add_run_args(ap, threads: int = 2) -> None:
+def add_run_args(ap) -> None:
     """The options every benchmark shares: ``--threads``, ``--device``, ``--results`` and ``--no-append``."""
-    ap.add_argument("--threads", type=int, default=threads)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     ap.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     ap.add_argument("--no-append", action="store_true")

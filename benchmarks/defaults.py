@@ -40,7 +40,7 @@ from benchmarks.patch_priors import _crops, _op_params, _prior_line  # noqa: E40
 
 def _run(m, stack, method: str | None, prior_file: str | None, device: str, cap: int | None = None) -> dict:
     """One reconstruction at the defaults (patchNR capped at ``cap`` iterations when given): scores, seconds,
-    iterations run, the precision used and the seconds per MAP iteration."""
+    iterations run, whether the stopping rule ended it, and the precision used."""
     from invsolve import api
 
     t0 = time.perf_counter()
@@ -118,9 +118,9 @@ def main(argv=None) -> int:
                     "its PSNR and time are those of the first iterations, not of a finished run.")
     rows += _prior_line(args)
     table = "\n".join(rows)
-    title = "Learned priors at the defaults" + ("" if args.problems == ["ct-limited"] else f": {', '.join(args.problems)}")
-    if args.patchnr_iterations is not None:  # a probe keeps the summary of the finished runs
-        title += f" (probe, {args.patchnr_iterations} MAP iterations)"
+    title = f"Learned priors at the defaults: {', '.join(args.problems)}"  # a summary section per problem set
+    if args.patchnr_iterations is not None:  # a probe has its own section, beside the finished runs'
+        title += f", a probe of {args.patchnr_iterations} MAP iterations"
     report(args, title, "defaults.py", argv, table, load0=load0, t0=t0)
     return 0
 

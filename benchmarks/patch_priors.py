@@ -240,7 +240,7 @@ def iterations(args) -> list[str]:
     if "patchnr" in labels and args.patchnr_file is None:
         raise SystemExit("iterations: give --patchnr-file PRIOR.pt (or --methods tv)")
     op_name = (args.operators or ["superres"])[0]
-    crops = _crops(args.images, args.crop)
+    crops = _crops(args.images, args.crop, args.source)
     stack = np.stack([c for _, c in crops])
     m = api.simulate(stack, op_name, _op_params(op_name, args.crop), seed=0, device="cpu")
     classical = "bicubic" if op_name == "superres" else "fbp"
@@ -397,7 +397,7 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=11, help="test crops (test.png, then testset/img1..)")
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--source", choices=["test", "val"], default="test",
-                    help="lam: crops of the test images or of the held-out val.png")
+                    help="lam and iterations: crops of the test images or of the held-out val.png")
     ap.add_argument("--lam-factors", type=float, nargs="+", default=[0.5, 1.0, 2.0],
                     help="lam: multiples of the preset λ to try")
     ap.add_argument("--train-steps", type=int, default=5000, help="patchNR training steps (quality parts)")

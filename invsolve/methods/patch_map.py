@@ -105,10 +105,10 @@ MIN_PATCHES = 1000
 #: The default preset (``-M preset=default``): the papers' values above with the stopping rule of
 #: :mod:`invsolve.methods.stopping` (their iteration count becomes a cap) and, for limited-angle CT, TV's
 #: reconstruction as the start with a cap of 100 iterations instead of the papers' 3000 from FBP.  From TV's
-#: start a held-out val.png crop (128², 12,000-step default prior, float32) gained +1.64 dB over TV after 100
-#: iterations, +1.67 after 150 and +1.67 after 300 (lr 0.005; lr 0.01 and 0.02 gave the same within 0.05 dB),
-#: so two thirds of a 300-iteration cap bought nothing; the 11 test crops at these defaults are in
-#: benchmarks/RESULTS.md ("Learned priors at the defaults").  ``-M preset=paper`` runs the papers' settings,
+#: start a held-out val.png crop (128², 12,000-step default prior, float32) reached 33.89 dB after 100
+#: iterations, 33.92 after 150 and 33.92 after 300 (benchmarks/RESULTS.md, "Patch priors: iterations"), so two
+#: thirds of a 300-iteration cap bought nothing; the 11 test crops at these defaults are in
+#: benchmarks/RESULTS.md ("Learned priors at the defaults: ct-limited").  ``-M preset=paper`` runs the papers' settings,
 #: every iteration.
 DEFAULT_CHANGES: dict[str, dict] = {"ct-limited": dict(iterations=100, init="tv")}
 #: The stopping rule of the default preset; see :data:`DEFAULT_CHANGES`.
