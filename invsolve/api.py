@@ -341,6 +341,7 @@ def sample_posterior(
     compile: bool = False,
     importance: int = 0,
     allow_partial: bool = False,
+    calibration: str | None = None,
 ) -> Posterior:
     """Posterior samples and their summaries for every item of ``measurement``: (N, *range_shape) data ->
     :class:`Posterior` with mean and std (N, *x_shape) (see its attributes).
@@ -359,6 +360,9 @@ def sample_posterior(
     measurement's likelihood and the training prior, removing the amortised
     flow's approximation error (:mod:`invsolve.samplers.importance`); the
     effective sample sizes are stored with the sampler settings.
+    ``calibration`` (a file from :func:`invsolve.api_calibrate.calibrate`, made for this sampler, model file,
+    operator and noise) adds ``calibrated_quantiles`` at ``levels`` to the summary: the conformally
+    recalibrated intervals (:mod:`invsolve.calibration.conformal`).
     """
     from .posterior import concat_summaries, summarize_samples
     from .precision import normalize_precision
@@ -371,6 +375,12 @@ def sample_posterior(
     from .api_metrology import check_levels
 
     levels = check_levels(levels, allow_empty=True)
+    if calibration is not None:
+        from .calibration.files import load_calibration
+
+        if not levels:
+            raise ConfigError("--calibration calibrates the stored quantiles: give --quantile levels (e.g. 0.05 0.95)")
+        load_calibration(calibration)  # a missing or damaged file fails here, before any sampling
     parts = []
     if sampler_file is None and num_samples is not None:
         raise OperatorError("--num-samples sets the draws of a trained sampler (--sampler-file); Langevin and MCMC "
@@ -477,4 +487,8 @@ def sample_posterior(
     fix = ("the sampler file may be damaged or its training diverged: retrain it" if sampler_file is not None else
            "lower the step size (-S step_size=...), or check the measurement and the prior file")
     check_result([summary.mean, summary.std], f"the {spec['name']} posterior", fix)
+    if calibration is not None:
+        from .api_calibrate import apply_calibration
+
+        summary.calibrated_quantiles, spec["calibration"] = apply_calibration(summary, calibration, spec, measurement)
     return Posterior(summary, spec, measurement, seed, str(dev), {"sample_posterior": time.perf_counter() - t0})

@@ -196,6 +196,7 @@ class PosteriorTask:
     compile: bool = False
     importance: int = 0
     allow_partial: bool = False
+    calibration: str | None = None
     command: str = "sample_posterior"
 
     @property
@@ -204,7 +205,7 @@ class PosteriorTask:
                 "prior_file": _file_id(self.prior_file), "sampler_params": self.sampler_params,
                 "num_samples": self.num_samples, "chains": self.chains, "levels": list(self.levels),
                 "keep_samples": self.keep_samples, "seed": self.seed, "precision": self.precision,
-                "compile": self.compile, "importance": self.importance}
+                "compile": self.compile, "importance": self.importance, "calibration": _file_id(self.calibration)}
 
     def compute(self, m, first_batch: int):
         from .api import sample_posterior
@@ -217,7 +218,7 @@ class PosteriorTask:
                                 keep_samples=self.keep_samples, seed=self.seed, device=self.device,
                                 batch_size=self.batch_size, track=self.track or no_track, first_batch=first_batch,
                                 precision=self.precision, compile=self.compile, importance=self.importance,
-                                allow_partial=self.allow_partial)
+                                allow_partial=self.allow_partial, calibration=self.calibration)
         attrs = {**posterior_attrs(post, dict(m.timings)), "command": "sample-posterior",
                  "batch_size": self.batch_size}
         return posterior_datasets(post.summary), attrs, post.timings["sample_posterior"]

@@ -108,6 +108,7 @@ class Estimate:
     quantiles: np.ndarray | None = None
     levels: tuple[float, ...] = ()
     vector: bool = False
+    calibrated_quantiles: np.ndarray | None = None
 
 
 def load_estimate(spec: str) -> Estimate:
@@ -144,24 +145,27 @@ def load_estimate(spec: str) -> Estimate:
             vector = isinstance(op, dict) and len(op.get("image_shape") or ()) == 1
             est = rec if vector else as_stack(rec, str(path))[0]
             return Estimate(est, st.datasets.get("ground_truth"), st.datasets.get("quantiles"),
-                            tuple(st.attrs.get("quantile_levels") or ()), vector)
+                            tuple(st.attrs.get("quantile_levels") or ()), vector,
+                            st.datasets.get("calibrated_quantiles"))
     est, _ = read_images(spec)
     return Estimate(est)
 
 
 def coverage(estimate: Estimate, truth: np.ndarray, masses=(0.5, 0.9)) -> dict[str, float]:
-    """Coverage of the central credible intervals stored as quantiles, e.g. ``{"coverage_90": 0.91}``."""
+    """Coverage of the central credible intervals stored as quantiles, e.g. ``{"coverage_90": 0.91}``; with
+    conformally calibrated quantiles stored too, also theirs (``"calibrated_coverage_90"``)."""
     from .posterior import interval_coverage
 
     out = {}
     if estimate.quantiles is None:
         return out
     t = np.broadcast_to(truth, estimate.images.shape) if truth.shape[0] == 1 else truth
-    for mass in masses:
-        try:
-            out[f"coverage_{round(mass * 100)}"] = interval_coverage(t, estimate.quantiles, estimate.levels, mass)
-        except ValueError:
-            continue
+    for prefix, q in (("", estimate.quantiles), ("calibrated_", estimate.calibrated_quantiles)):
+        for mass in masses if q is not None else ():
+            try:
+                out[f"{prefix}coverage_{round(mass * 100)}"] = interval_coverage(t, q, estimate.levels, mass)
+            except ValueError:
+                continue
     return out
 
 

@@ -75,6 +75,8 @@ def posterior_datasets(s: PosteriorSummary) -> dict[str, np.ndarray]:
         data["quantiles"] = s.quantiles
     if s.samples is not None:
         data["samples"] = s.samples
+    if s.calibrated_quantiles is not None:
+        data["calibrated_quantiles"] = s.calibrated_quantiles
     return data
 
 

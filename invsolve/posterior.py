@@ -9,6 +9,9 @@ A posterior file is an invsolve result (see :mod:`invsolve.io.hdf5`) with
     /posterior_std       float32 (N, *x_shape)      pixel-wise standard deviation
     /quantiles           float32 (N, Q, *x_shape)   at the Q levels of the root attribute `quantile_levels`
     /samples             float32 (N, S, *x_shape)   only when samples are kept
+    /calibrated_quantiles float32 (N, Q, *x_shape)  conformally calibrated quantiles at the same levels
+                                                    (``sample-posterior --calibration``; see
+                                                    :mod:`invsolve.calibration.conformal`)
     /measurement, /ground_truth, /operator_arrays   as for reconstructions
 
 and the root attributes ``sampler`` (JSON: the sampler's name and settings) and ``quantile_levels``
@@ -77,6 +80,7 @@ class PosteriorSummary:
     levels: tuple[float, ...] = ()
     samples: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+    calibrated_quantiles: np.ndarray | None = None
 
 
 def summarize_samples(samples: torch.Tensor, levels=(), keep: bool = False) -> PosteriorSummary:
@@ -103,7 +107,8 @@ def concat_summaries(parts: list[PosteriorSummary]) -> PosteriorSummary:
         return None if vals[0] is None else np.concatenate(vals).astype(np.float32)
 
     return PosteriorSummary(mean=cat("mean"), std=cat("std"), quantiles=cat("quantiles"), levels=parts[0].levels,
-                            samples=cat("samples"), info=dict(parts[0].info))
+                            samples=cat("samples"), info=dict(parts[0].info),
+                            calibrated_quantiles=cat("calibrated_quantiles"))
 
 
 def interval_coverage(truth: np.ndarray, quantiles: np.ndarray, levels, mass: float) -> float:

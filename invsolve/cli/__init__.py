@@ -10,13 +10,13 @@ import typer
 
 from . import estimate_noise, evaluate, listing, reconstruct, sample_posterior, simulate, train_prior
 from . import train_sampler
-from . import report, show
+from . import calibrate, report, show
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="invsolve",
-    help="Imaging inverse problems: simulate measurements, reconstruct, sample posteriors, train priors and samplers, estimate noise levels, evaluate.",
+    help="Imaging inverse problems: simulate measurements, reconstruct, sample posteriors, train priors and samplers, estimate noise levels, evaluate, calibrate posteriors.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -32,6 +32,7 @@ app.command("info")(listing.info)
 app.command("train-sampler")(train_sampler.train_sampler)
 app.command("show")(show.show)
 app.command("report")(report.report)
+app.command("calibrate")(calibrate.calibrate)
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:

@@ -114,6 +114,7 @@ class SamplePosteriorRun(BatchRun):
     precision: Precision = "auto"
     compile: bool = False
     importance: int = Field(0, ge=0)
+    calibration: str | None = None
 
 
 class EvaluateRun(Params):

@@ -74,8 +74,8 @@ def evaluate(
         from rich.table import Table
 
         t = Table(title="evaluation (data range 1)")
-        cov = sorted({k for r in rows for k in r if k.startswith("coverage_")})
-        for c in ("input", "images", "PSNR [dB]", "SSIM", *[f"{k[9:]}% interval coverage" for k in cov]):
+        cov = _coverage_keys(rows)
+        for c in ("input", "images", "PSNR [dB]", "SSIM", *[_coverage_title(k) for k in cov]):
             t.add_column(c, justify="left" if c == "input" else "right")
         for r in rows:
             t.add_row(r["input"], str(r["n"]), f"{r['psnr']:.2f}", f"{r['ssim']:.4f}",
@@ -88,14 +88,25 @@ def evaluate(
         out_console().print(t)
 
 
+def _coverage_keys(rows) -> list[str]:
+    """The coverage keys of the rows: raw ones first, then the calibrated ones, each by mass."""
+    keys = {k for r in rows for k in r if "coverage_" in k}
+    return sorted(keys, key=lambda k: (k.startswith("calibrated_"), int(k.rsplit("_", 1)[1])))
+
+
+def _coverage_title(key: str) -> str:
+    mass = key.rsplit("_", 1)[1]
+    return f"{mass}% interval coverage, calibrated" if key.startswith("calibrated_") else f"{mass}% interval coverage"
+
+
 def _vector_table(rows) -> None:
     """The table of parameter-vector errors, one row per input."""
     from rich.table import Table
 
     t = Table(title="evaluation of parameter vectors")
-    cov = sorted({k for r in rows for k in r if k.startswith("coverage_")})
+    cov = _coverage_keys(rows)
     for c in ("input", "items", "RMSE per parameter", "relative error per parameter",
-              *[f"{k[9:]}% interval coverage" for k in cov]):
+              *[_coverage_title(k) for k in cov]):
         t.add_column(c, justify="left" if c == "input" else "right")
     for r in rows:
         t.add_row(r["input"], str(r["n"]), " ".join(f"{v:.4g}" for v in r["rmse_per_parameter"]),

@@ -28,6 +28,7 @@ def sample_posterior(
     precision: Annotated[Optional[str], typer.Option("--precision", help="auto (default), fp32 or bf16: trained image samplers' network evaluations, or Langevin's patchnr subnets, under bfloat16 autocast; auto takes bf16 on GPUs of compute capability 8+ and CPUs with AVX-512 BF16 or AMX")] = None,
     compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="compile the trained sampler's sampling step with torch.compile", show_default=False)] = None,
     importance: Annotated[Optional[int], typer.Option("--importance", help="vector cflow: draw K·n proposals and keep n by importance resampling against the likelihood (exact as K grows)")] = None,
+    calibration: Annotated[Optional[str], typer.Option("--calibration", help="calibration file from `invsolve calibrate` for this sampler: also store conformally calibrated quantiles")] = None,
     config: ConfigOpt = None,
     seed: SeedOpt = None,
     device: DeviceOpt = None,
@@ -68,11 +69,12 @@ def sample_posterior(
         "seed": seed, "device": device, "overwrite": overwrite, "quiet": quiet, "progress": progress, "allow_partial": allow_partial, "wait": wait, "json": json, "preview": preview,
         **reading_values(operator, op_param, noise, noise_param, image_size, flats, darks, rows),
         "batch_size": batch_size, "shard": shard, "resume": resume, "precision": precision, "compile": compile,
-        "importance": importance,
+        "importance": importance, "calibration": calibration,
     }, "sample-posterior settings")
     task = PosteriorTask(run.sampler, run.sampler_file, run.prior, run.prior_file, run.sampler_params,
                          run.num_samples, run.chains, tuple(run.quantiles), run.save_samples, run.seed, run.device,
                          run.batch_size, track=make_progress(run.progress, run.quiet), precision=run.precision,
-                         compile=run.compile, importance=run.importance, allow_partial=run.allow_partial)
+                         compile=run.compile, importance=run.importance, allow_partial=run.allow_partial,
+                         calibration=run.calibration)
 
     run_batch_cli(task, run)

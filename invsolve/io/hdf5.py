@@ -34,7 +34,8 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "check_output", "write_attrs", "write_res
 
 FORMAT = "invsolve"
 FORMAT_VERSION = 1
-_JSON_ATTRS = ("operator", "noise", "method", "sampler", "timings", "quantile_levels")
+_JSON_ATTRS = ("operator", "noise", "method", "sampler", "timings", "quantile_levels", "statistics", "model_digests",
+               "calibration_summary")
 
 
 #: file name endings of HDF5 outputs (results, measurements)
