@@ -56,6 +56,10 @@ def block_for(s: Shown, reference: np.ndarray | None = None) -> Block:
         return sampler_block(s)
     if s.kind == "noise_estimate":
         return noise_block(s)
+    if s.kind == "calibration":
+        from .calibration import calibration_block
+
+        return calibration_block(s)
     if s.vector:
         if reference is not None:
             s.item["ground_truth"] = reference

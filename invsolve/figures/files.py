@@ -19,7 +19,8 @@ PER_ITEM = ("measurement", "ground_truth", "reconstruction", "posterior_mean", "
             "samples", "completed")
 #: The file kinds drawn, as named in titles.
 KIND_NAMES = {"measurement": "measurement", "reconstruction": "reconstruction", "posterior": "posterior",
-              "noise_estimate": "noise estimate (estimate-noise)", "prior": "prior file", "sampler": "sampler file"}
+              "noise_estimate": "noise estimate (estimate-noise)", "prior": "prior file", "sampler": "sampler file",
+              "calibration": "calibration (calibrate)"}
 
 
 @dataclass
@@ -142,9 +143,13 @@ def _open_hdf5(p: Path, index: int, incomplete_ok: bool) -> Shown:
 
     head = read_result(p, data=False)
     kind = str(head.attrs.get("kind", "measurement"))
+    if kind == "calibration":  # small, and not per item
+        check_index(index, 1, p)
+        st = read_result(p)
+        return Shown(p, kind, dict(st.attrs), {}, dict(st.datasets), {}, 0, 1)
     if kind not in ("measurement", "reconstruction", "posterior", "noise_estimate"):
         raise DataError(f"{p} is an invsolve file of unknown kind {kind!r}; this invsolve draws measurements, "
-                        "reconstructions, posteriors and noise estimates")
+                        "reconstructions, posteriors, noise estimates and calibrations")
     if "measurement" not in head.datasets:
         raise DataError(f"{p} holds no /measurement; it is damaged, re-create it with the command that wrote it")
     count = int(head.datasets["measurement"][0])
