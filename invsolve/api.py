@@ -488,7 +488,8 @@ def sample_posterior(
            "lower the step size (-S step_size=...), or check the measurement and the prior file")
     check_result([summary.mean, summary.std], f"the {spec['name']} posterior", fix)
     if calibration is not None:
-        from .api_calibrate import apply_calibration
+        from .api_calibrate import apply_calibration, requested_settings
 
-        summary.calibrated_quantiles, spec["calibration"] = apply_calibration(summary, calibration, spec, measurement)
+        summary.calibrated_quantiles, spec["calibration"] = apply_calibration(
+            summary, calibration, spec, measurement, requested_settings(sampler_params, chains))
     return Posterior(summary, spec, measurement, seed, str(dev), {"sample_posterior": time.perf_counter() - t0})

@@ -32,7 +32,8 @@ class Calibration:
         statistics: Names of the k test statistics: the parameters of a vector problem; for images, fixed
             random projections and pixels (:func:`invsolve.calibration.statistics.image_statistics`).
         ranks: (N, k) SBC ranks, 0 … S; ``num_samples`` is S.
-        pvalues: (k,) KS p-values of the ranks' uniformity.
+        pvalues: (k,) χ² p-values of the ranks' uniformity (:func:`~invsolve.calibration.statistics.rank_chi2_pvalues`);
+            ``ks_pvalues`` (k,) sbi's KS p-values, biased towards rejection when N ≫ S.
         tarp_alpha, tarp_ecp: (B + 1,) the TARP expected-coverage curve (on whole x).
         masses: (M,) credible masses; ``coverage`` (M, c) the raw coverage of the sampler's central intervals
             (c = d per parameter for vectors, 1 pooled over pixels for images).
@@ -59,6 +60,7 @@ class Calibration:
     sampler: dict[str, Any]
     operator: dict[str, Any]
     noise: dict[str, Any]
+    ks_pvalues: np.ndarray | None = None
     model_digests: dict[str, str] = field(default_factory=dict)
     vector: bool = False
     seed: int = 0
@@ -69,7 +71,7 @@ class Calibration:
         return int(self.ranks.shape[0])
 
     def summary(self) -> dict[str, Any]:
-        """The headline numbers: SBC p-value (Bonferroni over the statistics), TARP area, raw and calibrated
+        """The headline numbers: SBC χ² p-value (Bonferroni over the statistics), TARP area, raw and calibrated
         coverage at 0.5 and 0.9, mean contraction."""
         from .calibration.statistics import tarp_area
 
@@ -133,8 +135,12 @@ def simulate_pairs(sampler_file: str, pairs: int, *, images=None, seed: int = 0,
         side = int(smp.operator.domain_shape[0])
         x = ImageSource(imgs, side, smp.operator, smp.noise).draw(int(pairs), g)[0].numpy()
     op, nz = smp.operator.spec(), dict(smp.noise.spec())
-    return simulate(x, operator=op["name"], operator_params=op["params"], noise=nz.pop("name"), noise_params=nz,
-                    seed=seed, device=device, source=f"pairs for {sampler_file}")
+    # the noise gets a stream of its own: seeded like x's, its normal draws would repeat those that made x
+    noise_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
+    m = simulate(x, operator=op["name"], operator_params=op["params"], noise=nz.pop("name"), noise_params=nz,
+                 seed=noise_seed, device=device, source=f"pairs for {sampler_file}")
+    m.seed = seed
+    return m
 
 
 def _statistics(truth: np.ndarray, samples: np.ndarray, vector: bool, projections: int, pixels: int, seed: int):
@@ -182,7 +188,8 @@ def calibrate(measurement, *, sampler: str | None = None, sampler_file: str | No
     from .api import Measurement, sample_posterior
     from .api_files import expect
     from .calibration.conformal import conformal_scales, residual_scores
-    from .calibration.statistics import contraction, coverage_curve, rank_pvalues, sbc_ranks, tarp
+    from .calibration.statistics import (contraction, coverage_curve, rank_chi2_pvalues, rank_pvalues, sbc_ranks,
+                                         tarp)
     from .config import check_seed
 
     t0 = time.perf_counter()
@@ -215,11 +222,12 @@ def calibrate(measurement, *, sampler: str | None = None, sampler_file: str | No
     alpha, ecp = tarp(flat_s, flat_t, seed, bins)
     cov = coverage_curve(flat_s, flat_t, masses)  # (M, P)
     scores = residual_scores(post.summary.mean, post.summary.std, truth).reshape(len(truth), -1)
-    spec = dict(post.sampler)
+    spec = {**post.sampler, "requested": requested_settings(sampler_params, chains)}
     digests = {k: file_digest(spec.get(k)) for k in ("file", "prior_file") if spec.get(k) not in (None, "None")}
     return Calibration(
         statistics=names, ranks=ranks, num_samples=int(samples.shape[1]),
-        pvalues=rank_pvalues(ranks, samples.shape[1]), tarp_alpha=alpha, tarp_ecp=ecp, masses=masses,
+        pvalues=rank_chi2_pvalues(ranks, samples.shape[1]), ks_pvalues=rank_pvalues(ranks, samples.shape[1]),
+        tarp_alpha=alpha, tarp_ecp=ecp, masses=masses,
         coverage=cov if vector else cov.mean(1, keepdims=True), contraction=contraction(s_stat, t_stat),
         scales=conformal_scales(scores, masses, pooled=not vector),
         holdout_coverage=_holdout(scores, masses, pooled=not vector), sampler=spec,
@@ -227,14 +235,21 @@ def calibrate(measurement, *, sampler: str | None = None, sampler_file: str | No
         timings={**post.timings, "calibrate": time.perf_counter() - t0})
 
 
-def apply_calibration(summary, path: str, spec: dict[str, Any], measurement) -> tuple[np.ndarray, dict[str, Any]]:
+def requested_settings(sampler_params: dict[str, Any] | None, chains: int | None) -> dict[str, Any]:
+    """The sampler settings a run asked for (not what it adapted): a calibration holds for these only."""
+    return {"sampler_params": dict(sampler_params or {}), "chains": chains}
+
+
+def apply_calibration(summary, path: str, spec: dict[str, Any], measurement,
+                      requested: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
     """Calibrated quantiles (N, Q, *x) of a posterior ``summary`` at its levels, from calibration file ``path``,
-    after checking that the file calibrated this sampler (``spec``), model file, operator and noise; and the
-    record of the calibration for the result's sampler settings."""
+    after checking that the file calibrated this sampler (``spec``), model file, operator, noise and
+    ``requested`` settings (:func:`requested_settings`); and the record of the calibration for the result's
+    sampler settings."""
     from .calibration.conformal import calibrated_quantiles
     from .calibration.files import check_matches, load_calibration
 
     cal = load_calibration(path)
-    check_matches(cal, path, spec, measurement.operator, measurement.noise)
+    check_matches(cal, path, spec, measurement.operator, measurement.noise, requested)
     q = calibrated_quantiles(summary.mean, summary.std, summary.levels, cal.masses, cal.scales)
     return q, {"file": str(path), "sha256": file_digest(path), "pairs": cal.pairs, "score": "normalized_residual"}

@@ -12,7 +12,7 @@ import torch
 
 from invsolve.calibration.conformal import calibrated_quantiles, conformal_scales, residual_scores
 from invsolve.calibration.statistics import (contraction, coverage_curve, ecdf_difference, image_statistics,
-                                             rank_pvalues, sbc_ranks, tarp, tarp_area, tarp_atc)
+                                             rank_chi2_pvalues, rank_pvalues, sbc_ranks, tarp, tarp_area, tarp_atc)
 from invsolve.errors import ConfigError
 from invsolve.samplers.exact import ExactPosterior
 
@@ -59,6 +59,20 @@ def test_over_confident_samples_fail_sbc_tarp_and_coverage():
     x2, s2 = _pairs(1000, 200, seed=2)
     z, diff, band = ecdf_difference(sbc_ranks(s2, x2), 200)
     assert np.all((diff >= band[0] - 1e-12) & (diff <= band[1] + 1e-12))  # calibrated: inside the band
+
+
+def test_chi2_rank_test_holds_its_level_where_the_ks_convention_does_not():
+    """With many pairs and few draws (N = 2000, S = 20), ranks of exact draws: the χ² test of the discrete
+    ranks rejects at about its level, the KS test against the continuous uniform (sbi's) nearly always."""
+    rej_chi2 = rej_ks = 0
+    for seed in range(20):
+        x, s = _pairs(2000, 20, seed=100 + seed)
+        r = sbc_ranks(s, x)
+        rej_chi2 += int((rank_chi2_pvalues(r, 20) < 0.05).sum())
+        rej_ks += int((rank_pvalues(r, 20) < 0.05).sum())
+    assert rej_chi2 <= 6 and rej_ks >= 30  # of 40 tests: 2 expected at the 5 % level
+    x, s = _pairs(2000, 20, seed=7, shrink=0.7)
+    assert rank_chi2_pvalues(sbc_ranks(s, x), 20).max() < 1e-10
 
 
 def test_ranks_count_draws_strictly_below_and_tarp_by_hand():
@@ -177,6 +191,23 @@ def test_cli_calibrates_a_brief_flow_to_nominal_coverage(tmp_path, brief_flow):
     c = load_calibration(cal)
     assert c.sampler["name"] == "mmd-flow" and c.pairs == 1000 and c.ranks.shape == (1000, 3)
     assert c.model_digests["file"] == api_calibrate.file_digest(str(brief_flow))
+
+
+def test_simulated_pairs_pass_sbc_under_the_exact_posterior(brief_flow):
+    """The pairs' noise is independent of their x (a noise stream seeded like x's would repeat x's normal
+    draws, and no sampler could pass SBC on such pairs)."""
+    from invsolve.api_calibrate import simulate_pairs
+    from invsolve.samplers import load_sampler
+    from invsolve.samplers.exact import exact_posterior
+    from invsolve.samplers.priors import build_prior
+
+    smp = load_sampler(brief_flow, "cpu")
+    post = exact_posterior(smp.operator, smp.noise_spec, build_prior({"name": "gaussian", "dim": 3}))
+    m = simulate_pairs(str(brief_flow), 2000, seed=4)
+    s = post.sample(torch.as_tensor(m.measurement, dtype=torch.float64), 100, torch.Generator().manual_seed(0))
+    x = m.ground_truth.astype(np.float64)
+    assert rank_pvalues(sbc_ranks(s.numpy(), x), 100).min() > 0.01
+    assert np.all(np.abs(coverage_curve(s.numpy(), x, (0.5,))[0] - 0.5) < 0.035)
 
 
 def test_cli_refusals(tmp_path, brief_flow):

@@ -4,7 +4,8 @@ posterior run is the one a file calibrated.
 A calibration file is an invsolve result (:mod:`invsolve.io.hdf5`) with ``kind = "calibration"``::
 
     /ranks             int64   (N, k)      SBC ranks of the k test statistics, 0 … num_samples
-    /sbc_pvalues       float64 (k,)        KS p-values of the ranks' uniformity
+    /sbc_pvalues       float64 (k,)        χ² p-values of the ranks' uniformity
+    /sbc_ks_pvalues    float64 (k,)        sbi's KS p-values of the same ranks
     /tarp_alpha        float64 (B + 1,)    TARP credibility grid
     /tarp_ecp          float64 (B + 1,)    TARP expected coverage
     /masses            float64 (M,)        credible masses
@@ -29,7 +30,7 @@ from ..errors import ConfigError, DataError
 
 __all__ = ["save_calibration", "load_calibration", "check_matches", "DATASETS"]
 
-DATASETS = ("ranks", "sbc_pvalues", "tarp_alpha", "tarp_ecp", "masses", "coverage", "contraction",
+DATASETS = ("ranks", "sbc_pvalues", "sbc_ks_pvalues", "tarp_alpha", "tarp_ecp", "masses", "coverage", "contraction",
             "conformal_scales", "holdout_coverage")
 
 
@@ -41,7 +42,7 @@ def save_calibration(cal, path: str | Path, overwrite: bool = False) -> Path:
     from .._version import __version__
     from ..io.hdf5 import write_result
 
-    data = {"ranks": cal.ranks, "sbc_pvalues": cal.pvalues, "tarp_alpha": cal.tarp_alpha, "tarp_ecp": cal.tarp_ecp,
+    data = {"ranks": cal.ranks, "sbc_pvalues": cal.pvalues, "sbc_ks_pvalues": cal.ks_pvalues, "tarp_alpha": cal.tarp_alpha, "tarp_ecp": cal.tarp_ecp,
             "masses": cal.masses, "coverage": cal.coverage, "contraction": cal.contraction,
             "conformal_scales": cal.scales, "holdout_coverage": cal.holdout_coverage}
     attrs = {"kind": "calibration", "statistics": list(cal.statistics), "num_samples": int(cal.num_samples),
@@ -72,7 +73,7 @@ def load_calibration(path: str | Path):
                         "in them); re-create it with `invsolve calibrate`")
     return Calibration(
         statistics=list(a.get("statistics") or []), ranks=d["ranks"], num_samples=int(a.get("num_samples", 0)),
-        pvalues=d["sbc_pvalues"], tarp_alpha=d["tarp_alpha"], tarp_ecp=d["tarp_ecp"], masses=d["masses"],
+        pvalues=d["sbc_pvalues"], ks_pvalues=d["sbc_ks_pvalues"], tarp_alpha=d["tarp_alpha"], tarp_ecp=d["tarp_ecp"], masses=d["masses"],
         coverage=d["coverage"], contraction=d["contraction"], scales=d["conformal_scales"],
         holdout_coverage=d["holdout_coverage"], sampler=a.get("sampler") or {}, operator=a.get("operator") or {},
         noise=a.get("noise") or {}, model_digests=a.get("model_digests") or {}, vector=bool(a.get("vector")),
@@ -85,8 +86,10 @@ def _canon(obj: Any) -> Any:
     return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 
-def check_matches(cal, path, sampler_spec: dict[str, Any], operator: dict[str, Any], noise: dict[str, Any]) -> None:
-    """Refuse to apply calibration ``path`` to a run whose sampler, model file, operator or noise differ.
+def check_matches(cal, path, sampler_spec: dict[str, Any], operator: dict[str, Any], noise: dict[str, Any],
+                  requested: dict[str, Any]) -> None:
+    """Refuse to apply calibration ``path`` to a run whose sampler, model file, operator, noise or requested
+    sampler settings (``requested``: ``{"sampler_params", "chains"}``) differ.
 
     Raises:
         ConfigError: naming what differs and how to fix it.
@@ -106,8 +109,7 @@ def check_matches(cal, path, sampler_spec: dict[str, Any], operator: dict[str, A
     for what, mine, theirs in (("operator", operator, cal.operator), ("noise", noise, cal.noise)):
         if _canon(mine) != _canon(theirs):
             raise ConfigError(f"--calibration {path} was made for the {what} {theirs}, this measurement has {mine}; {fix}")
-    for key in ("steps", "burn_in", "thin", "step_size", "lam", "n_patches", "chains", "solver", "ode_steps",
-                "importance"):
-        if key in cal.sampler and key in sampler_spec and cal.sampler[key] != sampler_spec[key]:
-            raise ConfigError(f"--calibration {path} calibrates the sampler with {key}={cal.sampler[key]!r}, this run "
-                              f"has {key}={sampler_spec[key]!r}; {fix}")
+    theirs = cal.sampler.get("requested")
+    if theirs is not None and _canon(theirs) != _canon(requested):
+        raise ConfigError(f"--calibration {path} calibrates the sampler run with {theirs}, this run asks {requested} "
+                          f"(-S settings, --chains); {fix}")

@@ -40,7 +40,7 @@ def _table(cal, path) -> None:
                     f"{s['num_samples']} draws each")
     for c in ("statistic", "value", "a calibrated sampler gives"):
         t.add_column(c, justify="left" if c != "value" else "right")
-    t.add_row("SBC uniformity p-value (min over statistics × their count)", f"{s['sbc_pvalue']:.3g}",
+    t.add_row("SBC rank uniformity, χ² p-value (min over statistics × their count)", f"{s['sbc_pvalue']:.3g}",
               "not small (> 0.01)")
     t.add_row("TARP area between curve and diagonal", f"{s['tarp_area']:.4f}", "≈ 0")
     for m in (50, 90):

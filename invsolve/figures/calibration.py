@@ -25,7 +25,7 @@ def _sbc(ax, s: Shown) -> None:
         kw = {"label": names[j] if j < len(names) else f"statistic {j}"} if j < MAX_LINES else {"color": "0.6"}
         ax.plot(z, d, lw=1.0, **kw)
     p = np.asarray(w["sbc_pvalues"], np.float64)
-    ax.set_title(f"SBC: ECDF − uniform (min KS p {p.min():.2g})", fontsize=10)
+    ax.set_title(f"SBC: ECDF − uniform (min χ² p {p.min():.2g})", fontsize=10)
     ax.set_xlabel("fractional rank of the truth among the draws")
     ax.set_ylabel("ECDF difference [fraction of pairs]")
     ax.axhline(0, color="k", lw=0.6)
