@@ -15,7 +15,7 @@ __all__ = ["default_method", "check_result"]
 
 
 #: settings of a trained sampler that sampling may change (``-S KEY=VALUE``); the rest is fixed by training
-SAMPLING_SETTINGS = {"cfm": ("solver", "ode_steps")}
+SAMPLING_SETTINGS = {"cfm": ("solver", "ode_steps"), "csnf": ("final_steps", "step_size")}
 
 
 def _sampling_settings(smp, params: dict[str, Any], path) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def _sampling_settings(smp, params: dict[str, Any], path) -> dict[str, Any]:
     if not params:
         return {}
     cfg = validate_params(type(smp.config), {**smp.config.model_dump(), **params}, f"-S settings of {smp.name!r}")
-    smp.set_ode(cfg.solver, cfg.ode_steps)
+    smp.set_sampling(cfg)
     return {k: getattr(cfg, k) for k in params}
 
 

@@ -46,7 +46,7 @@ SAMPLERS: Registry[type["Sampler"]] = Registry("sampler")
 
 def load_all() -> None:
     """Import every sampler module so that its registration runs."""
-    from . import cflow, cfm, mmd_flow  # noqa: F401
+    from . import cflow, cfm, csnf, mmd_flow  # noqa: F401
 
 
 def tensors_digest(ckpt: dict[str, Any]) -> str:
@@ -110,6 +110,11 @@ class Sampler:
     def sample_work(self, c: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """One working-space sample per row of c: (R, *c) -> (R, *work_shape)."""
         raise NotImplementedError
+
+    def set_sampling(self, config: Params) -> None:
+        """Take the sampling settings of ``config`` (a validated ``Config`` that differs from the trained one
+        only in keys of :data:`invsolve.api_support.SAMPLING_SETTINGS`)."""
+        self.config = config
 
     # -- description -------------------------------------------------------------
     @property

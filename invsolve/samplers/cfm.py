@@ -112,6 +112,10 @@ class ConditionalFlowMatching(Sampler):
         xt = (1 - tb) * z + tb * x1
         return ((self.velocity(xt, c, t) - (x1 - z)) ** 2).mean()
 
+    def set_sampling(self, config) -> None:
+        self.config = config
+        self.set_ode(config.solver, config.ode_steps)
+
     def set_ode(self, solver: str | None = None, steps: int | None = None) -> None:
         """Change the sampling solver or step count of this loaded sampler."""
         self.solver = solver or self.solver
