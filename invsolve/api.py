@@ -355,7 +355,7 @@ def sample_posterior(
     also runs Langevin's patchNR subnets in bfloat16 (as ``-S precision=bf16``).
     ``precision="auto"`` (the default) takes bf16 where the device computes it fast
     (:mod:`invsolve.precision`); the result records the choice (``precision_used``).
-    ``importance=K`` (vector ``cflow`` samplers) draws K·``num_samples`` proposals per measurement and
+    ``importance=K`` (vector ``cflow`` and ``csnf`` samplers) draws K·``num_samples`` proposals per measurement and
     keeps ``num_samples`` of them by importance resampling against the
     measurement's likelihood and the training prior, removing the amortised
     flow's approximation error (:mod:`invsolve.samplers.importance`); the

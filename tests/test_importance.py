@@ -79,7 +79,7 @@ def test_sample_posterior_with_importance(rough_flow, tmp_path):
     cfm = tmp_path / "cfm.pt"
     train_sampler("cfm", "linear", {"diagonal": DIAG}, noise_params={"sigma": SIGMA}, prior="gaussian", dim=2,
                   steps=2, batch_size=16, val_every=2, output=cfm, seed=0, device="cpu")
-    with pytest.raises(OperatorError, match="needs a cflow sampler"):
+    with pytest.raises(OperatorError, match="needs a cflow or csnf sampler"):
         api.sample_posterior(m, sampler_file=str(cfm), importance=10, device="cpu")
     assert math.isfinite(float(post.summary.std.sum()))
 

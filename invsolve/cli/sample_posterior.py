@@ -27,7 +27,7 @@ def sample_posterior(
     save_samples: Annotated[Optional[bool], typer.Option("--save-samples/--no-save-samples", help="store the samples too", show_default=False)] = None,
     precision: Annotated[Optional[str], typer.Option("--precision", help="auto (default), fp32 or bf16: trained image samplers' network evaluations, or Langevin's patchnr subnets, under bfloat16 autocast; auto takes bf16 on GPUs of compute capability 8+ and CPUs with AVX-512 BF16 or AMX")] = None,
     compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="compile the trained sampler's sampling step with torch.compile", show_default=False)] = None,
-    importance: Annotated[Optional[int], typer.Option("--importance", help="vector cflow: draw K·n proposals and keep n by importance resampling against the likelihood (exact as K grows)")] = None,
+    importance: Annotated[Optional[int], typer.Option("--importance", help="vector cflow or csnf: draw K·n proposals and keep n by importance resampling against the likelihood (exact as K grows)")] = None,
     calibration: Annotated[Optional[str], typer.Option("--calibration", help="calibration file from `invsolve calibrate` for this sampler: also store conformally calibrated quantiles")] = None,
     config: ConfigOpt = None,
     seed: SeedOpt = None,

@@ -96,6 +96,15 @@ class Sampler:
     def build_model(self) -> nn.Module:
         raise NotImplementedError
 
+    #: True when :meth:`proposals` gives draws with exact log proposal densities (or path weights), so that
+    #: ``sample-posterior --importance`` can resample them against the likelihood.
+    exact_weights: ClassVar[bool] = False
+
+    def proposals(self, y: torch.Tensor, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """n draws per measurement (B, n, *domain) and their log proposal weights log q (B·n,); only where
+        ``exact_weights``."""
+        raise NotImplementedError
+
     #: True when the loss couples the items of a batch (random draws or pairings over
     #: the whole batch): data-parallel training then hands ``loss`` the whole batch
     #: and this rank's ``part`` of it, so every rank makes the same draws.

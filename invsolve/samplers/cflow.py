@@ -181,6 +181,21 @@ class ConditionalFlow(Sampler):
         density and log|det ∂z/∂w|, less the log-scale of the per-entry standardiser w = (x − shift) / scale."""
         return self._log_pz(z, h) + logdet - torch.log(self.net["xstd"].scale).sum()
 
+    @property
+    def exact_weights(self) -> bool:  # a vector flow's density is exact; image flows are not resampled
+        return self.vector
+
+    @torch.no_grad()
+    def proposals(self, y, n, generator):
+        """n draws per measurement y (B, m) and their exact log densities log q(x | y): (B, n, d), (B·n,)."""
+        from .importance import flow_log_prob
+
+        xs = self.sample(y, n, generator)
+        flat, yr = xs.reshape(-1, xs.shape[-1]), y.to(self.device, torch.float32).repeat_interleave(n, 0)
+        log_q = torch.cat([flow_log_prob(self, xc, yc) for xc, yc in
+                           zip(torch.split(flat, self.chunk_rows), torch.split(yr, self.chunk_rows))])
+        return xs, log_q
+
     def loss(self, xw, c, generator, part=None):
         z, logdet, h = self._to_latent(xw, c)
         return (-(self._log_pz(z, h) + logdet) / z[0].numel()).mean()

@@ -28,6 +28,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -154,16 +155,46 @@ class ConditionalSNF(Sampler):
                 logdet = logdet + ld
         return ((0.5 * (w**2).sum(1) - logdet) / w.shape[1]).mean()
 
-    def sample_work(self, c, generator):
+    def _forward(self, c, generator, weights: bool):
+        """The sampling path z -> w for conditions c (R, m): w (R, d) and, with ``weights``, the log proposal
+        weight log q (R,) of the path in working coordinates: log p_Z(z) − Σ log|det ∂w_out/∂w_in| of the
+        blocks − Σ (U_k(out) − U_k(in)) of the Markov layers (Wu et al., eq. 9; the Markov layers' backward
+        kernel is themselves)."""
         m, K = self.net["model"], self.config.layers
         y, h = self._y(c), m["cond"](c)
         w = torch.randn((len(c), self.operator.domain_shape[0]), generator=generator, device=c.device)
+        log_q = -0.5 * (w**2).sum(1) - 0.5 * w.shape[1] * math.log(2 * math.pi) if weights else None
         for k in range(1, K + 1):
             for b in reversed(m["units"][k - 1]):
                 w = b.inverse(w, h)
+                if weights:  # the block maps w_out -> w_in with log|det| ld; its inverse divides the density
+                    log_q = log_q + b(w, h)[1]
             steps = self.config.mcmc_steps + (self.config.final_steps if k == K else 0)
-            w = self.markov(w, y, k / K, generator, steps=steps)[0].detach()
-        return w
+            w, u_in, u_out = self.markov(w, y, k / K, generator, steps=steps)
+            w = w.detach()
+            if weights:
+                log_q = log_q - (u_out - u_in).detach()
+        return w, log_q
+
+    def sample_work(self, c, generator):
+        return self._forward(c, generator, False)[0]
+
+    exact_weights = True
+
+    @torch.no_grad()
+    def proposals(self, y: torch.Tensor, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """n draws per measurement y (B, m) with their log proposal weights: (B, n, d), (B·n,) in the units of
+        x, so that log p(x, y) − log q is an importance weight whose mean is p(y) (path importance sampling)."""
+        self.net.eval()
+        y = y.to(self.device, torch.float32)
+        c = self.condition(y, None).repeat_interleave(n, 0)
+        ws, lqs = [], []
+        for cc in torch.split(c, self.chunk_rows):
+            w, lq = self._forward(cc, generator, True)
+            ws.append(w)
+            lqs.append(lq)
+        w, log_q = torch.cat(ws), torch.cat(lqs) - torch.log(self.net["xstd"].scale).sum()
+        return self.from_work(w, None).reshape(len(y), n, -1), log_q
 
     @classmethod
     def train(cls, sampler, source, settings, output, resume=None, progress=None, provenance=None, dist=None):

@@ -1,4 +1,5 @@
-"""Importance resampling of a trained conditional flow's proposals.
+"""Importance resampling of a trained conditional flow's proposals (``cflow``: exact densities; ``csnf``: the
+path weights of its stochastic layers, Wu, Köhler, Noé, NeurIPS 2020).
 
 An amortised flow q(x | y) is trained once for all y and is therefore only
 approximately the posterior of any one measurement.  Its density is exact,
@@ -62,7 +63,8 @@ def importance_resample(sampler, operator, noise, prior, y: torch.Tensor, n: int
     """Posterior samples of each measurement by importance resampling of the flow's proposals.
 
     Args:
-        sampler: A trained vector ``cflow``.
+        sampler: A trained vector sampler with ``exact_weights`` (``cflow``: its density; ``csnf``: its
+            path weights).
         operator: The forward operator f: (R, d) -> (R, m).
         noise: Noise model whose ``nll(y, f)`` (R,) is −log p(y | x) up to a constant.
         prior: Vector prior with ``log_prob`` (R,) (−∞ outside its support).
@@ -77,12 +79,10 @@ def importance_resample(sampler, operator, noise, prior, y: torch.Tensor, n: int
     if proposals < n:
         raise ConfigError(f"importance resampling needs at least as many proposals as samples ({proposals} < {n})")
     B = len(y)
-    xs = sampler.sample(y, proposals, generator)  # (B, K, d)
+    xs, log_q = sampler.proposals(y, proposals, generator)  # (B, K, d), (B·K,)
     d = xs.shape[-1]
     flat = xs.reshape(-1, d)
     yr = y.to(flat.device, torch.float32).repeat_interleave(proposals, 0)
-    log_q = torch.cat([flow_log_prob(sampler, xc, yc) for xc, yc in
-                       zip(torch.split(flat, sampler.chunk_rows), torch.split(yr, sampler.chunk_rows))])
     log_p = prior.log_prob(flat.double())
     inside = torch.isfinite(log_p)
     f = operator(flat).double()
@@ -107,9 +107,9 @@ def importance_weigher(smp, measurement, importance: int, dev):
 
     if importance < 1:
         raise OperatorError(f"--importance takes the proposals per kept sample (at least 1), got {importance}")
-    if smp.name != "cflow" or not smp.vector:
-        raise OperatorError(f"--importance needs a cflow sampler of a vector problem (an exact density); "
-                            f"{measurement.operator.get('name')!r} with {smp.name!r} has none")
+    if not smp.exact_weights:
+        raise OperatorError(f"--importance needs a cflow or csnf sampler of a vector problem (exact proposal "
+                            f"weights); {measurement.operator.get('name')!r} with {smp.name!r} has none")
     op = measurement.build_operator(dev)
     pr = training_prior(smp) or build_prior(resolve_prior_spec(op, None))
     nm = build_noise(measurement.noise)
