@@ -158,3 +158,13 @@ def test_importance_resampling_of_csnf_draws(tmp_path):
     assert xs.shape == (2, 2000, 2) and torch.all(ess > 100)
     se = (torch.diagonal(post.covariance(y), dim1=1, dim2=2) / 400).sqrt()  # resampled draws repeat: ESS-ish
     assert torch.all((xs.double().mean(1) - post.mean(y)).abs() < 4 * se)
+
+
+def test_uniform_prior_energy_is_finite_off_the_box():
+    pr = build_prior({"name": "uniform", "dim": 2})
+    x = torch.tensor([[0.2, -0.5], [1.5, 0.0], [-1.0, -3.0]])
+    e = pr.energy(x)
+    assert torch.isfinite(e).all() and e[0] == pytest.approx(math.log(4.0))
+    assert e[1] == pytest.approx(math.log(4.0) + 500.0) and e[2] == pytest.approx(math.log(4.0) + 2000.0)
+    assert torch.equal(build_prior({"name": "gaussian", "dim": 2}).energy(x), -build_prior(
+        {"name": "gaussian", "dim": 2}).log_prob(x))

@@ -7,7 +7,8 @@ blocks of layer k, then ``mcmc_steps`` Markov steps that leave
     p_k(w | y) ∝ exp(−U_k(w)),   U_k(w) = λ_k U(w; y) + (1 − λ_k) ½‖w‖²,   λ_k = k / K,
 
 invariant, where U(w; y) = −log p(x(w)) + NLL(y | A x(w)) is the posterior energy of the training prior p
-and the noise model.  The last layer targets the posterior itself, so its Markov steps move draws between
+and the noise model (a uniform prior's box gets exponential walls of width 1/1000 outside it, as in the
+paper, so that the annealed targets are finite where the blocks send draws off the box).  The last layer targets the posterior itself, so its Markov steps move draws between
 and within modes that the deterministic blocks alone would smear or misweight; ``final_steps`` more steps at
 λ = 1 finish the sampling (the trained path is unchanged, and the posterior stays invariant).
 
@@ -105,7 +106,7 @@ class ConditionalSNF(Sampler):
         if lam == 0:
             return latent
         x = self.net["xstd"].inverse(w.float())
-        u = -self.vprior.log_prob(x) + self.noise.nll(y, self.operator(x))
+        u = self.vprior.energy(x) + self.noise.nll(y, self.operator(x))  # a box prior: soft walls (finite)
         return lam * u + (1 - lam) * latent
 
     def _grad(self, w, y, lam, create_graph: bool):
