@@ -88,6 +88,18 @@ class Calibration:
         return out
 
 
+    def to_json(self) -> dict[str, Any]:
+        """Everything but the ranks, as JSON types: :meth:`summary` plus the per-statistic p-values and
+        contraction, the coverage curves and the TARP curve."""
+        return {**self.summary(), "sampler": self.sampler.get("name"), "statistics": list(self.statistics),
+                "sbc_pvalues": self.pvalues.tolist(),
+                "sbc_ks_pvalues": None if self.ks_pvalues is None else self.ks_pvalues.tolist(),
+                "contraction_per_statistic": self.contraction.tolist(), "masses": self.masses.tolist(),
+                "coverage_per_mass": self.coverage.mean(1).tolist(),
+                "calibrated_coverage_per_mass": self.holdout_coverage.tolist(),
+                "tarp_alpha": self.tarp_alpha.tolist(), "tarp_ecp": self.tarp_ecp.tolist()}
+
+
 def file_digest(path: str | None) -> str | None:
     """SHA-256 (hex) of a model file's bytes, None without a file."""
     import hashlib

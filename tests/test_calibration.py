@@ -173,6 +173,8 @@ def test_cli_calibrates_a_brief_flow_to_nominal_coverage(tmp_path, brief_flow):
     res = _run("calibrate", "--pairs", 1000, "--sampler-file", brief_flow, "-n", 100, "-o", cal, "--json")
     assert res.exit_code == 0, res.output
     rec = json.loads(res.stdout)
+    assert len(rec["sbc_pvalues"]) == 3 and len(rec["tarp_ecp"]) == len(rec["tarp_alpha"]) == 101
+    assert rec["masses"][-1] == 0.99 and len(rec["coverage_per_mass"]) == 20
     assert rec["sbc_pvalue"] < 1e-6 and rec["coverage_90"] < 0.7 and abs(rec["calibrated_coverage_90"] - 0.9) < 0.03
     fresh = tmp_path / "fresh.h5"
     api.save_measurement(api_calibrate.simulate_pairs(str(brief_flow), 1000, seed=99), fresh)
@@ -256,3 +258,33 @@ def test_show_draws_a_calibration_file(tmp_path, brief_flow):
         "calibration of the mmd-flow sampler" in t.get_text() for f in [fig, *fig.subfigs] for t in f.texts)
     res = _run("show", cal, "-o", tmp_path / "cal.png")
     assert res.exit_code == 0 and (tmp_path / "cal.png").stat().st_size > 10_000
+
+
+def test_image_sampler_calibration_pools_pixels(tmp_path):
+    """An image sampler: SBC on 3 projections and 4 pixels, coverage and conformal scales pooled over pixels,
+    and calibrated quantile maps of the image shape."""
+    from skimage import data
+
+    from invsolve import api, api_calibrate
+    from invsolve.api_samplers import train_sampler
+    from invsolve.calibration.files import load_calibration, save_calibration
+
+    img = tmp_path / "cam.npy"
+    np.save(img, (data.camera()[::8, ::8] / 255.0).astype(np.float32)[None])
+    out = tmp_path / "s.pt"
+    train_sampler("cfm", "superres", {"factor": 2}, images=[str(img)], crop=16, steps=10, val_every=5,
+                  sampler_params={"hidden": 16}, output=out, seed=0, device="cpu")
+    pairs = api_calibrate.simulate_pairs(str(out), 24, images=[str(img)], seed=1, device="cpu")
+    assert pairs.ground_truth.shape == (24, 16, 16)
+    cal = api_calibrate.calibrate(pairs, sampler_file=str(out), num_samples=8, projections=3, pixels=4,
+                                  masses=(0.5, 0.9), device="cpu")
+    assert len(cal.statistics) == 7 and cal.ranks.shape == (24, 7) and cal.ranks.max() <= 8
+    assert cal.coverage.shape == (2, 1) and cal.scales.shape == (2, 1) and np.all(np.isfinite(cal.scales))
+    path = save_calibration(cal, tmp_path / "cal.h5")
+    assert load_calibration(path).statistics == cal.statistics
+    post = api.sample_posterior(pairs, sampler_file=str(out), num_samples=8, levels=(0.05, 0.5, 0.95),
+                                calibration=str(path), device="cpu")
+    q = post.summary.calibrated_quantiles
+    assert q.shape == (24, 3, 16, 16) and np.all(q[:, 0] <= q[:, 2]) and np.allclose(q[:, 1], post.summary.mean)
+    with pytest.raises(ConfigError, match="images="):
+        api_calibrate.simulate_pairs(str(out), 4, seed=1)

@@ -111,7 +111,6 @@ def calibrate(
         track=make_progress(run.progress, run.quiet), precision=run.precision, allow_partial=run.allow_partial)
     path = save_calibration(cal, run.output, run.overwrite)
     if run.json_output:
-        emit_json({"output": str(path), "sampler": cal.sampler.get("name"), **cal.summary(),
-                   "seconds": round(cal.timings["calibrate"], 3)})
+        emit_json({"output": str(path), **cal.to_json(), "seconds": round(cal.timings["calibrate"], 3)})
     elif not run.quiet:
         _table(cal, path)
