@@ -288,3 +288,42 @@ def test_image_sampler_calibration_pools_pixels(tmp_path):
     assert q.shape == (24, 3, 16, 16) and np.all(q[:, 0] <= q[:, 2]) and np.allclose(q[:, 1], post.summary.mean)
     with pytest.raises(ConfigError, match="images="):
         api_calibrate.simulate_pairs(str(out), 4, seed=1)
+
+
+@pytest.mark.filterwarnings("ignore:Langevin chains have not mixed")
+def test_conformal_repairs_langevin_with_a_too_small_step(tmp_path):
+    """Langevin chains whose step is far too small barely leave their start: their intervals are too narrow.
+    calibrate's conformal scales, fitted on one set of pairs, bring the pixel coverage of fresh pairs from
+    the same crops to 0.9 (pooled pixels: correlation within an image widens the tolerance)."""
+    from skimage import data
+
+    from invsolve import api
+    from invsolve.api_calibrate import calibrate
+    from invsolve.api_priors import save_prior, train_prior
+    from invsolve.calibration.files import save_calibration
+
+    img = (data.camera()[::4, ::4] / 255.0).astype(np.float32)  # 128²
+    prior, _ = train_prior("wpp", img, None, {"patch_size": 4, "n_reference": 200}, seed=0, device="cpu")
+    pf = save_prior(prior, tmp_path / "wpp.pt")
+    rng = np.random.default_rng(0)
+
+    def crops(n):
+        r, c = rng.integers(0, 112, n), rng.integers(0, 112, n)
+        return np.stack([img[i:i + 16, j:j + 16] for i, j in zip(r, c)])
+
+    kw = dict(operator="inpaint", operator_params={"fraction": 0.5, "mask_seed": 1}, noise="gaussian",
+              noise_params={"sigma": 0.05}, device="cpu")
+    pairs, fresh = api.simulate(crops(60), seed=1, **kw), api.simulate(crops(60), seed=2, **kw)
+    langevin = dict(sampler="langevin", prior="wpp", prior_file=str(pf), chains=2, device="cpu",
+                    sampler_params={"steps": 25, "burn_in": 5, "thin": 2, "step_size": 1e-7, "n_patches": 64})
+    cal = calibrate(pairs, masses=(0.5, 0.9), **langevin)
+    assert cal.summary()["coverage_90"] < 0.5  # over-confident
+    path = save_calibration(cal, tmp_path / "cal.h5")
+    post = api.sample_posterior(fresh, levels=(0.05, 0.95), calibration=str(path), seed=3, **langevin)
+    from invsolve.posterior import interval_coverage
+
+    s = post.summary
+    raw = interval_coverage(fresh.ground_truth, s.quantiles, s.levels, 0.9)
+    calibrated = interval_coverage(fresh.ground_truth, s.calibrated_quantiles, s.levels, 0.9)
+    print(f"raw {raw:.3f}, calibrated {calibrated:.3f}")
+    assert raw < 0.5 and abs(calibrated - 0.9) < 0.05
