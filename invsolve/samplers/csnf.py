@@ -7,8 +7,11 @@ blocks of layer k, then ``mcmc_steps`` Markov steps that leave
     p_k(w | y) ∝ exp(−U_k(w)),   U_k(w) = λ_k U(w; y) + (1 − λ_k) ½‖w‖²,   λ_k = k / K,
 
 invariant, where U(w; y) = −log p(x(w)) + NLL(y | A x(w)) is the posterior energy of the training prior p
-and the noise model (a uniform prior's box gets exponential walls of width 1/1000 outside it, as in the
-paper, so that the annealed targets are finite where the blocks send draws off the box).  The last layer targets the posterior itself, so its Markov steps move draws between
+and the noise model.  A prior on a box (uniform) is handled by working in logit coordinates,
+x = low + (high − low)·sigmoid(u), w = standardised u, with the log-Jacobian in U: every draw lies in the
+box, and no Markov layer meets a forward model's extrapolation outside it (the scatterometry surrogate has
+spurious low-energy basins there, behind barriers that local moves do not cross; soft walls as in the
+reference code leave draws stranded in them).  The last layer targets the posterior itself, so its Markov steps move draws between
 and within modes that the deterministic blocks alone would smear or misweight; ``final_steps`` more steps at
 λ = 1 finish the sampling (the trained path is unchanged, and the posterior stays invariant).
 
@@ -33,6 +36,7 @@ import math
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
@@ -93,6 +97,40 @@ class ConditionalSNF(Sampler):
                           for j in range(c.blocks)) for k in range(c.layers))
         return mods
 
+    # -- coordinates: logit coordinates for a box prior ---------------------------------------------------------
+    def _box(self):
+        box = None if self.vprior is None else self.vprior.box()
+        return None if box is None else tuple(t.to(self.device, torch.float32) for t in box)
+
+    def _to_u(self, x: torch.Tensor) -> torch.Tensor:
+        box = self._box()
+        if box is None:
+            return x
+        p = ((x - box[0]) / (box[1] - box[0])).clamp(1e-6, 1 - 1e-6)
+        return torch.log(p) - torch.log1p(-p)
+
+    def _from_u(self, u: torch.Tensor) -> torch.Tensor:
+        box = self._box()
+        return u if box is None else box[0] + (box[1] - box[0]) * torch.sigmoid(u)
+
+    def _log_jac(self, u: torch.Tensor) -> torch.Tensor:
+        """log|det ∂x/∂u| (R,): 0 without a box."""
+        box = self._box()
+        if box is None:
+            return torch.zeros(len(u), device=u.device)
+        return (torch.log(box[1] - box[0]) + F.logsigmoid(u) + F.logsigmoid(-u)).sum(1)
+
+    def to_work(self, x, x0):
+        return self.net["xstd"](self._to_u(x))
+
+    def from_work(self, w, x0):
+        return self._from_u(self.net["xstd"].inverse(w))
+
+    @torch.no_grad()
+    def fit_stats(self, x, y):
+        self.net["cstd"].fit(y, per_entry=True)
+        self.net["xstd"].fit(self._to_u(x), per_entry=True)
+
     # -- the annealed energies ------------------------------------------------------------------------------
     def _y(self, c: torch.Tensor) -> torch.Tensor:
         return self.net["cstd"].inverse(c)
@@ -105,9 +143,11 @@ class ConditionalSNF(Sampler):
         latent = 0.5 * (w.float() ** 2).sum(1)
         if lam == 0:
             return latent
-        x = self.net["xstd"].inverse(w.float())
-        u = self.vprior.energy(x) + self.noise.nll(y, self.operator(x))  # a box prior: soft walls (finite)
-        return lam * u + (1 - lam) * latent
+        u = self.net["xstd"].inverse(w.float())
+        x = self._from_u(u)
+        lp = self.vprior.log_prob(x) if self._box() is None else self.vprior.log_prob(x.clamp(*self._box()))
+        energy = -lp - self._log_jac(u) + self.noise.nll(y, self.operator(x))
+        return lam * energy + (1 - lam) * latent
 
     def _grad(self, w, y, lam, create_graph: bool):
         with torch.enable_grad():
@@ -194,7 +234,9 @@ class ConditionalSNF(Sampler):
             w, lq = self._forward(cc, generator, True)
             ws.append(w)
             lqs.append(lq)
-        w, log_q = torch.cat(ws), torch.cat(lqs) - torch.log(self.net["xstd"].scale).sum()
+        w = torch.cat(ws)
+        u = self.net["xstd"].inverse(w)  # log q of x: less the standardiser's and the box map's log-Jacobians
+        log_q = torch.cat(lqs) - torch.log(self.net["xstd"].scale).sum() - self._log_jac(u)
         return self.from_work(w, None).reshape(len(y), n, -1), log_q
 
     @classmethod

@@ -33,10 +33,9 @@ class VectorPrior:
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def energy(self, x: torch.Tensor) -> torch.Tensor:
-        """A finite potential (n,) for samplers that must evaluate the prior off its support: −log p(x) where
-        that is finite (the uniform prior overrides it)."""
-        return -self.log_prob(x)
+    def box(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The (low, high) corners (d,) of a prior whose support is a box, None for priors on all of R^d."""
+        return None
 
     def spec(self) -> dict[str, Any]:
         return {"name": self.name, "dim": self.dim, **self.params.model_dump(mode="json")}
@@ -71,15 +70,8 @@ class UniformPrior(VectorPrior):
         u = torch.rand((n, self.dim), generator=generator, device=device)
         return (self.low.to(device) + u.double() * (self.high - self.low).to(device)).float()
 
-    #: Rate of the exponential walls of :meth:`energy` outside the box, per unit of distance.
-    WALL = 1000.0
-
-    def energy(self, x):
-        """−log p inside the box; outside, that plus ``WALL`` × the distance to the box (summed over entries):
-        the box with exponential tails of width 1/``WALL``, as in Hagemann, Hertrich, Steidl (2022)."""
-        lo, hi = self.low.to(x.device, x.dtype), self.high.to(x.device, x.dtype)
-        out = (torch.relu(lo - x) + torch.relu(x - hi)).sum(1)
-        return torch.log(hi - lo).sum() + self.WALL * out
+    def box(self):
+        return self.low, self.high
 
     def log_prob(self, x):
         lo, hi = self.low.to(x.device), self.high.to(x.device)
