@@ -380,7 +380,7 @@ def sample_posterior(
 
         if not levels:
             raise ConfigError("--calibration calibrates the stored quantiles: give --quantile levels (e.g. 0.05 0.95)")
-        load_calibration(calibration)  # a missing or damaged file fails here, before any sampling
+        cal = load_calibration(calibration)  # a missing or damaged file fails here, before any sampling
     parts = []
     if sampler_file is None and num_samples is not None:
         raise OperatorError("--num-samples sets the draws of a trained sampler (--sampler-file); Langevin and MCMC "
@@ -491,5 +491,5 @@ def sample_posterior(
         from .api_calibrate import apply_calibration, requested_settings
 
         summary.calibrated_quantiles, spec["calibration"] = apply_calibration(
-            summary, calibration, spec, measurement, requested_settings(sampler_params, chains))
+            summary, cal, calibration, spec, measurement, requested_settings(sampler_params, chains))
     return Posterior(summary, spec, measurement, seed, str(dev), {"sample_posterior": time.perf_counter() - t0})

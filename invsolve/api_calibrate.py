@@ -11,8 +11,10 @@ Example:
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -101,11 +103,18 @@ class Calibration:
 
 
 def file_digest(path: str | None) -> str | None:
-    """SHA-256 (hex) of a model file's bytes, None without a file."""
-    import hashlib
-
+    """SHA-256 (hex) of a model file's bytes, None without a file.  A batch run asks once per batch: the digest
+    is remembered while the file's size and modification time stay the same."""
     if path is None:
         return None
+    st = os.stat(path)
+    return _digest(str(path), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    import hashlib
+
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -252,16 +261,15 @@ def requested_settings(sampler_params: dict[str, Any] | None, chains: int | None
     return {"sampler_params": dict(sampler_params or {}), "chains": chains}
 
 
-def apply_calibration(summary, path: str, spec: dict[str, Any], measurement,
+def apply_calibration(summary, cal: Calibration, path: str, spec: dict[str, Any], measurement,
                       requested: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
-    """Calibrated quantiles (N, Q, *x) of a posterior ``summary`` at its levels, from calibration file ``path``,
-    after checking that the file calibrated this sampler (``spec``), model file, operator, noise and
-    ``requested`` settings (:func:`requested_settings`); and the record of the calibration for the result's
-    sampler settings."""
+    """Calibrated quantiles (N, Q, *x) of a posterior ``summary`` at its levels, from ``cal`` (read from
+    calibration file ``path``), after checking that it calibrated this sampler (``spec``), model file,
+    operator, noise and ``requested`` settings (:func:`requested_settings`); and the record of the calibration
+    for the result's sampler settings."""
     from .calibration.conformal import calibrated_quantiles
-    from .calibration.files import check_matches, load_calibration
+    from .calibration.files import check_matches
 
-    cal = load_calibration(path)
     check_matches(cal, path, spec, measurement.operator, measurement.noise, requested)
     q = calibrated_quantiles(summary.mean, summary.std, summary.levels, cal.masses, cal.scales)
     return q, {"file": str(path), "sha256": file_digest(path), "pairs": cal.pairs, "score": "normalized_residual"}

@@ -10,7 +10,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import numbers
 import platform
 from datetime import datetime, timezone
@@ -18,14 +17,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ._version import __version__
-from .config import check_seed, validate_params
+from .config import canonical, check_seed, validate_params
 from .errors import ConfigError, DataError, ShapeError
 
 __all__ = ["train_sampler", "training_prior"]
-
-
-def _canon(obj):
-    return json.loads(json.dumps(obj, sort_keys=True))
 
 
 #: training settings a resumed run must repeat (steps may grow; validation and checkpoint periods may change)
@@ -39,7 +34,7 @@ def _check_resume(ckpt: dict, inst, source, output, settings) -> dict:
     theirs = {**{k: ckpt.get(k) for k in ("sampler", "config", "operator", "noise")},
               "source": (ckpt.get("training") or {}).get("source")}
     for key in ours:
-        if _canon(ours[key]) != _canon(theirs[key]):
+        if canonical(ours[key]) != canonical(theirs[key]):
             raise ConfigError(f"cannot resume {output}: its {key} {theirs[key]} differs from the requested "
                               f"{ours[key]}; repeat the original options or train anew with --overwrite")
     training = ckpt.get("training") or {}

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ConfigError
 
-__all__ = ["Params", "validate_params", "load_config_file", "parse_assignments", "check_seed", "MAX_SEED"]
+__all__ = ["Params", "validate_params", "load_config_file", "parse_assignments", "check_seed", "MAX_SEED", "canonical"]
 
 #: Config files larger than this are refused before they are parsed (settings, not data: arrays go in files).
 MAX_CONFIG_BYTES = 4 * 2**20
@@ -174,3 +174,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must hold a table/mapping at the top level")
     return data
+
+
+def canonical(obj: Any) -> Any:
+    """``obj`` as its JSON round trip with sorted keys: specs (dicts, lists, tuples) compare equal exactly when
+    they would be written alike."""
+    return json.loads(json.dumps(obj, sort_keys=True))

@@ -34,7 +34,7 @@ from .errors import ConfigError
 from .methods import no_track
 from .posterior import split_rhat
 
-__all__ = ["MCMCParams", "run_chains", "mcmc_sample", "mcmc_posterior", "split_rhat"]
+__all__ = ["MCMCParams", "run_chains", "mcmc_sample", "mcmc_posterior", "split_rhat", "metropolis_accept"]
 
 
 class MCMCParams(Params):
@@ -50,6 +50,13 @@ class MCMCParams(Params):
     init_candidates: int = Field(16, ge=1, description="each chain starts at the best of this many prior draws")
     stuck_nats: float | None = Field(None, gt=0, description="burn-in restart threshold below the group's best chain's "
                                      "log target; default 10 + 3·dim")
+
+
+def metropolis_accept(log_a: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Metropolis–Hastings decisions for log acceptance ratios (R,) -> bool (R,): accept with probability
+    min(1, exp(log_a)); NaN (e.g. ∞ − ∞) rejects.  One uniform per row, of log_a's dtype and device."""
+    u = torch.rand(log_a.shape, generator=generator, device=log_a.device, dtype=log_a.dtype)
+    return torch.log(u) < torch.nan_to_num(log_a, nan=-math.inf)
 
 
 def _target(operator, noise, prior, y_rep):
@@ -117,8 +124,7 @@ def run_chains(logp, x0: torch.Tensor, groups: int, params: MCMCParams, scale: t
         if mala:
             back = prop + 0.5 * h**2 * s**2 * g_new
             log_a = log_a - (((x - back) / (h * s)) ** 2).sum(1) / 2 + (noise**2).sum(1) / 2
-        u = torch.rand((R,), generator=generator, device=dev, dtype=dt)
-        ok = torch.log(u) < torch.nan_to_num(log_a, nan=-math.inf)
+        ok = metropolis_accept(log_a, generator)
         x = torch.where(ok[:, None], prop, x)
         lp = torch.where(ok, lp_new, lp)
         if mala:

@@ -80,12 +80,6 @@ def load_calibration(path: str | Path):
         seed=int(a.get("seed") or 0), timings=a.get("timings") or {})
 
 
-def _canon(obj: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(obj, sort_keys=True, default=str))
-
-
 def check_matches(cal, path, sampler_spec: dict[str, Any], operator: dict[str, Any], noise: dict[str, Any],
                   requested: dict[str, Any]) -> None:
     """Refuse to apply calibration ``path`` to a run whose sampler, model file, operator, noise or requested
@@ -95,6 +89,7 @@ def check_matches(cal, path, sampler_spec: dict[str, Any], operator: dict[str, A
         ConfigError: naming what differs and how to fix it.
     """
     from ..api_calibrate import file_digest
+    from ..config import canonical
 
     fix = "calibrate this sampler on this problem with `invsolve calibrate`, or drop --calibration"
     name = sampler_spec.get("name")
@@ -107,9 +102,9 @@ def check_matches(cal, path, sampler_spec: dict[str, Any], operator: dict[str, A
             raise ConfigError(f"--calibration {path} was made with another {key.replace('_', ' ')} than "
                               f"{sampler_spec.get(key)} (its SHA-256 differs); {fix}")
     for what, mine, theirs in (("operator", operator, cal.operator), ("noise", noise, cal.noise)):
-        if _canon(mine) != _canon(theirs):
+        if canonical(mine) != canonical(theirs):
             raise ConfigError(f"--calibration {path} was made for the {what} {theirs}, this measurement has {mine}; {fix}")
     theirs = cal.sampler.get("requested")
-    if theirs is not None and _canon(theirs) != _canon(requested):
+    if theirs is not None and canonical(theirs) != canonical(requested):
         raise ConfigError(f"--calibration {path} calibrates the sampler run with {theirs}, this run asks {requested} "
                           f"(-S settings, --chains); {fix}")

@@ -9,7 +9,8 @@ import typer
 
 from ._common import emit_json, handle_errors, merge_config, out_console
 from ._options import (AllowPartialOpt, BatchOpt, ConfigOpt, DeviceOpt, JsonOpt, OutputOpt, OverwriteOpt,
-                       ProgressOpt, QuietOpt, SeedOpt)
+                       PatchPriorOpt, PriorFileOpt, ProgressOpt, QuietOpt, SamplerFileOpt, SamplerOpt,
+                       SamplerParamOpt, SeedOpt)
 from ._progress import make_progress
 
 
@@ -58,11 +59,11 @@ def calibrate(
     pairs_file: Annotated[Optional[str], typer.Argument(help="pairs (x, y): a measurement file with /ground_truth, e.g. from `invsolve simulate`", show_default=False)] = None,
     pairs: Annotated[Optional[int], typer.Option("--pairs", help="simulate N pairs from the --sampler-file's training prior (vector samplers) or as crops of --images (image samplers)")] = None,
     images: Annotated[Optional[list[str]], typer.Option("--images", help="held-out images to crop the --pairs from (image samplers)")] = None,
-    sampler_file: Annotated[Optional[str], typer.Option("--sampler-file", help="conditional sampler from `invsolve train-sampler`")] = None,
-    sampler: Annotated[Optional[str], typer.Option("--sampler", help="langevin (with --prior), mcmc, or the sampler in --sampler-file")] = None,
-    prior: Annotated[Optional[str], typer.Option("--prior", help="patch prior for Langevin: patchnr, epll or wpp")] = None,
-    prior_file: Annotated[Optional[str], typer.Option("--prior-file", help="prior trained by `invsolve train-prior`")] = None,
-    sampler_param: Annotated[Optional[list[str]], typer.Option("--sampler-param", "-S", help="sampler setting KEY=VALUE, as for sample-posterior")] = None,
+    sampler_file: SamplerFileOpt = None,
+    sampler: SamplerOpt = None,
+    prior: PatchPriorOpt = None,
+    prior_file: PriorFileOpt = None,
+    sampler_param: SamplerParamOpt = None,
     num_samples: Annotated[Optional[int], typer.Option("--num-samples", "-n", help="draws per pair (trained samplers; default 64)")] = None,
     chains: Annotated[Optional[int], typer.Option("--chains", help="Langevin and MCMC: chains per pair")] = None,
     mass: Annotated[Optional[list[float]], typer.Option("--mass", help="credible mass to calibrate (repeatable; default 0.05, 0.10, …, 0.95, 0.99)")] = None,

@@ -10,17 +10,18 @@ from ._common import handle_errors, merge_config
 from ._progress import make_progress
 from ._options import (AllowPartialOpt, WaitOpt, ProgressOpt, BatchOpt, ConfigOpt, DarksOpt, DeviceOpt, FlatsOpt, ImageSizeOpt, InputsArg, JsonOpt,
                        NoiseOpt, NoiseParamOpt, OperatorOpt, OpParamOpt, OutputOpt, OverwriteOpt, PreviewOpt,
-                       QuietOpt, ResumeOpt, RowsOpt, SeedOpt, ShardOpt, reading_values)
+                       PatchPriorOpt, PriorFileOpt, QuietOpt, ResumeOpt, RowsOpt, SamplerFileOpt, SamplerOpt,
+                       SamplerParamOpt, SeedOpt, ShardOpt, reading_values)
 
 
 @handle_errors
 def sample_posterior(
     measurement: InputsArg = None,
-    sampler_file: Annotated[Optional[str], typer.Option("--sampler-file", help="conditional sampler from `invsolve train-sampler`")] = None,
-    sampler: Annotated[Optional[str], typer.Option("--sampler", help="langevin (with --prior), or the sampler in --sampler-file")] = None,
-    prior: Annotated[Optional[str], typer.Option("--prior", help="patch prior for Langevin: patchnr, epll or wpp")] = None,
-    prior_file: Annotated[Optional[str], typer.Option("--prior-file", help="prior trained by `invsolve train-prior`")] = None,
-    sampler_param: Annotated[Optional[list[str]], typer.Option("--sampler-param", "-S", help="sampler setting KEY=VALUE (Langevin: steps, burn_in, thin, step_size, lam, n_patches; mcmc: method, steps, ...; a cfm --sampler-file: solver, ode_steps)")] = None,
+    sampler_file: SamplerFileOpt = None,
+    sampler: SamplerOpt = None,
+    prior: PatchPriorOpt = None,
+    prior_file: PriorFileOpt = None,
+    sampler_param: SamplerParamOpt = None,
     num_samples: Annotated[Optional[int], typer.Option("--num-samples", "-n", help="samples per measurement (trained samplers; default 64)")] = None,
     chains: Annotated[Optional[int], typer.Option("--chains", help="Langevin: parallel chains per measurement")] = None,
     quantile: Annotated[Optional[list[float]], typer.Option("--quantile", help="quantile level to store (repeatable; default 0.05 0.25 0.5 0.75 0.95)")] = None,

@@ -25,7 +25,8 @@ def _sbc(ax, s: Shown) -> None:
         kw = {"label": names[j] if j < len(names) else f"statistic {j}"} if j < MAX_LINES else {"color": "0.6"}
         ax.plot(z, d, lw=1.0, **kw)
     p = np.asarray(w["sbc_pvalues"], np.float64)
-    ax.set_title(f"SBC: ECDF − uniform (min χ² p {p.min():.2g})", fontsize=10)
+    pmin = f"{p.min():.2g}" if p.min() > 0 else "< 1e-300"  # a p-value below float range prints as 0
+    ax.set_title(f"SBC: ECDF − uniform (min χ² p {pmin})", fontsize=10)
     ax.set_xlabel("fractional rank of the truth among the draws")
     ax.set_ylabel("ECDF difference [fraction of pairs]")
     ax.axhline(0, color="k", lw=0.6)
@@ -33,19 +34,24 @@ def _sbc(ax, s: Shown) -> None:
     ax.legend(fontsize=6, loc="lower right")
 
 
+def _unit_square(ax, diagonal: str, xlabel: str, ylabel: str) -> None:
+    """The frame of a curve against its ideal: [0, 1]², the dashed diagonal labelled ``diagonal``, axis labels."""
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label=diagonal)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+
+
 def _tarp(ax, s: Shown) -> None:
     from ..calibration.statistics import tarp_area
 
     a, e = np.asarray(s.whole["tarp_alpha"]), np.asarray(s.whole["tarp_ecp"])
     ax.set_label("tarp")
-    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="calibrated")
+    _unit_square(ax, "calibrated", "credibility level α", "expected coverage [fraction of pairs]")
     ax.plot(a, e, "o-", ms=2.5, color="tab:blue", label="this sampler")
     ax.set_title(f"TARP (area to diagonal {tarp_area(a, e):.3f})", fontsize=10)
-    ax.set_xlabel("credibility level α")
-    ax.set_ylabel("expected coverage [fraction of pairs]")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
 
 
@@ -55,15 +61,10 @@ def _coverage(ax, s: Shown) -> None:
     raw = np.asarray(w["coverage"], np.float64).mean(1)
     cal = np.asarray(w["holdout_coverage"], np.float64)
     ax.set_label("coverage")
-    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="nominal")
+    _unit_square(ax, "nominal", "credible mass", "coverage [fraction of entries]")
     ax.plot(m, raw, "o-", ms=3, color="tab:red", label="raw credible intervals")
     ax.plot(m, cal, "s-", ms=3, color="tab:green", label="conformal (held-out halves)")
     ax.set_title("coverage of central intervals", fontsize=10)
-    ax.set_xlabel("credible mass")
-    ax.set_ylabel("coverage [fraction of entries]")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
 
 

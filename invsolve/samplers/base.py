@@ -20,7 +20,6 @@ a file never runs pickled code.  New samplers register a subclass of
 
 from __future__ import annotations
 
-import json
 import pickle
 import zipfile
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import Params, validate_params
+from ..config import Params, canonical, validate_params
 from ..errors import CheckpointError, ConfigError, DataError, InvsolveError, OperatorError, ShapeError
 from ..methods import no_track
 from ..registry import Registry
@@ -56,10 +55,6 @@ def tensors_digest(ckpt: dict[str, Any]) -> str:
     named = {f"state_dict.{k}": v for k, v in (ckpt.get("state_dict") or {}).items()}
     named.update({f"arrays.{k}": v for k, v in (ckpt.get("arrays") or {}).items()})
     return state_digest(named)
-
-
-def _canon(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, sort_keys=True))
 
 
 class Sampler:
@@ -247,7 +242,7 @@ class Sampler:
         """Raise :class:`OperatorError` unless the measurement's operator and noise match the sampler's."""
         from ..noise import build_noise
 
-        mine, theirs = _canon(self.operator_spec), _canon(measurement.operator)
+        mine, theirs = canonical(self.operator_spec), canonical(measurement.operator)
         for key in ("name", "params", "image_shape"):
             if mine.get(key) != theirs.get(key):
                 raise OperatorError(
@@ -258,9 +253,9 @@ class Sampler:
             if k in self.arrays and (np.shape(v) != self.arrays[k].shape or not np.allclose(v, self.arrays[k])):
                 raise OperatorError(f"the measurement's operator array {k!r} differs from the sampler's; "
                                     "train a sampler for this operator")
-        ns = _canon(build_noise(measurement.noise).spec())
-        if ns != _canon(self.noise_spec):
-            raise OperatorError(f"the measurement's noise {ns} differs from the sampler's {_canon(self.noise_spec)}; "
+        ns = canonical(build_noise(measurement.noise).spec())
+        if ns != canonical(self.noise_spec):
+            raise OperatorError(f"the measurement's noise {ns} differs from the sampler's {canonical(self.noise_spec)}; "
                                 "simulate with the sampler's noise or train a sampler for it")
 
     def checkpoint(self, provenance: dict | None = None, training: dict | None = None) -> dict[str, Any]:

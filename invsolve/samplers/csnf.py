@@ -42,6 +42,7 @@ from torch import nn
 
 from ..config import Params
 from ..errors import ConfigError
+from ..mcmc import metropolis_accept
 from .base import SAMPLERS, Sampler
 from .cflow import _Coupling
 from .networks import MLP
@@ -62,13 +63,6 @@ class CSNFConfig(Params):
     step_size: float = Field(0.3, gt=0, description="MH proposal std, or MALA step h, in standardised units")
     final_steps: int = Field(40, ge=0, description="sampling only: further Markov steps at λ = 1 after the last "
                              "unit (they leave the posterior invariant; -S final_steps= at sampling)")
-
-
-def _accept(u_old, u_new, generator) -> torch.Tensor:
-    """Metropolis acceptance of a move from energy u_old to u_new (R,) -> bool (R,); NaN or +inf: rejected."""
-    log_a = (u_old - u_new).nan_to_num(nan=-float("inf"))
-    r = torch.rand(u_old.shape, generator=generator, device=u_old.device)
-    return torch.log(r) < log_a
 
 
 @SAMPLERS.register("csnf")
@@ -144,8 +138,8 @@ class ConditionalSNF(Sampler):
         if lam == 0:
             return latent
         u = self.net["xstd"].inverse(w.float())
-        x = self._from_u(u)
-        lp = self.vprior.log_prob(x) if self._box() is None else self.vprior.log_prob(x.clamp(*self._box()))
+        x, box = self._from_u(u), self._box()
+        lp = self.vprior.log_prob(x if box is None else x.clamp(*box))
         energy = -lp - self._log_jac(u) + self.noise.nll(y, self.operator(x))
         return lam * energy + (1 - lam) * latent
 
@@ -166,7 +160,7 @@ class ConditionalSNF(Sampler):
             for _ in range(steps):
                 prop = w + h * torch.randn(w.shape, generator=generator, device=w.device)
                 up = self.energy(prop, y, lam)
-                acc = _accept(u, up, generator)
+                acc = metropolis_accept(u - up, generator)
                 w = torch.where(acc[:, None], prop, w)
                 u = torch.where(acc, up, u)
             return w, u0, u
@@ -178,7 +172,7 @@ class ConditionalSNF(Sampler):
             up, gp = self._grad(prop, y, lam, train)
             back = w - prop + h * gp  # the reverse move's noise, times sqrt(2h)
             log_q = (-(back**2).sum(1) / (4 * h)) + (xi**2).sum(1) / 2  # log q(w | w') − log q(w' | w)
-            acc = _accept(u, up - log_q, generator)
+            acc = metropolis_accept(u - (up - log_q), generator)
             w = torch.where(acc[:, None], prop, w)
             u, g = torch.where(acc, up, u), torch.where(acc[:, None], gp, g)
         return w, u0, u
