@@ -244,7 +244,7 @@ def calibrate(measurement, *, sampler: str | None = None, sampler_file: str | No
     cov = coverage_curve(flat_s, flat_t, masses)  # (M, P)
     scores = residual_scores(post.summary.mean, post.summary.std, truth).reshape(len(truth), -1)
     spec = {**post.sampler, "requested": requested_settings(sampler_params, chains)}
-    digests = {k: file_digest(spec.get(k)) for k in ("file", "prior_file") if spec.get(k) not in (None, "None")}
+    digests = {k: file_digest(spec[k]) for k in ("file", "prior_file") if spec.get(k) is not None}
     return Calibration(
         statistics=names, ranks=ranks, num_samples=int(samples.shape[1]),
         pvalues=rank_chi2_pvalues(ranks, samples.shape[1]), ks_pvalues=rank_pvalues(ranks, samples.shape[1]),

@@ -97,8 +97,7 @@ def check_matches(cal, path, sampler_spec: dict[str, Any], operator: dict[str, A
         raise ConfigError(f"--calibration {path} calibrates the {cal.sampler.get('name')!r} sampler, this run uses "
                           f"{name!r}; {fix}")
     for key, digest in cal.model_digests.items():
-        here = file_digest(sampler_spec.get(key)) if sampler_spec.get(key) not in (None, "None") else None
-        if here != digest:
+        if file_digest(sampler_spec.get(key)) != digest:
             raise ConfigError(f"--calibration {path} was made with another {key.replace('_', ' ')} than "
                               f"{sampler_spec.get(key)} (its SHA-256 differs); {fix}")
     for what, mine, theirs in (("operator", operator, cal.operator), ("noise", noise, cal.noise)):
