@@ -21,7 +21,36 @@ def run() -> None:
 
     for s, h in old.items():
         signal.signal(s, h)
-    main()
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    _finish(code)
+
+
+def _finish(code) -> None:
+    """Leave a command that has ended with ``code`` (its files written and closed): the exit handlers run,
+    the streams are flushed, and the process ends without the interpreter's teardown.  That teardown frees the
+    native libraries' state in an order they do not all survive: a run whose results were complete has been
+    seen to die there ("terminate called without an active exception", SIGABRT) under load."""
+    import atexit
+    import os
+    import sys
+
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # sys.exit("text"): Python prints it and exits 1
+        sys.stderr.write(f"{code}\n")
+        code = 1
+    atexit._run_exitfuncs()  # logging's flush, weakref finalizers (temporary folders), registered handlers
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            code = code or 120  # what Python's own exit gives when the final flush fails
+    os._exit(code)
 
 
 if __name__ == "__main__":

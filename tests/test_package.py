@@ -56,3 +56,15 @@ def test_config_errors(tmp_path):
     other.write_text("")
     with pytest.raises(ConfigError, match="must end in"):
         load_config_file(other)
+
+
+@pytest.mark.parametrize("code, rc, err", [(3, 3, ""), (None, 0, ""), ("bad thing", 1, "bad thing")])
+def test_the_command_leaves_after_its_exit_handlers_with_its_code(code, rc, err):
+    # the command ends without the interpreter's teardown; exit handlers and buffered output still go out
+    script = ("import atexit, sys; from invsolve.__main__ import _finish; "
+              "atexit.register(lambda: print('handler ran')); sys.stdout.write('buffered'); "
+              f"_finish({code!r})")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert res.returncode == rc
+    assert res.stdout == "bufferedhandler ran\n"
+    assert res.stderr.strip() == err
