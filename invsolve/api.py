@@ -254,6 +254,10 @@ def reconstruct(
         PatchMAP(params).check(op)  # before a prior is loaded or trained
         pr = _resolve_prior(prior, prior_file, zero_shot, measurement, op, prior_params, seed, dev, track, timings,
                             allow_partial)
+        if pr.kind == "score":
+            raise OperatorError(f"{prior_file} holds a diffusion prior, which reconstruct does not take (no MAP "
+                                "estimate); sample its posterior with `invsolve sample-posterior --prior diffusion "
+                                "--prior-file FILE --sampler diffpir` (the posterior mean is the estimate)")
         m = PatchMAP(params, prior=pr, zero_shot=zero_shot)
     else:
         m = build_method({"name": method or default_method(op), **(method_params or {})})
@@ -382,11 +386,17 @@ def sample_posterior(
             raise ConfigError("--calibration calibrates the stored quantiles: give --quantile levels (e.g. 0.05 0.95)")
         cal = load_calibration(calibration)  # a missing or damaged file fails here, before any sampling
     parts = []
-    if sampler_file is None and num_samples is not None:
+    from .api_diffusion import SAMPLER_NAMES as DIFFUSION_SAMPLERS
+
+    if sampler in DIFFUSION_SAMPLERS or (prior == "diffusion" and sampler is None and sampler_file is None):
+        spec = _diffusion_posterior(measurement, y_all, sampler or "diffpir", prior, prior_file, sampler_params,
+                                    num_samples, chains, levels, keep_samples, seed, dev, batch_size, track,
+                                    first_batch, allow_partial, parts)
+    elif sampler_file is None and num_samples is not None:
         raise OperatorError("--num-samples sets the draws of a trained sampler (--sampler-file); Langevin and MCMC "
                             "keep every thin-th state after burn-in of each chain: set --chains and -S steps=, "
                             "burn_in=, thin= instead")
-    if sampler_file is not None:
+    elif sampler_file is not None:
         num_samples = 64 if num_samples is None else num_samples
         if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
             raise ConfigError(f"--num-samples must be an integer of at least 1, got {num_samples!r}")
@@ -447,7 +457,8 @@ def sample_posterior(
         if (sampler or "langevin") != "langevin":
             raise OperatorError(
                 f"sampler {sampler!r} needs --sampler-file (train one with `invsolve train-sampler`); "
-                "without a file the valid samplers are: langevin (with --prior), mcmc (vector problems)"
+                "without a file the valid samplers are: langevin (with --prior), mcmc (vector problems), "
+                "diffpir, dps, annealed-langevin (with a diffusion --prior-file)"
             )
         if prior is None and prior_file is None:
             raise OperatorError("give --sampler-file FILE, or --prior NAME --prior-file FILE for Langevin sampling")
@@ -472,6 +483,9 @@ def sample_posterior(
             opts["precision"] = precision  # the patch flow's subnets in bf16 (auto: where the device is fast)
         params = validate_params(LangevinParams, opts, "parameters of sampler 'langevin'")
         pr = _resolve_prior(prior, prior_file, False, measurement, op, None, seed, dev, track, {}, allow_partial)
+        if pr.kind == "score":
+            raise OperatorError(f"{prior_file} holds a diffusion prior; sample with --sampler "
+                                f"{' or '.join(DIFFUSION_SAMPLERS)} (Langevin here takes patch priors)")
         settings = resolve_settings(op, pr.name, params)
         spec = {"name": "langevin", "prior": pr.name, "prior_file": str(prior_file), **params.model_dump()}
         for k, sl in enumerate(_batches(len(y_all), batch_size)):
@@ -493,3 +507,33 @@ def sample_posterior(
         summary.calibrated_quantiles, spec["calibration"] = apply_calibration(
             summary, cal, calibration, spec, measurement, requested_settings(sampler_params, chains))
     return Posterior(summary, spec, measurement, seed, str(dev), {"sample_posterior": time.perf_counter() - t0})
+
+
+def _diffusion_posterior(measurement, y_all, sampler, prior, prior_file, sampler_params, num_samples, chains, levels,
+                         keep_samples, seed, dev, batch_size, track, first_batch, allow_partial, parts) -> dict:
+    """Posterior samples under a diffusion prior, batch by batch into ``parts``; returns the sampler spec."""
+    from .api_diffusion import load_diffusion_prior, posterior_samples
+    from .posterior import summarize_samples
+
+    if prior not in (None, "diffusion"):
+        raise OperatorError(f"--sampler {sampler} samples with a diffusion prior; give --prior diffusion, not "
+                            f"{prior!r}")
+    if prior_file is None:
+        raise OperatorError(f"--sampler {sampler} needs --prior-file FILE (train one with `invsolve train-prior "
+                            "--prior diffusion`)")
+    if chains is not None:
+        raise OperatorError("--chains sets Langevin and MCMC chains; a diffusion sampler draws --num-samples "
+                            "independent samples: drop it")
+    num = 16 if num_samples is None else num_samples
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
+        raise ConfigError(f"--num-samples must be an integer of at least 1, got {num!r}")
+    pr = load_diffusion_prior(prior_file, dev, allow_partial)
+    op = measurement.build_operator(dev)
+    nm = build_noise(measurement.noise)
+    spec: dict = {}
+    for k, sl in enumerate(_batches(len(y_all), batch_size)):
+        y = torch.from_numpy(y_all[sl]).to(dev)
+        gen = batch_generator(seed, first_batch + k, dev)
+        xs, spec = posterior_samples(pr, op, nm, y, sampler, sampler_params, int(num), gen, track)
+        parts.append(summarize_samples(xs.detach(), levels, keep=keep_samples))
+    return {**spec, "prior": "diffusion", "prior_file": str(prior_file), "num_samples": int(num)}

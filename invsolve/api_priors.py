@@ -139,7 +139,8 @@ def train_prior(
                               f"{steps!r}; or None for the default")
         steps = int(steps)
     seed = check_seed(seed)
-    p = (params or {}).get("patch_size", cls.Config.model_fields["patch_size"].default)
+    side = "patch_size" if "patch_size" in cls.Config.model_fields else "window"  # the crop each step draws
+    p = (params or {}).get(side, cls.Config.model_fields[side].default)
     p = p if isinstance(p, int) else 1  # an invalid value is reported by the config validation
     dist, device = setup(device)  # joins the torchrun group, if any; no-op otherwise
     dev = resolve_device(device)
@@ -164,6 +165,8 @@ def train_prior(
     }
     if type(prior).advice:
         prior.provenance["advice"] = dict(type(prior).advice)
+    if hist.get("levels"):  # a multilevel prior: the resolutions it was trained on, coarse first
+        prior.provenance["levels"] = list(hist["levels"])
     hist["seconds_total"] = seconds
     hist["rank"] = dist.rank
     return prior, hist
@@ -172,10 +175,10 @@ def train_prior(
 def save_prior(prior, path: str | Path, overwrite: bool = False) -> Path:
     """Write a prior file atomically (weights, config, provenance; no pickled code)."""
     from .api_files import check_path
-    from .priors.base import PatchPrior
+    from .priors.base import Prior
     from .priors.base import save_prior as _save
 
-    if not isinstance(prior, PatchPrior):
+    if not isinstance(prior, Prior):
         raise DataError(f"save_prior needs a prior (from train_prior or load_prior), got {type(prior).__name__}")
     path = check_path(path, "save_prior's path")
     return _save(prior, path, overwrite=overwrite)

@@ -31,15 +31,19 @@ ResumeOpt = Annotated[Optional[bool], typer.Option("--resume/--no-resume", help=
 # -- choosing a posterior sampler (sample-posterior, calibrate) ------------------------------------------------
 SamplerFileOpt = Annotated[Optional[str], typer.Option("--sampler-file", help="conditional sampler from `invsolve "
                                                        "train-sampler`")]
-SamplerOpt = Annotated[Optional[str], typer.Option("--sampler", help="langevin (with --prior), mcmc, or the sampler "
-                                                   "in --sampler-file")]
-PatchPriorOpt = Annotated[Optional[str], typer.Option("--prior", help="patch prior for Langevin: patchnr, epll or wpp")]
+SamplerOpt = Annotated[Optional[str], typer.Option("--sampler", help="langevin (with --prior), mcmc, "
+                                                   "diffpir, dps or annealed-langevin (a diffusion --prior-file), "
+                                                   "or the sampler in --sampler-file")]
+PatchPriorOpt = Annotated[Optional[str], typer.Option("--prior", help="patch prior for Langevin: patchnr, epll or wpp; "
+                                                                   "or diffusion (its samplers: --sampler)")]
 PriorFileOpt = Annotated[Optional[str], typer.Option("--prior-file", help="prior trained by `invsolve train-prior`")]
 SamplerParamOpt = Annotated[Optional[list[str]], typer.Option("--sampler-param", "-S", help="sampler setting KEY=VALUE "
                                                               "(Langevin: steps, burn_in, thin, step_size, lam, "
                                                               "n_patches; mcmc: method, steps, ...; a cfm "
                                                               "--sampler-file: solver, ode_steps; csnf: final_steps, "
-                                                              "step_size)")]
+                                                              "step_size; diffpir: steps, lam, zeta, prox_steps; "
+                                                              "dps: steps, zeta; annealed-langevin: levels, "
+                                                              "steps_per_level, final_steps, delta)")]
 
 # -- describing data invsolve did not write (reconstruct, sample-posterior) ------------------------------------
 OperatorOpt = Annotated[Optional[str], typer.Option("--operator", help="operator that produced raw data (ct, ct-lowdose, "

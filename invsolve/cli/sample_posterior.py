@@ -22,7 +22,7 @@ def sample_posterior(
     prior: PatchPriorOpt = None,
     prior_file: PriorFileOpt = None,
     sampler_param: SamplerParamOpt = None,
-    num_samples: Annotated[Optional[int], typer.Option("--num-samples", "-n", help="samples per measurement (trained samplers; default 64)")] = None,
+    num_samples: Annotated[Optional[int], typer.Option("--num-samples", "-n", help="samples per measurement (trained samplers: default 64; diffusion samplers: 16)")] = None,
     chains: Annotated[Optional[int], typer.Option("--chains", help="Langevin: parallel chains per measurement")] = None,
     quantile: Annotated[Optional[list[float]], typer.Option("--quantile", help="quantile level to store (repeatable; default 0.05 0.25 0.5 0.75 0.95)")] = None,
     save_samples: Annotated[Optional[bool], typer.Option("--save-samples/--no-save-samples", help="store the samples too", show_default=False)] = None,

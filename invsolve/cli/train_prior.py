@@ -30,7 +30,7 @@ def train_prior(
     steps: Annotated[Optional[int], typer.Option("--steps", help="patchnr: Adam steps (default 12000); epll: EM iterations")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="patchnr: patches per step (default 32)")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="patchnr: Adam learning rate (default 1e-4)")] = None,
-    prior_param: Annotated[Optional[list[str]], typer.Option("--prior-param", "-P", help="prior parameter KEY=VALUE (repeatable), e.g. patch_size=6 blocks=5 width=512 augment=false (patchnr), n_components=200 n_patches=50000 (epll), n_reference=10000 (wpp)")] = None,
+    prior_param: Annotated[Optional[list[str]], typer.Option("--prior-param", "-P", help="prior parameter KEY=VALUE (repeatable), e.g. patch_size=6 blocks=5 width=512 augment=false (patchnr), n_components=200 n_patches=50000 (epll), n_reference=10000 (wpp), window=64 levels=32,64 backbone=fno noise=laplace (diffusion)")] = None,
     until_plateau: Annotated[Optional[bool], typer.Option("--until-plateau/--no-until-plateau", help="patchnr: stop when the validation NLL stops improving (needs --val; --steps becomes a cap)", show_default=False)] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="patchnr: write a checkpoint every N steps")] = None,
     checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", help="checkpoint file (default OUTPUT.ckpt)")] = None,
@@ -71,8 +71,9 @@ def train_prior(
     for flag, key, value in (("--batch-size", "batch_size", run.batch_size), ("--lr", "lr", run.lr),
                              ("--until-plateau", "until_plateau", run.until_plateau or None)):
         if value is not None:
-            if run.prior != "patchnr":
-                raise ConfigError(f"{flag} applies to patchnr training only, not --prior {run.prior}")
+            if run.prior not in ("patchnr", "diffusion") or key == "until_plateau" and run.prior != "patchnr":
+                which = "patchnr" if key == "until_plateau" else "patchnr and diffusion"
+                raise ConfigError(f"{flag} applies to {which} training only, not --prior {run.prior}")
             params[key] = value
     # a prior file (.pt by custom); --resume replaces it, as train-sampler --resume does
     check_output(run.output, run.overwrite or run.resume, suffixes=None)
@@ -100,9 +101,13 @@ def train_prior(
                "train_nll": last("train_nll"), "val_nll": last("val_nll"),
                "value": "w2_semidual" if run.prior == "wpp" else "nll",
                "seconds": round(hist["seconds_total"], 3), "seconds_per_step": round(sps, 6) if sps else None,
-               "parameters": prior_obj.num_parameters(), "patch_size": prior_obj.patch_size, "images": len(ims),
+               "parameters": prior_obj.num_parameters(), "images": len(ims),
                "device": prior_obj.provenance["device"], "seed": run.seed, "resumed_from": hist.get("resumed_from"),
                "stopped": hist.get("stopped")}
+    if prior_obj.kind == "patch":
+        summary["patch_size"] = prior_obj.patch_size
+    else:  # a diffusion prior: its window and the resolutions it was trained at
+        summary.update(window=prior_obj.config.window, levels=hist.get("levels"))
     if run.checkpoint_every:
         summary["checkpoint"] = ckpt
     if run.json_output:
@@ -112,9 +117,13 @@ def train_prior(
         vals_txt = ", ".join(f"{k} {label} {summary[f'{k}_nll']:.4f}" for k in ("train", "val")
                              if summary[f"{k}_nll"] is not None)
         rate = f" ({1e3 * sps:.1f} ms/step)" if sps else ""
-        ps = prior_obj.patch_size
+        what = (f"on {prior_obj.patch_size}×{prior_obj.patch_size} patches" if prior_obj.kind == "patch" else
+                f"on {prior_obj.config.window}² windows at {'/'.join(map(str, hist['levels']))} px")
+        label = "denoising loss" if prior_obj.kind == "score" else label
+        vals_txt = ", ".join(f"{k} {label} {summary[f'{k}_nll']:.4f}" for k in ("train", "val")
+                             if summary[f"{k}_nll"] is not None)
         work = (f"{prior_obj.reference.shape[0]} reference patches" if run.prior == "wpp"
                 else f"{summary['steps']} steps" + (" (stopped on a validation plateau)"
                                                       if summary["stopped"] == "plateau" else ""))
-        out_console().print(f"wrote {path}: {run.prior} prior on {ps}×{ps} patches from {len(ims)} image(s), "
+        out_console().print(f"wrote {path}: {run.prior} prior {what} from {len(ims)} image(s), "
                             f"{work} in {summary['seconds']} s{rate}" + (f"; {vals_txt}" if vals_txt else ""))

@@ -31,18 +31,18 @@ from ..errors import CheckpointError, ConfigError, OutputExistsError, ShapeError
 from ..io.digest import state_digest
 from ..registry import Registry
 
-__all__ = ["PRIORS", "PatchPrior", "PriorConfig", "save_prior", "load_prior", "read_prior_file", "FORMAT",
+__all__ = ["PRIORS", "Prior", "PatchPrior", "PriorConfig", "save_prior", "load_prior", "read_prior_file", "FORMAT",
            "VERSION", "load_all", "verify_digest"]
 
 FORMAT = "invsolve-prior"
 VERSION = 1
 
-PRIORS: Registry[type["PatchPrior"]] = Registry("prior")
+PRIORS: Registry[type["Prior"]] = Registry("prior")
 
 
 def load_all() -> None:
     """Import every prior module so that :data:`PRIORS` is complete."""
-    from . import epll, patchnr, wpp  # noqa: F401
+    from . import diffusion, epll, patchnr, wpp  # noqa: F401
 
 
 class PriorConfig(Params):
@@ -51,12 +51,11 @@ class PriorConfig(Params):
     patch_size: int = Field(6, ge=2, le=32, description="side p of the p×p patches")
 
 
-class PatchPrior(nn.Module):
-    """A prior on flattened p×p image patches.
+class Prior(nn.Module):
+    """A learned image prior stored in a prior file: a patch prior or a score (diffusion) prior.
 
     Subclasses set ``name``, ``Config`` (stored in the file, rebuilds the
-    module) and ``Training`` (options of :func:`invsolve.priors.train_prior`),
-    and implement :meth:`nll`.
+    module) and ``Training`` (options of :func:`invsolve.priors.train_prior`).
 
     Attributes:
         config: The validated ``Config``.
@@ -65,7 +64,7 @@ class PatchPrior(nn.Module):
     """
 
     name: ClassVar[str] = ""
-    Config: ClassVar[type[PriorConfig]] = PriorConfig
+    Config: ClassVar[type[Params]] = Params
     Training: ClassVar[type[Params]] = Params
     #: True when :meth:`nll` is a negative log density (up to a constant).
     is_density: ClassVar[bool] = True
@@ -76,10 +75,69 @@ class PatchPrior(nn.Module):
     #: each trained prior's provenance as ``advice``; a prior trained for under a quarter of it warns when used.
     advice: ClassVar[dict[str, Any] | None] = None
 
-    def __init__(self, config: PriorConfig | None = None):
+    #: What the prior is: ``patch`` (a density on p×p patches: MAP and Langevin) or ``score`` (a diffusion
+    #: model of whole images: its own posterior samplers).
+    kind: ClassVar[str] = "patch"
+    #: Whether its training takes checkpoints, ``--resume`` and torchrun (data parallel).
+    checkpoints: ClassVar[bool] = False
+
+    def __init__(self, config: Params | None = None):
         super().__init__()
         self.config = config if config is not None else self.Config()
         self.provenance: dict[str, Any] = {}
+
+    def freeze(self) -> "Prior":
+        """Evaluation mode, no gradients for the prior's own parameters (for MAP / sampling)."""
+        self.eval()
+        self.requires_grad_(False)
+        return self
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": self.name, **self.config.model_dump(mode="json")}
+
+    # -- file support -------------------------------------------------------
+
+    def prepare_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Resize data-dependent buffers to match ``state`` before loading (default: nothing)."""
+
+    def after_load(self) -> None:
+        """Recompute caches after the state changed (default: nothing)."""
+
+    def load_state(self, state: dict[str, torch.Tensor], source: str) -> None:
+        """Load tensors after checking names and shapes; raise :class:`CheckpointError` otherwise."""
+        self.prepare_state(state)
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        extra = sorted(set(state) - set(own))
+        if missing or extra:
+            what = f"lacks {missing[0]!r}" if missing else f"has an unexpected tensor {extra[0]!r}"
+            raise CheckpointError(f"{source} {what} for a {self.name} prior with {self._describe()}; "
+                                  "the file is damaged or from an incompatible invsolve version")
+        for k, v in own.items():
+            t = state[k]
+            if not isinstance(t, torch.Tensor) or tuple(t.shape) != tuple(v.shape):
+                got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+                raise CheckpointError(f"{source}: tensor {k!r} has shape {got} but a {self.name} prior with "
+                                      f"{self._describe()} needs {tuple(v.shape)}; the file is damaged or "
+                                      "its config does not match its weights")
+            if t.is_floating_point() and not torch.isfinite(t).all():
+                raise CheckpointError(f"{source}: tensor {k!r} holds NaN or infinite values "
+                                      "(training diverged?); retrain with a smaller learning rate")
+        self.load_state_dict(state, strict=True)
+        self.after_load()
+
+    def _describe(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.config.model_dump(mode="json").items())
+
+
+
+class PatchPrior(Prior):
+    """A prior on flattened p×p image patches; subclasses implement :meth:`nll`."""
+
+    Config: ClassVar[type[PriorConfig]] = PriorConfig
 
     @property
     def patch_size(self) -> int:
@@ -130,53 +188,6 @@ class PatchPrior(nn.Module):
             return _ChunkedMeanNLL.apply(patches, self)
         return self.nll(patches).mean()
 
-    def freeze(self) -> "PatchPrior":
-        """Evaluation mode, no gradients for the prior's own parameters (for MAP / sampling)."""
-        self.eval()
-        self.requires_grad_(False)
-        return self
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def spec(self) -> dict[str, Any]:
-        return {"name": self.name, **self.config.model_dump(mode="json")}
-
-    # -- file support -------------------------------------------------------
-
-    def prepare_state(self, state: dict[str, torch.Tensor]) -> None:
-        """Resize data-dependent buffers to match ``state`` before loading (default: nothing)."""
-
-    def after_load(self) -> None:
-        """Recompute caches after the state changed (default: nothing)."""
-
-    def load_state(self, state: dict[str, torch.Tensor], source: str) -> None:
-        """Load tensors after checking names and shapes; raise :class:`CheckpointError` otherwise."""
-        self.prepare_state(state)
-        own = self.state_dict()
-        missing = sorted(set(own) - set(state))
-        extra = sorted(set(state) - set(own))
-        if missing or extra:
-            what = f"lacks {missing[0]!r}" if missing else f"has an unexpected tensor {extra[0]!r}"
-            raise CheckpointError(f"{source} {what} for a {self.name} prior with {self._describe()}; "
-                                  "the file is damaged or from an incompatible invsolve version")
-        for k, v in own.items():
-            t = state[k]
-            if not isinstance(t, torch.Tensor) or tuple(t.shape) != tuple(v.shape):
-                got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-                raise CheckpointError(f"{source}: tensor {k!r} has shape {got} but a {self.name} prior with "
-                                      f"{self._describe()} needs {tuple(v.shape)}; the file is damaged or "
-                                      "its config does not match its weights")
-            if t.is_floating_point() and not torch.isfinite(t).all():
-                raise CheckpointError(f"{source}: tensor {k!r} holds NaN or infinite values "
-                                      "(training diverged?); retrain with a smaller learning rate")
-        self.load_state_dict(state, strict=True)
-        self.after_load()
-
-    def _describe(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.config.model_dump(mode="json").items())
-
-
 class _ChunkedMeanNLL(torch.autograd.Function):
     """mean(prior.nll(x)) with its gradient in x computed block by block in the forward pass."""
 
@@ -203,7 +214,7 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
 
 
-def save_prior(prior: PatchPrior, path: str | Path, overwrite: bool = False,
+def save_prior(prior: Prior, path: str | Path, overwrite: bool = False,
                training: dict[str, Any] | None = None) -> Path:
     """Write ``prior`` atomically (temporary file in the same folder, then rename).
 
@@ -287,7 +298,7 @@ def verify_digest(payload: dict[str, Any], source: str) -> None:
                           "`invsolve train-prior` or restore a copy")
 
 
-def build_from_payload(payload: dict[str, Any], source: str) -> PatchPrior:
+def build_from_payload(payload: dict[str, Any], source: str) -> Prior:
     """A prior module from a checked payload (see :func:`read_prior_file`)."""
     load_all()
     name = payload["prior"]
@@ -309,7 +320,7 @@ def build_from_payload(payload: dict[str, Any], source: str) -> PatchPrior:
 
 
 def load_prior(path: str | Path, device: str | torch.device = "cpu", name: str | None = None,
-               patch_size: int | None = None, allow_partial: bool = True) -> PatchPrior:
+               patch_size: int | None = None, allow_partial: bool = True) -> Prior:
     """Load a prior file written by :func:`save_prior` (or, with ``allow_partial``, a training checkpoint).
 
     Arguments:
@@ -335,7 +346,7 @@ def load_prior(path: str | Path, device: str | torch.device = "cpu", name: str |
         raise CheckpointError(f"{path} holds a {payload['prior']!r} prior, not {name!r}; "
                               f"use --prior {payload['prior']} or give a {name} prior file")
     prior = build_from_payload(payload, str(path)).to(dev)
-    if patch_size is not None and prior.patch_size != patch_size:
+    if patch_size is not None and prior.kind == "patch" and prior.patch_size != patch_size:
         p = prior.patch_size
         raise CheckpointError(f"{path} holds a prior on {p}×{p} patches, but {patch_size}×{patch_size} "
                               f"patches are needed; retrain with -P patch_size={patch_size}")
@@ -361,7 +372,7 @@ def _check_complete(payload: dict, path: str | Path, allow_partial: bool) -> Non
                   UserWarning, stacklevel=3)
 
 
-def check_training(prior: PatchPrior, path: str | Path) -> None:
+def check_training(prior: Prior, path: str | Path) -> None:
     """Warn when ``prior`` (loaded from ``path``) was trained for far fewer steps than its ``advice`` (the
     file's, else the class's) says pays off: under a quarter of them."""
     import warnings

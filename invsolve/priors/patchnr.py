@@ -125,6 +125,7 @@ class PatchNR(PatchPrior):
     """
 
     name = "patchnr"
+    checkpoints = True
     supports_bf16 = True
     #: benchmarks/RESULTS.md, "Training to a target" (2026-12-02): at the default recipe (batch 128, lr 1e-3
     #: with a cosine decay) 12,000 steps pass the validation NLL of the earlier recipe's 40,000 steps (batch 32,

@@ -308,16 +308,16 @@ def train_prior(
     """Fit any registered prior on image tensors (already on the target device).
 
     Arguments:
-        name: ``patchnr``, ``epll`` or ``wpp``.
+        name: ``patchnr``, ``epll``, ``wpp`` or ``diffusion``.
         images: (N, H, W) or a list of (H, W) tensors.
         val: Validation images or None.
         params: Keys of the prior's ``Config`` and ``Training`` models.
         steps: patchNR Adam steps (default :data:`DEFAULT_STEPS`); EPLL EM iterations (default
             its ``max_iter``); WPP has none (a ConfigError).
         seed: Seeds every random draw.
-        checkpoint_every, checkpoint_path, resume: patchNR only.
+        checkpoint_every, checkpoint_path, resume: priors whose class sets ``checkpoints`` (patchnr, diffusion).
         track, callback: Progress wrapper and per-record callback.
-        dist: Data-parallel context under torchrun (patchnr only).
+        dist: Data-parallel context under torchrun (the same priors).
 
     Returns:
         (prior, history); see each prior's trainer for the history keys.
@@ -338,14 +338,15 @@ def train_prior(
                              f"parameters of prior {name!r}")
     training = validate_params(cls.Training, {k: v for k, v in params.items() if k in tr_keys},
                                f"training parameters of prior {name!r}")
-    if name != "patchnr" and dist is not None and dist.active:
+    if not cls.checkpoints and dist is not None and dist.active:
         raise ConfigError(f"prior {name!r} is fitted in one process (EM or patch sampling, no gradient steps); "
                           "run train-prior without torchrun")
     if name == "wpp" and steps is not None:
         raise ConfigError("the wpp prior is a reference patch set drawn from the images, with no training "
                           "iterations; drop --steps (its size is -P n_reference=N)")
-    if name != "patchnr" and (checkpoint_every or resume):
-        raise ConfigError(f"checkpoints and --resume apply to patchnr training only, not {name!r}")
+    if not cls.checkpoints and (checkpoint_every or resume):
+        with_them = ", ".join(n for n in PRIORS.names() if PRIORS.get(n).checkpoints)
+        raise ConfigError(f"checkpoints and --resume apply to the trainings of {with_them}, not {name!r}")
     if name == "patchnr":
         prior, hist = train_patchnr(images, val, config, DEFAULT_STEPS if steps is None else int(steps), seed=seed,
                                     checkpoint_every=checkpoint_every, checkpoint_path=checkpoint_path,
@@ -353,7 +354,10 @@ def train_prior(
                                     **training.model_dump())
         hist["training"] = training.model_dump(mode="json")
         return prior, hist
-    prior, hist = cls.fit(images, val, config, training, steps=steps, seed=seed, track=track, callback=callback)
+    extra = dict(checkpoint_every=checkpoint_every, checkpoint_path=checkpoint_path, resume=resume,
+                 dist=dist) if cls.checkpoints else {}
+    prior, hist = cls.fit(images, val, config, training, steps=steps, seed=seed, track=track, callback=callback,
+                          **extra)
     hist["training"] = training.model_dump(mode="json")
     last = {k: (hist[k][-1][1] if hist.get(k) else None) for k in ("train", "val")}
     hist.setdefault("final", {"step": hist.get("steps"), "train_nll": last["train"], "val_nll": last["val"]})
