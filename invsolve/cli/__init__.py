@@ -10,7 +10,7 @@ import typer
 
 from . import estimate_noise, evaluate, listing, reconstruct, sample_posterior, simulate, train_prior
 from . import train_sampler
-from . import calibrate, report, show
+from . import calibrate, report, sample_prior, show
 
 __all__ = ["app", "main"]
 
@@ -33,6 +33,7 @@ app.command("train-sampler")(train_sampler.train_sampler)
 app.command("show")(show.show)
 app.command("report")(report.report)
 app.command("calibrate")(calibrate.calibrate)
+app.command("sample-prior")(sample_prior.sample_prior)
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:

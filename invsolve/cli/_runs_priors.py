@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -27,3 +27,14 @@ class TrainPriorRun(RunBase, Progressing):
     @classmethod
     def _one_or_many(cls, v):
         return [v] if isinstance(v, str) else v
+
+
+class SamplePriorRun(RunBase, Progressing):
+    """``invsolve sample-prior``: unconditional samples of a diffusion prior."""
+
+    prior_file: str
+    output: str
+    size: int = Field(64, ge=8, le=4096)
+    num: int = Field(16, ge=1)
+    steps: int = Field(200, ge=1)
+    method: Literal["sde", "ode"] = "sde"

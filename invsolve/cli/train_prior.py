@@ -24,10 +24,10 @@ def _noting(track, label: str):
 @handle_errors
 def train_prior(
     images_args: Annotated[Optional[list[str]], typer.Argument(help="more training images (e.g. a shell-expanded glob)", show_default=False)] = None,
-    prior: Annotated[Optional[str], typer.Option("--prior", help="patchnr, epll or wpp (default patchnr)")] = None,
+    prior: Annotated[Optional[str], typer.Option("--prior", help="patchnr, epll, wpp or diffusion (default patchnr)")] = None,
     images: Annotated[Optional[list[str]], typer.Option("--images", "-i", help="training images: files, a quoted glob, a folder or FILE.h5:/STACK (repeatable)")] = None,
     val: Annotated[Optional[list[str]], typer.Option("--val", help="validation image(s) for the held-out NLL (repeatable)")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="patchnr: Adam steps (default 12000); epll: EM iterations")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="patchnr: Adam steps (default 12000); diffusion: Adam steps over all levels (default 4000); epll: EM iterations")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="patchnr: patches per step (default 32)")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="patchnr: Adam learning rate (default 1e-4)")] = None,
     prior_param: Annotated[Optional[list[str]], typer.Option("--prior-param", "-P", help="prior parameter KEY=VALUE (repeatable), e.g. patch_size=6 blocks=5 width=512 augment=false (patchnr), n_components=200 n_patches=50000 (epll), n_reference=10000 (wpp), window=64 levels=32,64 backbone=fno noise=laplace (diffusion)")] = None,
