@@ -136,5 +136,5 @@ def test_prior_file_alone_selects_its_prior(tmp_path):
     assert r.method["name"] == "map" and r.method["prior"] == "patchnr"
     with pytest.raises(OperatorError, match="--prior-file uses the MAP method; drop --method tv"):
         api.reconstruct(m, "tv", prior_file=str(tmp_path / "p.pt"))
-    with pytest.raises(OperatorError, match="unknown prior 'nope'; valid: epll, patchnr, wpp"):
+    with pytest.raises(OperatorError, match="unknown prior 'nope'; valid: diffusion, epll, patchnr, wpp"):
         api.reconstruct(m, prior="nope", prior_file=str(tmp_path / "p.pt"))

@@ -65,8 +65,6 @@ def sample_prior(
 
 def _write(path, xs, run, prior) -> None:
     """The samples, atomically: ``.npy``, or HDF5 with /samples and the settings as attributes."""
-    import json as _json
-
     import numpy as np
 
     from ..io.atomic import atomic_output
@@ -76,10 +74,17 @@ def _write(path, xs, run, prior) -> None:
             with open(tmp, "wb") as f:
                 np.save(f, xs)
             return
+        from datetime import datetime, timezone
+
         import h5py
+
+        from .._version import __version__
+        from ..io.hdf5 import write_attrs
 
         with h5py.File(tmp, "w") as f:
             f.create_dataset("samples", data=xs, compression="gzip")
-            f.attrs.update(kind="prior_samples", prior_file=str(run.prior_file), size=run.size, steps=run.steps,
-                           method=run.method, seed=run.seed, prior=_json.dumps(prior.spec()),
-                           levels=_json.dumps(prior.provenance.get("levels")))
+            write_attrs(f, {"kind": "prior_samples", "invsolve_version": __version__,
+                            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                            "prior_file": str(run.prior_file), "size": run.size, "steps": run.steps,
+                            "method": run.method, "seed": run.seed, "prior": prior.spec(),
+                            "levels": prior.provenance.get("levels")})
