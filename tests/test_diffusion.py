@@ -180,6 +180,16 @@ def test_command_line_train_sample_and_posterior(tmp_path):
 
     with h5py.File(tmp_path / "s.h5") as f:
         assert f["samples"].shape == (3, 24, 24) and f.attrs["kind"] == "prior_samples"
+    from invsolve.figures import figure_for
+
+    fig = figure_for(str(tmp_path / "s.h5"))  # `invsolve show`: every sample on one range, with a colorbar
+    labels = [ax.get_label() for ax in fig.axes]
+    assert [lb for lb in labels if lb.startswith("sample_")] == ["sample_0", "sample_1", "sample_2"]
+    assert "3 samples of the diffusion prior" in fig.texts[0].get_text() + "".join(
+        sf._suptitle.get_text() for sf in fig.subfigs if sf._suptitle is not None)
+    fig = figure_for(str(d))  # the prior file: its denoising loss, not a patch NLL
+    ax = [a for a in fig.axes if a.get_label() == "training_curves"][0]
+    assert ax.get_title() == "diffusion prior: denoising loss" and "predicted noise" in ax.get_ylabel()
     res = runner.invoke(app, ["simulate", "-i", str(tmp_path / "x.npy"), "--operator", "superres", "-o",
                               str(tmp_path / "m.h5"), "-q"])
     assert res.exit_code == 0, res.output

@@ -60,6 +60,10 @@ def block_for(s: Shown, reference: np.ndarray | None = None) -> Block:
         from .calibration import calibration_block
 
         return calibration_block(s)
+    if s.kind == "prior_samples":
+        from .images import prior_samples_block
+
+        return prior_samples_block(s)
     if s.vector:
         if reference is not None:
             s.item["ground_truth"] = reference

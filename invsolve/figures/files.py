@@ -29,7 +29,8 @@ class Shown:
 
     Attributes:
         path: The file.
-        kind: ``measurement``, ``reconstruction``, ``posterior``, ``noise_estimate``, ``prior`` or ``sampler``.
+        kind: ``measurement``, ``reconstruction``, ``posterior``, ``noise_estimate``, ``calibration``,
+            ``prior_samples``, ``prior`` or ``sampler``.
         attrs: HDF5 attributes (JSON configs decoded), or a ``.pt`` file's entries other than weights.
         item: Per-item datasets of item ``index``, without the item axis (HDF5 results only).
         whole: Datasets that are not per item (EM traces, ``estimate``).
@@ -143,13 +144,13 @@ def _open_hdf5(p: Path, index: int, incomplete_ok: bool) -> Shown:
 
     head = read_result(p, data=False)
     kind = str(head.attrs.get("kind", "measurement"))
-    if kind == "calibration":  # small, and not per item
+    if kind in ("calibration", "prior_samples"):  # small, and not per item
         check_index(index, 1, p)
         st = read_result(p)
         return Shown(p, kind, dict(st.attrs), {}, dict(st.datasets), {}, 0, 1)
     if kind not in ("measurement", "reconstruction", "posterior", "noise_estimate"):
         raise DataError(f"{p} is an invsolve file of unknown kind {kind!r}; this invsolve draws measurements, "
-                        "reconstructions, posteriors, noise estimates and calibrations")
+                        "reconstructions, posteriors, noise estimates, calibrations and prior samples")
     if "measurement" not in head.datasets:
         raise DataError(f"{p} holds no /measurement; it is damaged, re-create it with the command that wrote it")
     count = int(head.datasets["measurement"][0])

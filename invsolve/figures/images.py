@@ -103,3 +103,36 @@ def reconstruction_block(s: Shown, reference: np.ndarray | None = None) -> Block
             error_panel(target, row[3], err, f"error: reconstruction − truth\nmax |error| {np.abs(err).max():.3g}")
 
     return Block(_title(s, f"reconstruction by {describe_spec(method)}"), *block_size(1, n), draw)
+
+
+#: Samples drawn by ``invsolve show`` for a ``sample-prior`` file (the first ones).
+SAMPLES_SHOWN = 8
+
+
+def prior_samples_block(s: Shown) -> Block:
+    """Up to :data:`SAMPLES_SHOWN` samples of a ``sample-prior`` file on one value range, 4 per row."""
+    xs = s.whole.get("samples")
+    if xs is None or np.ndim(xs) != 3:
+        from ..errors import DataError
+
+        raise DataError(f"{s.path} is a prior-samples file without /samples (N × H × W); re-create it with "
+                        "`invsolve sample-prior`")
+    n = min(len(xs), SAMPLES_SHOWN)
+    lo, hi = shared_range(*xs[:n])
+    rows = [min(4, n - k) for k in range(0, n, 4)]
+    levels = s.attrs.get("levels")
+    if isinstance(levels, str):  # stored as JSON
+        import json
+
+        levels = json.loads(levels)
+    trained = f", trained at {'/'.join(map(str, levels))} px" if levels else ""
+
+    def draw(target) -> None:
+        axes = [ax for row in grid(target, rows, ncols=min(4, n)) for ax in row]
+        for k, ax in enumerate(axes[:n]):
+            image_panel(target, ax, xs[k], f"sample {k + 1}", f"value {IMAGE_UNIT}", name=f"sample_{k}",
+                        vmin=lo, vmax=hi)
+
+    title = (f"{s.where()} — {len(xs)} samples of the diffusion prior {s.attrs.get('prior_file', '?')}{trained}: "
+             f"{xs.shape[1]}×{xs.shape[2]} grid, {s.attrs.get('steps', '?')} {s.attrs.get('method', '')} steps")
+    return Block(title, *block_size(len(rows), min(4, n)), draw)

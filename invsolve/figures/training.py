@@ -75,6 +75,7 @@ def prior_block(s: Shown) -> Block:
     prov = s.attrs.get("provenance") or {}
     config = s.attrs.get("config") or {}
     name = s.attrs.get("prior", "?")
+    score = "window" in config  # a diffusion prior: its curves are denoising losses, not NLLs
 
     def draw(target) -> None:
         ax = grid(target, [1])[0][0]
@@ -83,11 +84,18 @@ def prior_block(s: Shown) -> Block:
             note_panel(ax, "training curves", "this prior file stores no training curves\n(written by an older "
                        "invsolve, or a prior\nwithout training steps)", name="training_curves")
             return
+        if score:
+            ax.set_title(f"{name} prior: denoising loss", fontsize=10)
+            _curve_panel(ax, curves, "mean squared error of the predicted noise per pixel",
+                         ("training loss", "validation loss"))
+            return
         ax.set_title(f"{name} prior: negative log-likelihood", fontsize=10)
         _curve_panel(ax, curves, "NLL per patch [nats, up to a constant]", ("training NLL", "validation NLL"))
 
-    p = config.get("patch_size")
-    bits = [f"{p}×{p} patches" if p else "", f"{prov.get('steps')} steps" if prov.get("steps") else "",
+    p, w, levels = config.get("patch_size"), config.get("window"), prov.get("levels")
+    bits = [f"{p}×{p} patches" if p else "",
+            f"{w}² windows" + (f" at {'/'.join(map(str, levels))} px" if levels else "") if w else "",
+            f"{prov.get('steps')} steps" if prov.get("steps") else "",
             f"trained on {_source_names(prov.get('images'))}" if prov.get("images") else ""]
     title = f"{s.path.name} — {name} prior file: " + ", ".join(b for b in bits if b)
     return Block(title, *block_size(1, 1, (6.0, 3.6)), draw)
