@@ -397,10 +397,7 @@ def sample_posterior(
                             "keep every thin-th state after burn-in of each chain: set --chains and -S steps=, "
                             "burn_in=, thin= instead")
     elif sampler_file is not None:
-        num_samples = 64 if num_samples is None else num_samples
-        if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
-            raise ConfigError(f"--num-samples must be an integer of at least 1, got {num_samples!r}")
-        num_samples = int(num_samples)
+        num_samples = _num_samples(num_samples, 64)
         if prior is not None or prior_file is not None:
             raise OperatorError("give either --sampler-file (a trained sampler) or --prior (Langevin), not both")
         if chains is not None:
@@ -524,9 +521,7 @@ def _diffusion_posterior(measurement, y_all, sampler, prior, prior_file, sampler
     if chains is not None:
         raise OperatorError("--chains sets Langevin and MCMC chains; a diffusion sampler draws --num-samples "
                             "independent samples: drop it")
-    num = 16 if num_samples is None else num_samples
-    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
-        raise ConfigError(f"--num-samples must be an integer of at least 1, got {num!r}")
+    num = _num_samples(num_samples, 16)
     pr = load_diffusion_prior(prior_file, dev, allow_partial)
     op = measurement.build_operator(dev)
     nm = build_noise(measurement.noise)
@@ -534,6 +529,14 @@ def _diffusion_posterior(measurement, y_all, sampler, prior, prior_file, sampler
     for k, sl in enumerate(_batches(len(y_all), batch_size)):
         y = torch.from_numpy(y_all[sl]).to(dev)
         gen = batch_generator(seed, first_batch + k, dev)
-        xs, spec = posterior_samples(pr, op, nm, y, sampler, sampler_params, int(num), gen, track)
+        xs, spec = posterior_samples(pr, op, nm, y, sampler, sampler_params, num, gen, track)
         parts.append(summarize_samples(xs.detach(), levels, keep=keep_samples))
-    return {**spec, "prior": "diffusion", "prior_file": str(prior_file), "num_samples": int(num)}
+    return {**spec, "prior": "diffusion", "prior_file": str(prior_file), "num_samples": num}
+
+
+def _num_samples(value, default: int) -> int:
+    """``--num-samples`` of the samplers that draw independent samples: an integer of at least 1."""
+    value = default if value is None else value
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"--num-samples must be an integer of at least 1, got {value!r}")
+    return int(value)

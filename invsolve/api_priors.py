@@ -60,7 +60,7 @@ def read_training_images(specs: str | Sequence[str]) -> tuple[list[np.ndarray], 
     return out, sources
 
 
-def _to_device(images, device, what: str, p: int):
+def _to_device(images, device, what: str, p: int, unit: str = "patches"):
     import torch
 
     if isinstance(images, np.ndarray) and images.ndim == 2:
@@ -72,7 +72,7 @@ def _to_device(images, device, what: str, p: int):
         if a.ndim != 2:
             raise ShapeError(f"{what} item {i} has shape {a.shape}; expected (H, W)")
         if min(a.shape) < p:
-            raise ShapeError(f"{what} item {i} is {a.shape[0]}×{a.shape[1]}, smaller than the {p}×{p} patches")
+            raise ShapeError(f"{what} item {i} is {a.shape[0]}×{a.shape[1]}, smaller than the {p}×{p} {unit}")
         if not np.isfinite(a).all():
             raise DataError(f"{what} item {i} contains NaN or infinite values; clean or fill them first")
     if not arrs:
@@ -144,8 +144,9 @@ def train_prior(
     p = p if isinstance(p, int) else 1  # an invalid value is reported by the config validation
     dist, device = setup(device)  # joins the torchrun group, if any; no-op otherwise
     dev = resolve_device(device)
-    ims = _to_device(images, dev, "training images", p)
-    vals = _to_device(val, dev, "validation images", p) if val is not None else None
+    unit = "patches" if side == "patch_size" else "training windows (-P window=)"
+    ims = _to_device(images, dev, "training images", p, unit)
+    vals = _to_device(val, dev, "validation images", p, unit) if val is not None else None
     t0 = time.perf_counter()
     prior, hist = _train(name, ims, vals, params, steps, seed, checkpoint_every, checkpoint_path, resume,
                          track or no_track, callback, dist=dist)

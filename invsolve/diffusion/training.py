@@ -140,10 +140,8 @@ def train(images, val, config, training, *, steps=None, seed=0, checkpoint_every
     model = dist.wrap(LossModule(prior, prior.loss))
     share, scale = dist.share(training.batch_size), dist.scale(training.batch_size)
     t0 = time.perf_counter()
-    level_steps: dict[int, int] = {}
     for step in track(range(start + 1, steps + 1), "train diffusion", hint="--steps N"):
         level = level_of_step(step, steps, levels, training.level_split)
-        level_steps[level] = level_steps.get(level, 0) + 1
         x0 = draw_batch(images, window, level, training.batch_size, gen, training.augment)
         t, eta = _noise(prior, training.batch_size, level, gen, dev)
         for group in opt.param_groups:
@@ -179,6 +177,10 @@ def train(images, val, config, training, *, steps=None, seed=0, checkpoint_every
     seconds = time.perf_counter() - t0
     done = steps - start
     last = {k: (history[k][-1][1] if history[k] else None) for k in ("train", "val")}
+    level_steps: dict[int, int] = {}  # over the whole schedule, resumed runs included
+    for step in range(1, steps + 1):
+        lv = level_of_step(step, steps, levels, training.level_split)
+        level_steps[lv] = level_steps.get(lv, 0) + 1
     history.update(steps=steps, seconds=seconds, seconds_per_step=seconds / done if done else None,
                    resumed_from=start if resume else None, stopped="steps", levels=levels, level_steps=level_steps,
                    final={"step": steps, "train_nll": last["train"], "val_nll": last["val"]}, processes=dist.world)

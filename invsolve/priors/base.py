@@ -133,7 +133,6 @@ class Prior(nn.Module):
         return ", ".join(f"{k}={v}" for k, v in self.config.model_dump(mode="json").items())
 
 
-
 class PatchPrior(Prior):
     """A prior on flattened p×p image patches; subclasses implement :meth:`nll`."""
 
@@ -187,6 +186,7 @@ class PatchPrior(Prior):
             self.check_patches(patches)
             return _ChunkedMeanNLL.apply(patches, self)
         return self.nll(patches).mean()
+
 
 class _ChunkedMeanNLL(torch.autograd.Function):
     """mean(prior.nll(x)) with its gradient in x computed block by block in the forward pass."""
