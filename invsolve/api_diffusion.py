@@ -18,7 +18,8 @@ import torch
 
 from .errors import ConfigError, OperatorError
 
-__all__ = ["sample_prior", "posterior_samples", "SAMPLER_NAMES", "load_diffusion_prior"]
+__all__ = ["sample_prior", "posterior_samples", "SAMPLER_NAMES", "load_diffusion_prior", "evaluate_samples",
+           "read_prior_samples"]
 
 #: The posterior samplers of diffusion priors (``sample-posterior --sampler``).
 SAMPLER_NAMES = ("diffpir", "dps", "annealed-langevin")
@@ -116,3 +117,61 @@ def posterior_samples(prior, operator, noise, y: torch.Tensor, sampler: str, par
                    float(window if window is not None else prior.config.window))
     xs = cls(p).run(prob, int(num), generator, track)
     return xs, {"name": sampler, **p.model_dump(mode="json")}
+
+
+def read_prior_samples(path: str) -> np.ndarray | None:
+    """The /samples (N, H, W) of a ``sample-prior`` file; None when ``path`` is not one."""
+    import h5py
+
+    from .io.hdf5 import read_result
+
+    if not str(path).endswith((".h5", ".hdf5")):
+        return None
+    head = read_result(path, data=False)
+    if head.attrs.get("kind") != "prior_samples":
+        return None
+    with h5py.File(path, "r") as f:
+        return np.asarray(f["samples"], dtype=np.float32)
+
+
+def _crops(images: list[np.ndarray], shape: tuple[int, int], n: int, rng: np.random.Generator) -> np.ndarray:
+    """n random crops of ``shape`` from the images (whole images when they have that shape)."""
+    from .errors import ShapeError
+
+    fit = [im for im in images if im.shape[0] >= shape[0] and im.shape[1] >= shape[1]]
+    if not fit:
+        raise ShapeError(f"no reference image is as large as the {shape[0]}×{shape[1]} samples; give larger "
+                         "reference images, or draw smaller samples (--size)")
+    out = []
+    for _ in range(n):
+        im = fit[rng.integers(len(fit))]
+        r, c = rng.integers(im.shape[0] - shape[0] + 1), rng.integers(im.shape[1] - shape[1] + 1)
+        out.append(im[r:r + shape[0], c:c + shape[1]])
+    return np.stack(out).astype(np.float32)
+
+
+def evaluate_samples(samples: np.ndarray, reference: list[np.ndarray], train: list[np.ndarray] | None = None, *,
+                     crops: int | None = None, seed: int = 0) -> dict[str, Any]:
+    """Energy distance to held-out images, Vendi score, and (with ``train``) the transport novelty distance.
+
+    Arguments:
+        samples: Generated images (N, H, W).
+        reference: Held-out images; ``crops`` random H×W crops of them (default N) are the reference set.
+        train: The training images; as many H×W crops of them as samples are the training set of TNovD.
+        seed: Seeds the crops and the slicing directions.
+
+    Returns:
+        {"energy_distance", "vendi", "reference_crops"[, "tnovd", "tnovd_quality", "tnovd_memorization",
+        "tnovd_tau", "tnovd_m", "features"]}.
+    """
+    from .metrics_generative import FEATURES, energy_distance, transport_novelty, vendi_score
+
+    rng = np.random.default_rng(seed)
+    n, shape = len(samples), tuple(samples.shape[1:])
+    ref = _crops(list(reference), shape, int(crops or n), rng)
+    out: dict[str, Any] = {"energy_distance": energy_distance(samples, ref, seed=seed), "vendi": vendi_score(samples),
+                           "reference_crops": len(ref)}
+    if train is not None:
+        tn = transport_novelty(_crops(list(train), shape, max(n, 2), rng), samples, seed=seed)
+        out.update({f"tnovd_{k}" if k != "tnovd" else k: v for k, v in tn.items()}, features=FEATURES)
+    return out

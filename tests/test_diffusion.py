@@ -187,6 +187,14 @@ def test_command_line_train_sample_and_posterior(tmp_path):
     assert [lb for lb in labels if lb.startswith("sample_")] == ["sample_0", "sample_1", "sample_2"]
     assert "3 samples of the diffusion prior" in fig.texts[0].get_text() + "".join(
         sf._suptitle.get_text() for sf in fig.subfigs if sf._suptitle is not None)
+    res = runner.invoke(app, ["evaluate", str(tmp_path / "s.h5"), "--reference", str(tmp_path / "im.npy"), "--train",
+                              str(tmp_path / "im.npy"), "--json"])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout.splitlines()[0])
+    assert row["samples"] == 3 and row["energy_distance"] > 0 and 1 <= row["vendi"] <= 3
+    assert row["tnovd"] >= row["tnovd_quality"] >= 0 and row["features"] == "downsampled16"
+    res = runner.invoke(app, ["evaluate", str(tmp_path / "s.h5")])
+    assert res.exit_code == 1 and "give --reference" in res.output
     fig = figure_for(str(d))  # the prior file: its denoising loss, not a patch NLL
     ax = [a for a in fig.axes if a.get_label() == "training_curves"][0]
     assert ax.get_title() == "diffusion prior: denoising loss" and "predicted noise" in ax.get_ylabel()

@@ -120,6 +120,8 @@ class SamplePosteriorRun(BatchRun):
 class EvaluateRun(Params):
     inputs: list[str] = Field(min_length=1)
     reference: str | None = None
+    train: str | None = None
+    seed: int = Field(0, ge=0)
     range: tuple[float, float] | None = None
     json_output: bool = Field(False, alias="json")
 

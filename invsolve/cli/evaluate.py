@@ -17,6 +17,8 @@ def evaluate(
     config: ConfigOpt = None,
     json: JsonOpt = None,
     value_range: Annotated[Optional[str], typer.Option("--range", help="LO,HI: the reference's values mapped to [0, 1], as given to `simulate --range` (default: its bit depth)")] = None,
+    train: Annotated[Optional[str], typer.Option("--train", help="sample-prior files: the training images, for the transport novelty distance (memorisation)")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="sample-prior files: seed of the reference crops and slices (default 0)")] = None,
 ) -> None:
     """PSNR and SSIM (data range 1) of each input and their mean; JSON Lines with --json.
 
@@ -25,6 +27,9 @@ def evaluate(
 
     Results of parameter vectors (linear, gixrf, surrogate) get the RMSE and the
     mean relative error per parameter instead.
+
+    Samples of a diffusion prior (`sample-prior` files) get the energy distance to random crops of the
+    --reference images (held out), their Vendi score, and with --train the transport novelty distance.
 
     Example: invsolve evaluate fbp.h5 tv.h5 --reference phantom.png --json
     """
@@ -35,8 +40,15 @@ def evaluate(
     from ._runs import EvaluateRun
 
     run = merge_config(EvaluateRun, config, {"inputs": inputs, "reference": reference, "json": json,
-                                              "range": value_range},
+                                              "range": value_range, "train": train, "seed": seed},
                        "evaluate settings")
+    from ..api_diffusion import read_prior_samples
+
+    generated = [(spec, read_prior_samples(spec)) for spec in run.inputs]
+    if any(x is not None for _, x in generated):
+        return _evaluate_samples(run, generated)
+    if run.train is not None:
+        raise ConfigError("--train applies to sample-prior files (the transport novelty distance); drop it")
     if run.range is not None and not run.reference:
         raise ConfigError("--range applies to the --reference image; give --reference, or drop --range")
     ref = read_array(run.reference, value_range=run.range) if run.reference else None
@@ -112,4 +124,37 @@ def _vector_table(rows) -> None:
         t.add_row(r["input"], str(r["n"]), " ".join(f"{v:.4g}" for v in r["rmse_per_parameter"]),
                   " ".join(f"{v:.3f}" for v in r["relative_error_per_parameter"]),
                   *[f"{r[k]:.3f}" if k in r else "-" for k in cov])
+    out_console().print(t)
+
+
+def _evaluate_samples(run, generated) -> None:
+    """Energy distance, Vendi score and TNovD of sample-prior files: one row each."""
+    from ..api_diffusion import evaluate_samples
+    from ..errors import ConfigError
+    from ..io.images import read_images
+
+    if any(x is None for _, x in generated):
+        raise ConfigError("evaluate takes sample-prior files or results in one call, not both; evaluate them "
+                          "separately")
+    if run.reference is None:
+        raise ConfigError("sample-prior files are compared with held-out images: give --reference IMAGES")
+    ref = list(read_images(run.reference, value_range=run.range)[0])
+    train = list(read_images(run.train)[0]) if run.train else None
+    rows = []
+    for spec, xs in generated:
+        row = {"input": spec, "samples": len(xs), **evaluate_samples(xs, ref, train, seed=run.seed)}
+        rows.append(row)
+        if run.json_output:
+            emit_json(row)
+    if run.json_output:
+        return
+    from rich.table import Table
+
+    t = Table(title="evaluation of generated samples")
+    cols = ["input", "samples", "energy distance", "Vendi score"] + (["TNovD", "memorisation term"] if train else [])
+    for c in cols:
+        t.add_column(c, justify="left" if c == "input" else "right")
+    for r in rows:
+        extra = [f"{r['tnovd']:.4f}", f"{r['tnovd_memorization']:.4f}"] if train else []
+        t.add_row(r["input"], str(r["samples"]), f"{r['energy_distance']:.4g}", f"{r['vendi']:.2f}", *extra)
     out_console().print(t)
