@@ -120,16 +120,18 @@ def posterior_samples(prior, operator, noise, y: torch.Tensor, sampler: str, par
 
 
 def read_prior_samples(path: str) -> np.ndarray | None:
-    """The /samples (N, H, W) of a ``sample-prior`` file; None when ``path`` is not one."""
+    """The /samples (N, H, W) of a ``sample-prior`` file; None when ``path`` is not one (any other input of
+    ``evaluate``, an invsolve result or a plain HDF5 file among them)."""
     import h5py
 
+    if not str(path).endswith((".h5", ".hdf5")) or not h5py.is_hdf5(path):
+        return None
     from .io.hdf5 import read_result
 
-    if not str(path).endswith((".h5", ".hdf5")):
-        return None
-    head = read_result(path, data=False)
-    if head.attrs.get("kind") != "prior_samples":
-        return None
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("kind") != "prior_samples":
+            return None
+    read_result(path, data=False)  # the format checks of every invsolve file
     with h5py.File(path, "r") as f:
         return np.asarray(f["samples"], dtype=np.float32)
 

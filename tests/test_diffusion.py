@@ -195,6 +195,11 @@ def test_command_line_train_sample_and_posterior(tmp_path):
     assert row["tnovd"] >= row["tnovd_quality"] >= 0 and row["features"] == "downsampled16"
     res = runner.invoke(app, ["evaluate", str(tmp_path / "s.h5")])
     assert res.exit_code == 1 and "give --reference" in res.output
+    with h5py.File(tmp_path / "plain.h5", "w") as f:  # a plain HDF5 stack is still evaluated as images
+        f["x"] = _images()[:, :32, :32]
+    res = runner.invoke(app, ["evaluate", str(tmp_path / "plain.h5"), "--reference", str(tmp_path / "x.npy"),
+                              "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout.splitlines()[0])["psnr"] > 5, res.output
     fig = figure_for(str(d))  # the prior file: its denoising loss, not a patch NLL
     ax = [a for a in fig.axes if a.get_label() == "training_curves"][0]
     assert ax.get_title() == "diffusion prior: denoising loss" and "predicted noise" in ax.get_ylabel()
