@@ -310,7 +310,7 @@ def worker(spec_file: str, out_file: str) -> None:
     import torch
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    from invsolve.api_files import load_measurement
+    from invsolve.results import load_measurement
     from invsolve.noise import build_noise
 
     spec = json.loads(Path(spec_file).read_text())
@@ -365,7 +365,7 @@ def simulate(problem: str, crops, tmp: Path):
     """invsolve's simulation of the crops for a problem: (measurement file, truth file, operator)."""
     from benchmarks.patch_priors import _op_params
     from invsolve import api
-    from invsolve.api_files import save_measurement
+    from invsolve.results import save_measurement
 
     stack = np.stack([c for _, c in crops])
     op_name = OPERATORS[problem]

@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,8 +29,10 @@ from .errors import ConfigError, DataError, OperatorError, ShapeError
 from .methods import build_method, no_track
 from .noise import build_noise
 from .operators import build_operator, operator_entry
+from .operators.noise_preset import resolve_noise
 from .api_evaluate import Estimate, coverage, evaluate, evaluate_vectors, load_estimate  # noqa: F401  (re-exported)
-from .api_files import expect, load_measurement, save_measurement, save_posterior, save_reconstruction  # noqa: F401
+from .results import (Measurement, Posterior, Reconstruction, expect, load_measurement, save_measurement,  # noqa: F401
+                      save_posterior, save_reconstruction)
 from .api_support import _resolve_prior, _sampling_settings, check_result, default_method  # noqa: F401
 
 __all__ = [
@@ -53,78 +54,6 @@ __all__ = [
     "Estimate",
     "coverage",
 ]
-
-
-@dataclass
-class Measurement:
-    """Simulated or loaded data with everything needed to reconstruct it.
-
-    Attributes:
-        measurement: (N, *range_shape) noisy data.
-        operator: Operator spec {"name", "params", "image_shape"}.
-        noise: Noise spec {"name", ...params}.
-        arrays: Arrays the operator needs (mask, kernel).
-        ground_truth: (N, *image_shape) clean images (N, H, W) or parameter vectors (N, d), when known.
-        single: The input was one image or vector, not a stack.
-        source: Where the clean input came from (a path), for provenance.
-        seed: The simulation's seed (None for measured data).
-        device: Device the simulation ran on.
-        timings: Seconds per step (``simulate``).
-        provenance: For data invsolve did not simulate: the file and dataset it came from, the SHA-256 of
-            the array as read, the operator and noise as given, and how it was read (layout, flats, centre).
-    """
-
-    measurement: np.ndarray
-    operator: dict[str, Any]
-    noise: dict[str, Any]
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    ground_truth: np.ndarray | None = None
-    single: bool = False
-    source: str = ""
-    seed: int | None = None
-    device: str = "cpu"
-    timings: dict[str, float] = field(default_factory=dict)
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-    def build_operator(self, device: torch.device | str = "cpu"):
-        s = self.operator
-        return build_operator(s["name"], s["params"], tuple(s["image_shape"]), self.arrays).to(device)
-
-
-@dataclass
-class Reconstruction:
-    """A reconstruction plus the measurement it came from.
-
-    Attributes:
-        images: (N, *image_shape): images (N, H, W), or parameter vectors (N, d) of a linear vector operator.
-        method: Method spec {"name", ...settings}; with a prior also "prior", "prior_file", "settings".
-        measurement: The :class:`Measurement` reconstructed.
-        seed: The run's seed; device: where it ran; timings: seconds per step.
-        iterations_run: (N,) int32, the iterations an iterative method ran per item (None for direct methods).
-        converged: (N,) bool, whether the stopping rule ended the item's run before its iteration cap.
-    """
-
-    images: np.ndarray
-    method: dict[str, Any]
-    measurement: Measurement
-    seed: int
-    device: str
-    timings: dict[str, float] = field(default_factory=dict)
-    iterations_run: np.ndarray | None = None
-    converged: np.ndarray | None = None
-
-
-def resolve_noise(operator: str, noise: str | None = None, noise_params: dict | None = None) -> dict[str, Any]:
-    """The noise spec: the operator preset's noise, or ``noise`` with ``noise_params`` on top.
-
-    Parameters given without a name adjust the preset's noise (e.g. ``n0`` of ``ct-lowdose``).
-    """
-    preset = dict(operator_entry(operator).noise)
-    if noise is None or noise == preset.get("name"):
-        spec = {**preset, **(noise_params or {})}
-    else:
-        spec = {"name": noise, **(noise_params or {})}
-    return build_noise(spec).spec()  # validates
 
 
 def _check_call(fn: str, batch_size: int, **params) -> None:
@@ -304,26 +233,6 @@ def reconstruct(
     )
 
 
-@dataclass
-class Posterior:
-    """Posterior outputs for every item of a measurement.
-
-    Attributes:
-        summary: A :class:`invsolve.posterior.PosteriorSummary`: ``mean`` and ``std`` (N, *x_shape),
-            ``quantiles`` (N, Q, *x_shape) at ``levels`` (Q,), ``samples`` (N, S, *x_shape) when kept (else
-            None); x_shape is (H, W) for images, (d,) for parameter vectors.
-        sampler: Sampler spec {"name", ...settings} (with importance resampling: the effective sample sizes).
-        measurement: The :class:`Measurement` sampled; seed, device, timings: as for reconstructions.
-    """
-
-    summary: Any
-    sampler: dict[str, Any]
-    measurement: Measurement
-    seed: int
-    device: str
-    timings: dict[str, float] = field(default_factory=dict)
-
-
 def sample_posterior(
     measurement: Measurement,
     *,
@@ -499,7 +408,7 @@ def sample_posterior(
            "lower the step size (-S step_size=...), or check the measurement and the prior file")
     check_result([summary.mean, summary.std], f"the {spec['name']} posterior", fix)
     if calibration is not None:
-        from .api_calibrate import apply_calibration, requested_settings
+        from .calibration.record import apply_calibration, requested_settings
 
         summary.calibrated_quantiles, spec["calibration"] = apply_calibration(
             summary, cal, calibration, spec, measurement, requested_settings(sampler_params, chains))

@@ -164,7 +164,7 @@ class ReconstructTask:
 
     def compute(self, m, first_batch: int):
         from .api import reconstruct
-        from .api_files import reconstruction_attrs, reconstruction_data
+        from .results.files import reconstruction_attrs, reconstruction_data
         from .methods import no_track
 
         r = reconstruct(m, self.method, self.method_params, self.seed, self.device, self.batch_size,
@@ -209,7 +209,7 @@ class PosteriorTask:
 
     def compute(self, m, first_batch: int):
         from .api import sample_posterior
-        from .api_files import posterior_attrs, posterior_datasets
+        from .results.files import posterior_attrs, posterior_datasets
         from .methods import no_track
 
         post = sample_posterior(m, sampler=self.sampler, sampler_file=self.sampler_file, prior=self.prior,

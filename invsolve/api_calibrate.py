@@ -11,115 +11,18 @@ Example:
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from .calibration.record import (Calibration, apply_calibration, file_digest,  # noqa: F401  (re-exported)
+                                 requested_settings)
 from .calibration.statistics import DEFAULT_MASSES
 from .errors import ConfigError, DataError
 from .methods import no_track
 
 __all__ = ["Calibration", "calibrate", "simulate_pairs", "apply_calibration", "file_digest"]
-
-
-@dataclass
-class Calibration:
-    """Calibration of one sampler on N pairs, with S posterior draws each.
-
-    Attributes:
-        statistics: Names of the k test statistics: the parameters of a vector problem; for images, fixed
-            random projections and pixels (:func:`invsolve.calibration.statistics.image_statistics`).
-        ranks: (N, k) SBC ranks, 0 … S; ``num_samples`` is S.
-        pvalues: (k,) χ² p-values of the ranks' uniformity (:func:`~invsolve.calibration.statistics.rank_chi2_pvalues`);
-            ``ks_pvalues`` (k,) sbi's KS p-values, biased towards rejection when N ≫ S.
-        tarp_alpha, tarp_ecp: (B + 1,) the TARP expected-coverage curve (on whole x).
-        masses: (M,) credible masses; ``coverage`` (M, c) the raw coverage of the sampler's central intervals
-            (c = d per parameter for vectors, 1 pooled over pixels for images).
-        contraction: (k,) posterior contraction per statistic.
-        scales: (M, c) conformal q̂ per mass (normalised residual score; see
-            :mod:`invsolve.calibration.conformal`).
-        holdout_coverage: (M,) coverage of the conformal intervals on held-out pairs (two-fold cross-fit:
-            each half calibrated on the other), pooled over coordinates; NaN where a half is too small.
-        sampler, operator, noise: Specs of what was calibrated; ``model_digests`` the SHA-256 of its files.
-        vector: Whether x is a parameter vector.
-    """
-
-    statistics: list[str]
-    ranks: np.ndarray
-    num_samples: int
-    pvalues: np.ndarray
-    tarp_alpha: np.ndarray
-    tarp_ecp: np.ndarray
-    masses: np.ndarray
-    coverage: np.ndarray
-    contraction: np.ndarray
-    scales: np.ndarray
-    holdout_coverage: np.ndarray
-    sampler: dict[str, Any]
-    operator: dict[str, Any]
-    noise: dict[str, Any]
-    ks_pvalues: np.ndarray | None = None
-    model_digests: dict[str, str] = field(default_factory=dict)
-    vector: bool = False
-    seed: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def pairs(self) -> int:
-        return int(self.ranks.shape[0])
-
-    def summary(self) -> dict[str, Any]:
-        """The headline numbers: SBC χ² p-value (Bonferroni over the statistics), TARP area, raw and calibrated
-        coverage at 0.5 and 0.9, mean contraction."""
-        from .calibration.statistics import tarp_area
-
-        out: dict[str, Any] = {"pairs": self.pairs, "num_samples": self.num_samples,
-                               "sbc_pvalue": float(min(1.0, len(self.pvalues) * float(np.min(self.pvalues)))),
-                               "tarp_area": tarp_area(self.tarp_alpha, self.tarp_ecp),
-                               "contraction": float(np.nanmean(self.contraction))}
-        ms = [round(float(m), 6) for m in self.masses]
-        for m in (0.5, 0.9):
-            if m in ms:
-                i = ms.index(m)
-                out[f"coverage_{round(m * 100)}"] = float(np.mean(self.coverage[i]))
-                out[f"calibrated_coverage_{round(m * 100)}"] = float(self.holdout_coverage[i])
-        return out
-
-
-    def to_json(self) -> dict[str, Any]:
-        """Everything but the ranks, as JSON types: :meth:`summary` plus the per-statistic p-values and
-        contraction, the coverage curves and the TARP curve."""
-        return {**self.summary(), "sampler": self.sampler.get("name"), "statistics": list(self.statistics),
-                "sbc_pvalues": self.pvalues.tolist(),
-                "sbc_ks_pvalues": None if self.ks_pvalues is None else self.ks_pvalues.tolist(),
-                "contraction_per_statistic": self.contraction.tolist(), "masses": self.masses.tolist(),
-                "coverage_per_mass": self.coverage.mean(1).tolist(),
-                "calibrated_coverage_per_mass": self.holdout_coverage.tolist(),
-                "tarp_alpha": self.tarp_alpha.tolist(), "tarp_ecp": self.tarp_ecp.tolist()}
-
-
-def file_digest(path: str | None) -> str | None:
-    """SHA-256 (hex) of a model file's bytes, None without a file.  A batch run asks once per batch: the digest
-    is remembered while the file's size and modification time stay the same."""
-    if path is None:
-        return None
-    st = os.stat(path)
-    return _digest(str(path), st.st_size, st.st_mtime_ns)
-
-
-@lru_cache(maxsize=64)
-def _digest(path: str, size: int, mtime_ns: int) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def simulate_pairs(sampler_file: str, pairs: int, *, images=None, seed: int = 0, device: str = "auto"):
@@ -130,7 +33,7 @@ def simulate_pairs(sampler_file: str, pairs: int, *, images=None, seed: int = 0,
     import torch
 
     from .api import simulate
-    from .api_samplers import training_prior
+    from .samplers.priors import training_prior
     from .config import check_seed
     from .samplers import load_sampler
     from .samplers.sources import ImageSource, read_image_set
@@ -207,7 +110,7 @@ def calibrate(measurement, *, sampler: str | None = None, sampler_file: str | No
         A :class:`Calibration`.
     """
     from .api import Measurement, sample_posterior
-    from .api_files import expect
+    from .results.files import expect
     from .calibration.conformal import conformal_scales, residual_scores
     from .calibration.statistics import (contraction, coverage_curve, rank_chi2_pvalues, rank_pvalues, sbc_ranks,
                                          tarp)
@@ -254,22 +157,3 @@ def calibrate(measurement, *, sampler: str | None = None, sampler_file: str | No
         holdout_coverage=_holdout(scores, masses, pooled=not vector), sampler=spec,
         operator=measurement.operator, noise=measurement.noise, model_digests=digests, vector=vector, seed=seed,
         timings={**post.timings, "calibrate": time.perf_counter() - t0})
-
-
-def requested_settings(sampler_params: dict[str, Any] | None, chains: int | None) -> dict[str, Any]:
-    """The sampler settings a run asked for (not what it adapted): a calibration holds for these only."""
-    return {"sampler_params": dict(sampler_params or {}), "chains": chains}
-
-
-def apply_calibration(summary, cal: Calibration, path: str, spec: dict[str, Any], measurement,
-                      requested: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
-    """Calibrated quantiles (N, Q, *x) of a posterior ``summary`` at its levels, from ``cal`` (read from
-    calibration file ``path``), after checking that it calibrated this sampler (``spec``), model file,
-    operator, noise and ``requested`` settings (:func:`requested_settings`); and the record of the calibration
-    for the result's sampler settings."""
-    from .calibration.conformal import calibrated_quantiles
-    from .calibration.files import check_matches
-
-    check_matches(cal, path, spec, measurement.operator, measurement.noise, requested)
-    q = calibrated_quantiles(summary.mean, summary.std, summary.levels, cal.masses, cal.scales)
-    return q, {"file": str(path), "sha256": file_digest(path), "pairs": cal.pairs, "score": "normalized_residual"}

@@ -181,11 +181,11 @@ def reference_record(spec: str | None, input_spec: str, value_range=None) -> dic
     if dset is None and path.suffix.lower() in HDF5_SUFFIXES and path.is_file():
         import h5py
 
-        from .io.images import _list_datasets
+        from .io.files import list_datasets
 
         try:
             with h5py.File(path, "r") as f:
-                names = _list_datasets(f)
+                names = list_datasets(f)
         except OSError:
             names = []
         dset = names[0] if len(names) == 1 else None

@@ -2,19 +2,8 @@
 posteriors for vector problems (``surrogate``, ``gixrf``).
 
 An ``estimate-noise`` output is an invsolve HDF5 file with ``kind =
-"noise_estimate"`` and the datasets::
-
-    /estimate            float64 (2,)          final (a, b)
-    /a_trace, /b_trace   float64 (T + 1,)      (a, b) after each outer iteration (index 0: the start)
-    /elbo_trace          float64 (T,)          ELBO of the measured data (NaN where not evaluated / cfm)
-    /seconds_trace       float64 (T,)          wall time at the end of each iteration
-    /samples             float32 (N, S, d)     posterior samples per measurement under the final flow
-    /posterior_mean, /posterior_std  float32 (N, d)
-    /measurement, /ground_truth, /operator_arrays   as for measurements
-
-and the attributes ``operator``, ``noise`` (the estimated mixed noise),
-``noise_in_file`` (the measurement's own noise spec), ``method`` (the EM
-settings, the prior, the sampler and its config) and the usual provenance.
+"noise_estimate"``; its layout is described with the writer,
+:func:`invsolve.results.files.save_noise_estimate`.
 
 Example:
     >>> from invsolve import api, api_metrology as am
@@ -27,7 +16,6 @@ from __future__ import annotations
 
 import numbers
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +26,7 @@ from .config import check_seed, validate_params
 from .device import resolve_device
 from .errors import CheckpointError, ConfigError
 from .methods import no_track
+from .results import NoiseEstimate, save_noise_estimate  # noqa: F401  (re-exported)
 
 __all__ = ["NoiseEstimate", "estimate_noise", "save_noise_estimate", "read_em_checkpoint", "mcmc_posterior",
            "check_levels"]
@@ -54,21 +43,6 @@ def check_levels(levels, allow_empty: bool = False) -> tuple[float, ...]:
         raise ConfigError(f"quantile levels must be a {kind} of numbers in (0, 1), e.g. (0.05, 0.5, "
                           f"0.95), got {shown!r:.80}")
     return tuple(sorted(float(v) for v in levels))
-
-
-@dataclass
-class NoiseEstimate:
-    """EM-DeepGEM output: (a, b), traces and posterior samples, with the measurement."""
-
-    a: float
-    b: float
-    result: Any
-    measurement: Any
-    prior: dict[str, Any]
-    settings: dict[str, Any]
-    seed: int
-    device: str
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def read_em_checkpoint(path: str | Path, device="cpu") -> dict[str, Any]:
@@ -102,8 +76,8 @@ def estimate_noise(measurement, *, prior: dict | str | None = None, settings: di
     Returns:
         :class:`NoiseEstimate`.
     """
-    from .api import Measurement
-    from .api_files import expect
+    from .results import Measurement
+    from .results.files import expect
     from .em import EMSettings, run_em
     from .mcmc import resolve_prior_spec
     from .samplers.priors import build_prior
@@ -127,26 +101,6 @@ def estimate_noise(measurement, *, prior: dict | str | None = None, settings: di
                          {"estimate_noise": time.perf_counter() - t0, "em": res.info["seconds"]})
 
 
-def save_noise_estimate(est: NoiseEstimate, path: str | Path, overwrite: bool = False) -> Path:
-    """Write an ``estimate-noise`` output (layout in this module's docstring)."""
-    from .api_files import _provenance, expect, write_with_measurement
-
-    expect(est, NoiseEstimate, "save_noise_estimate's est")
-    m, r = est.measurement, est.result
-    smp = r.samples.astype(np.float32)
-    data = {"estimate": np.array([est.a, est.b]), "a_trace": r.a_trace, "b_trace": r.b_trace,
-            "elbo_trace": r.elbo_trace, "seconds_trace": r.seconds_trace, "samples": smp,
-            "posterior_mean": smp.mean(1), "posterior_std": smp.std(1, ddof=1) if smp.shape[1] > 1 else 0 * smp[:, 0]}
-    method = {"name": "em-deepgem", **est.settings, "prior": est.prior, "sampler": r.info["sampler"],
-              "sampler_config": r.info["sampler_config"], "best_iteration": r.best_iteration,
-              "iterations_run": r.info["iterations"]}
-    attrs = {"kind": "noise_estimate", "operator": m.operator, "noise": {"name": "mixed", "a": est.a, "b": est.b},
-             "noise_in_file": m.noise, "method": method, "measurement_seed": m.seed,
-             **_provenance(est.seed, est.device, {**m.timings, **est.timings}, m.source, m.single),
-             **({"input": m.provenance} if m.provenance else {})}
-    return write_with_measurement(path, m, data, attrs, overwrite)
-
-
 def mcmc_posterior(measurement, prior_spec=None, params=None, levels=(0.05, 0.25, 0.5, 0.75, 0.95), seed: int = 0,
                    device: str = "auto", track=no_track):
     """MCMC posterior summaries of every measurement (see :func:`invsolve.mcmc.mcmc_posterior`).
@@ -160,8 +114,8 @@ def mcmc_posterior(measurement, prior_spec=None, params=None, levels=(0.05, 0.25
         device: auto, cpu or cuda.
         track: Progress wrapper ``track(iterable, description)``.
     """
-    from .api import Measurement
-    from .api_files import expect
+    from .results import Measurement
+    from .results.files import expect
     from .device import make_generator
     from .mcmc import mcmc_posterior as run
 

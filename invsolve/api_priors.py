@@ -175,7 +175,7 @@ def train_prior(
 
 def save_prior(prior, path: str | Path, overwrite: bool = False) -> Path:
     """Write a prior file atomically (weights, config, provenance; no pickled code)."""
-    from .api_files import check_path
+    from .results.files import check_path
     from .priors.base import Prior
     from .priors.base import save_prior as _save
 

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 from ._version import __version__
 from .config import canonical, check_seed, validate_params
 from .errors import ConfigError, DataError, ShapeError
+from .samplers.priors import training_prior  # noqa: F401  (re-exported)
 
 __all__ = ["train_sampler", "training_prior"]
 
@@ -94,7 +95,7 @@ def train_sampler(
         A summary: output, sampler, operator, noise, steps, loss, val_loss, seconds, device,
         processes and this process's rank.
     """
-    from .api import resolve_noise
+    from .operators.noise_preset import resolve_noise
     from .device import resolve_device
     from .io.hdf5 import check_output
     from .noise import build_noise
@@ -186,11 +187,3 @@ def train_sampler(
                      dist=dist if dist.active else None)
     return {"output": str(out), "sampler": inst.name, "operator": op.name, "noise": nspec["name"],
             "device": str(dev), "processes": dist.world, "rank": dist.rank, **info}
-
-
-def training_prior(sampler):
-    """The vector prior a loaded sampler was trained with (None for image samplers)."""
-    from .samplers.priors import build_prior
-
-    src = (getattr(sampler, "training_state", {}) or {}).get("source", {})
-    return build_prior(src["prior"]) if src.get("kind") == "prior" else None

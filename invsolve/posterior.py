@@ -1,21 +1,7 @@
 """Posterior summaries shared by every sampler: running moments, quantiles,
-credible-interval coverage, and the HDF5 layout of posterior outputs.
+and credible-interval coverage.
 
-A posterior file is an invsolve result (see :mod:`invsolve.io.hdf5`) with
-``kind = "posterior"`` and the datasets::
-
-    /reconstruction      float32 (N, *x_shape)      the posterior mean (so `evaluate` works)
-    /posterior_mean      float32 (N, *x_shape)
-    /posterior_std       float32 (N, *x_shape)      pixel-wise standard deviation
-    /quantiles           float32 (N, Q, *x_shape)   at the Q levels of the root attribute `quantile_levels`
-    /samples             float32 (N, S, *x_shape)   only when samples are kept
-    /calibrated_quantiles float32 (N, Q, *x_shape)  conformally calibrated quantiles at the same levels
-                                                    (``sample-posterior --calibration``; see
-                                                    :mod:`invsolve.calibration.conformal`)
-    /measurement, /ground_truth, /operator_arrays   as for reconstructions
-
-and the root attributes ``sampler`` (JSON: the sampler's name and settings) and ``quantile_levels``
-(JSON list of the Q levels).
+A posterior file's layout is described with its writer, :mod:`invsolve.results.files`.
 """
 
 from __future__ import annotations

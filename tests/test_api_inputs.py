@@ -104,7 +104,7 @@ def test_metrics_refuse_wrong_rank():
         image_metrics(np.zeros((8, 8)), np.zeros((8, 8)))
 
 
-# --- api_files -------------------------------------------------------------------------------------------------
+# --- results.files -------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", [None, 3, ""])
 def test_load_measurement_path_type(path):

@@ -235,7 +235,7 @@ def test_a_trained_score_matches_the_exact_gaussian_score():
     # draws predicts the noise within 10 % (relative L2) of the exact conditional mean, over times in [T_MIN, 1]
     from invsolve.diffusion.sde import T_MIN
     from invsolve.diffusion.training import train
-    from invsolve.priors.diffusion import DiffusionConfig, DiffusionTraining
+    from invsolve.priors.diffusion import DiffusionConfig, DiffusionPrior, DiffusionTraining
 
     h, d = 16, 256
     q = apply_covariance(torch.eye(d, dtype=torch.float64).reshape(d, h, h), spectrum((h, h), "bessel", 2.0, 0.2))
@@ -244,7 +244,7 @@ def test_a_trained_score_matches_the_exact_gaussian_score():
     gen = torch.Generator().manual_seed(1)
     draws = (torch.randn(4000, d, generator=gen, dtype=torch.float64) @ chol.T).reshape(-1, h, h)
     cfg = DiffusionConfig(window=h, width=16, modes=8, layers=3, noise="white")
-    prior, _ = train(((draws + 1) / 2).float(), None, cfg, DiffusionTraining(batch_size=64, lr=2e-3), steps=1200)
+    prior, _ = train(DiffusionPrior, ((draws + 1) / 2).float(), None, cfg, DiffusionTraining(batch_size=64, lr=2e-3), steps=1200)
     exact = GaussianScore(torch.zeros(h, h, dtype=torch.float64), cov, window=h)
     gt = torch.Generator().manual_seed(5)
     x0 = (torch.randn(512, d, generator=gt, dtype=torch.float64) @ chol.T).reshape(-1, h, h)

@@ -16,7 +16,7 @@ import torch
 from typer.testing import CliRunner
 
 from invsolve import api
-from invsolve.api_files import save_measurement
+from invsolve.results import save_measurement
 from invsolve.cli import app
 from invsolve.sources.inputs import array_digest
 from invsolve.operators import build_operator

@@ -1,5 +1,5 @@
-"""Calibration files (``invsolve calibrate --output cal.h5``): writing, reading, and the check that a
-posterior run is the one a file calibrated.
+"""Calibration files (``invsolve calibrate --output cal.h5``): writing and reading (the check that a posterior
+run is the one a file calibrated is :func:`invsolve.calibration.record.check_matches`).
 
 A calibration file is an invsolve result (:mod:`invsolve.io.hdf5`) with ``kind = "calibration"``::
 
@@ -22,20 +22,19 @@ and the root attributes ``statistics`` (JSON list of the k names), ``num_samples
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 
-__all__ = ["save_calibration", "load_calibration", "check_matches", "DATASETS"]
+__all__ = ["save_calibration", "load_calibration", "DATASETS"]
 
 DATASETS = ("ranks", "sbc_pvalues", "sbc_ks_pvalues", "tarp_alpha", "tarp_ecp", "masses", "coverage", "contraction",
             "conformal_scales", "holdout_coverage")
 
 
 def save_calibration(cal, path: str | Path, overwrite: bool = False) -> Path:
-    """Write a :class:`invsolve.api_calibrate.Calibration` atomically; refuse an existing file without
+    """Write a :class:`invsolve.calibration.record.Calibration` atomically; refuse an existing file without
     ``overwrite``."""
     from datetime import datetime, timezone
 
@@ -54,8 +53,8 @@ def save_calibration(cal, path: str | Path, overwrite: bool = False) -> Path:
 
 
 def load_calibration(path: str | Path):
-    """Read a calibration file back as a :class:`invsolve.api_calibrate.Calibration`."""
-    from ..api_calibrate import Calibration
+    """Read a calibration file back as a :class:`invsolve.calibration.record.Calibration`."""
+    from .record import Calibration
     from ..io.hdf5 import read_result
 
     st = read_result(path)
@@ -78,32 +77,3 @@ def load_calibration(path: str | Path):
         holdout_coverage=d["holdout_coverage"], sampler=a.get("sampler") or {}, operator=a.get("operator") or {},
         noise=a.get("noise") or {}, model_digests=a.get("model_digests") or {}, vector=bool(a.get("vector")),
         seed=int(a.get("seed") or 0), timings=a.get("timings") or {})
-
-
-def check_matches(cal, path, sampler_spec: dict[str, Any], operator: dict[str, Any], noise: dict[str, Any],
-                  requested: dict[str, Any]) -> None:
-    """Refuse to apply calibration ``path`` to a run whose sampler, model file, operator, noise or requested
-    sampler settings (``requested``: ``{"sampler_params", "chains"}``) differ.
-
-    Raises:
-        ConfigError: naming what differs and how to fix it.
-    """
-    from ..api_calibrate import file_digest
-    from ..config import canonical
-
-    fix = "calibrate this sampler on this problem with `invsolve calibrate`, or drop --calibration"
-    name = sampler_spec.get("name")
-    if cal.sampler.get("name") != name:
-        raise ConfigError(f"--calibration {path} calibrates the {cal.sampler.get('name')!r} sampler, this run uses "
-                          f"{name!r}; {fix}")
-    for key, digest in cal.model_digests.items():
-        if file_digest(sampler_spec.get(key)) != digest:
-            raise ConfigError(f"--calibration {path} was made with another {key.replace('_', ' ')} than "
-                              f"{sampler_spec.get(key)} (its SHA-256 differs); {fix}")
-    for what, mine, theirs in (("operator", operator, cal.operator), ("noise", noise, cal.noise)):
-        if canonical(mine) != canonical(theirs):
-            raise ConfigError(f"--calibration {path} was made for the {what} {theirs}, this measurement has {mine}; {fix}")
-    theirs = cal.sampler.get("requested")
-    if theirs is not None and canonical(theirs) != canonical(requested):
-        raise ConfigError(f"--calibration {path} calibrates the sampler run with {theirs}, this run asks {requested} "
-                          f"(-S settings, --chains); {fix}")

@@ -86,11 +86,13 @@ def _check_images(images, window: int, what: str) -> None:
                           f"training window; lower -P window= or give larger images")
 
 
-def train(images, val, config, training, *, steps=None, seed=0, checkpoint_every=None, checkpoint_path=None,
-          resume=False, track=None, callback=None, dist=None) -> tuple[Any, dict[str, Any]]:
+def train(prior_cls, images, val, config, training, *, steps=None, seed=0, checkpoint_every=None,
+          checkpoint_path=None, resume=False, track=None, callback=None, dist=None) -> tuple[Any, dict[str, Any]]:
     """Fit a :class:`invsolve.priors.diffusion.DiffusionPrior` (see the module docstring).
 
     Arguments:
+        prior_cls: The prior class to fit (``DiffusionPrior``, passed in so that this loop does not import the
+            priors that call it).
         images: (N, H, W) or a list of (H, W) in [0, 1], on the target device.
         val: Validation images or None.
         config, training: :class:`DiffusionConfig`, :class:`DiffusionTraining`.
@@ -105,7 +107,6 @@ def train(images, val, config, training, *, steps=None, seed=0, checkpoint_every
         (prior, history) as the patchNR trainer's, with "levels" and "level_steps" added.
     """
     from ..distributed import Dist, LossModule
-    from ..priors.diffusion import DiffusionPrior
     from ..priors.training import _adam, _fingerprint, _restore, scheduled_lr
 
     dist, track = dist or Dist(), track or no_track
@@ -122,7 +123,7 @@ def train(images, val, config, training, *, steps=None, seed=0, checkpoint_every
     dev = images.device if isinstance(images, torch.Tensor) else images[0].device
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        prior = DiffusionPrior(config)
+        prior = prior_cls(config)
     prior.to(dev).train()
     opt = _adam(prior.parameters(), training.lr)
     settings = {"batch_size": training.batch_size, "lr": training.lr, "augment": training.augment, "seed": int(seed),

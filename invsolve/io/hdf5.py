@@ -1,21 +1,8 @@
-"""HDF5 results: the documented schema, atomic writes, and reading back.
+"""HDF5 results: the format marker, atomic writes, and reading back.
 
-Layout of an invsolve file (``format = "invsolve"``, ``format_version = 1``)::
-
-    /                      attributes:
-        format, format_version, kind ("measurement" | "reconstruction"),
-        invsolve_version, created (ISO 8601 UTC), seed, device,
-        timings (JSON: seconds per stage), source (input it came from),
-        single (true when the input was one image, not a stack),
-        operator (JSON: {"name", "params", "image_shape"}),
-        noise (JSON: {"name", ...params}),
-        method (JSON, reconstructions only: {"name", ...params})
-    /measurement           float32 (N, *range_shape)  the noisy data y
-    /ground_truth          float32 (N, H, W)          the clean images (when known)
-    /reconstruction        float32 (N, H, W)          the result (reconstructions)
-    /operator_arrays/NAME  arrays the operator needs (inpainting mask, blur kernel)
-
-A ``simulate`` output is a complete input of ``reconstruct``.
+Every invsolve file carries the root attributes ``format = "invsolve"`` and ``format_version = 1``; configs
+(dicts and lists, and the attributes in ``_JSON_ATTRS``) are stored as JSON text.  The datasets and attributes
+of each kind of result are described with their writers, in :mod:`invsolve.results.files`.
 """
 
 from __future__ import annotations

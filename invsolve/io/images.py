@@ -8,130 +8,64 @@ keeps every value in its own units.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from ..errors import DataError, ShapeError
-from .dicom import DICOM_SUFFIXES, is_dicom
-from .pictures import PICTURE_SUFFIXES
+from .files import HDF5_SUFFIXES, IMAGE_SUFFIXES, match_files, read_file, split_spec  # noqa: F401
 from .raw import RawImage, natural_key
 from .scaling import parts_to_unit, raw_values
-from .stacks import stack_parts
+from .stacks import expand_image_spec, expand_specs, folder_images, stack_parts  # noqa: F401
 
 __all__ = ["split_spec", "read_array", "read_raw_array", "read_raw", "read_images", "read_image_stack", "check_finite",
            "as_stack", "HDF5_SUFFIXES", "IMAGE_SUFFIXES", "match_files", "expand_image_spec"]
 
-#: File suffixes taken as images when a folder is given (DICOM files are also found by their preamble).
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".npy", *DICOM_SUFFIXES)
-
-HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5", ".nxs")
-_SPEC = re.compile(r"^(?P<file>.*?\.(?:h5|hdf5|hdf|he5|nxs))(?::(?P<dset>.*))?$", re.IGNORECASE)
-
-
-def split_spec(spec: str) -> tuple[Path, str | None]:
-    """Split ``file.h5:/path`` into (file, dataset); other paths get dataset None."""
-    m = _SPEC.match(str(spec))
-    if m:
-        return Path(m.group("file")), (m.group("dset") or None)
-    return Path(spec), None
-
-
-def _list_datasets(f) -> list[str]:
-    import h5py
-
-    names: list[str] = []
-    f.visititems(lambda n, o: names.append("/" + n) if isinstance(o, h5py.Dataset) else None)
-    return names
-
-
-def read_hdf5(path: Path, dataset: str | None) -> np.ndarray:
-    import h5py
-
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise DataError(f"cannot read {path} as HDF5 ({exc}); is it an HDF5 file?") from None
-    with f:
-        names = _list_datasets(f)
-        if dataset is None:
-            if len(names) != 1:
-                raise DataError(
-                    f"{path} holds {len(names)} datasets; name one as {path}:/PATH "
-                    f"(datasets: {', '.join(names) or 'none'})"
-                )
-            dataset = names[0]
-        from .h5safety import checked_get
-
-        obj = checked_get(f, dataset, f"{path}:{dataset if dataset.startswith('/') else '/' + dataset}")
-        if not isinstance(obj, h5py.Dataset):
-            raise DataError(
-                f"no dataset {dataset!r} in {path}; datasets: {', '.join(names) or 'none'}"
-            )
-        return np.asarray(obj[()])
-
-
-def _dtype_bits(arr: np.ndarray) -> int | None:
-    """The bit depth of uint8 / uint16 arrays (scaled by 255 / 65535); None keeps other values as they are."""
-    return {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(arr.dtype)
-
-
-def _raw_file(spec: str) -> RawImage:
-    """One file (or ``FILE.h5:/dataset``) as a :class:`RawImage`."""
-    path, dset = split_spec(spec)
-    if not path.exists():
-        head, sep, _ = spec.rpartition(":/")
-        if sep and Path(head).is_file():
-            raise DataError(f"{spec}: FILE:/DATASET applies to HDF5 files; give {head} without the :/... part")
-        raise DataError(f"input file not found: {path} (check the path)")
-    suffix = path.suffix.lower()
-    if suffix in HDF5_SUFFIXES:
-        arr = read_hdf5(path, dset)
-        raw = RawImage(arr, spec, "hdf5", _dtype_bits(arr), None, {"bits_from": f"{arr.dtype} data"})
-    elif suffix == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except MemoryError:
-            raise
-        except Exception as exc:
-            raise DataError(f"cannot read {path} as a NumPy array: {exc}") from None
-        raw = RawImage(arr, spec, "npy", _dtype_bits(arr), None, {"bits_from": f"{arr.dtype} data"})
-    elif suffix in (".tif", ".tiff"):
-        from .tiff import read_tiff
-
-        raw = read_tiff(path)
-    elif suffix in PICTURE_SUFFIXES:
-        from .pictures import read_picture
-
-        raw = read_picture(path)
-    elif is_dicom(path):
-        from .dicom import read_dicom
-
-        raw = read_dicom(path)
-    else:
-        raise DataError(f"unsupported input type {suffix or '(none)'} for {path}; use .h5:/dataset, .npy, .png, "
-                        ".tif or DICOM")
-    arr = np.asarray(raw.data)
-    if arr.size == 0 or arr.ndim == 0:
-        what = "a single number" if arr.ndim == 0 else f"an empty array of shape {arr.shape}"
-        raise DataError(f"{spec} holds {what}; give a file with an image, a stack or vectors in it")
-    return raw
-
-
 def _parts(spec: str) -> tuple[list[RawImage], str, bool]:
     """The raw images of one argument; a folder or glob gives its files (and True: a stack)."""
-    from .stacks import folder_images, read_raw_parts
-
     path, dset = split_spec(spec)
     if dset is None and path.is_dir():
         files = folder_images(path)
     elif dset is None and not path.exists() and any(ch in spec for ch in "*?["):
         files = sorted(match_files(spec), key=natural_key)
     else:
-        return [_raw_file(spec)], spec, False
+        return [read_file(spec)], spec, False
     source = f"{spec} ({len(files)} file{'s' * (len(files) > 1)})"
     return read_raw_parts(files, source), source, True
+
+
+def read_raw_parts(files: Sequence[str], source: str) -> list[RawImage]:
+    """Raw images of ``files``; a set of DICOM files only comes back as one series in slice order.
+
+    Arguments:
+        files: Files or ``FILE.h5:/dataset`` specs, each an image (H, W) or a stack (N, H, W).
+        source: The name of the set, for messages.
+
+    Returns:
+        The raw images, each with ``data`` (H, W) or (N, H, W), all of one (H, W).
+
+    Raises:
+        DataError: A file that does not read, or a file whose images differ in size from the first's.
+        ShapeError: A file that holds no image or stack (1-D or 4-D data).
+    """
+    from .dicom import is_dicom, read_dicom_series
+
+    if len(files) > 1 and all(is_dicom(f) for f in files):
+        return [read_dicom_series(files, source)]
+    parts = [read_raw(f) for f in files]
+    first = None
+    for p in parts:
+        if p.data.ndim not in (2, 3):
+            raise ShapeError(f"{p.source} has shape {p.data.shape} ({p.data.ndim}-D); a slice of a stack is an "
+                             "image (H, W) or a stack (N, H, W)")
+        if first is None:
+            first = p
+        if p.data.shape[-2:] != first.data.shape[-2:]:
+            (h, w), (H, W) = p.data.shape[-2:], first.data.shape[-2:]
+            raise DataError(f"{p.source} is {h}×{w}, but {first.source} is {H}×{W}; the slices of {source} must "
+                            "all be the same size (crop or resize it, or move it out of the set)")
+    return parts
 
 
 def read_raw(spec: str | Path) -> RawImage:
@@ -238,8 +172,6 @@ def read_image_stack(specs, value_range: tuple[float, float] | None = None) -> t
     Raises:
         DataError: A file that does not read, or one whose slices differ in size from the first's (named).
     """
-    from .stacks import expand_specs, read_raw_parts
-
     specs = [str(s) for s in specs]
     if len(specs) == 1:
         return read_images(specs[0], value_range)
@@ -251,29 +183,6 @@ def read_image_stack(specs, value_range: tuple[float, float] | None = None) -> t
     stack = stack_parts(parts, parts_to_unit(parts, value_range, source))
     check_finite(stack, source)
     return np.ascontiguousarray(stack, dtype=np.float32), False
-
-
-def match_files(pattern: str) -> list[str]:
-    """The files a glob pattern matches, sorted; none is an error."""
-    import glob
-
-    files = sorted(glob.glob(pattern))
-    if not files:
-        raise DataError(f"no files match {pattern!r}; check the pattern (quote it so the shell keeps it)")
-    return files
-
-
-def expand_image_spec(spec: str) -> list[str]:
-    """One image argument as a list of inputs: ``FILE.h5:/stack`` or an existing file as itself, a folder as
-    its images (``IMAGE_SUFFIXES`` and DICOM files), a glob as its matches; in natural name order."""
-    from .stacks import folder_images
-
-    path, dset = split_spec(spec)
-    if dset is not None or path.exists():
-        return folder_images(path) if path.is_dir() else [spec]
-    if any(ch in spec for ch in "*?["):
-        return sorted(match_files(spec), key=natural_key)
-    return [spec]  # the reader reports the missing file
 
 
 def spec_list(specs, what: str, hint: str) -> list[str]:

@@ -1,6 +1,6 @@
 """Result files that fill up batch by batch: the outputs of batch runs over stacks.
 
-A batch output has the usual invsolve layout (:mod:`invsolve.io.hdf5`) plus::
+A batch output has the usual layout of its kind (:mod:`invsolve.results.files`) plus::
 
     /completed   uint8 (N,)   1 where the slice's results are written
     attributes:  run_fingerprint (the settings and input the run depends on),

@@ -1,14 +1,8 @@
 """Classical reconstruction methods: fbp, tv, bicubic, tikhonov."""
 
-from .base import METHODS, Method, Track, build_method, load_all, no_track
+from .base import METHODS, Method, Track, build_method, compatible_methods, load_all, no_track
 
 __all__ = ["METHODS", "Method", "Track", "build_method", "load_all", "no_track", "compatible_methods", "initial_guess"]
-
-
-def compatible_methods(operator) -> list[str]:
-    """Names of the classical methods (``map`` excluded) that accept ``operator``."""
-    load_all()
-    return [n for n, cls in METHODS.items() if cls.accepts(operator) and n != "map"]
 
 
 def initial_guess(y, operator, noise):

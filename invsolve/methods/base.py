@@ -11,7 +11,7 @@ from ..errors import OperatorError
 from ..progress import Track, no_track
 from ..registry import Registry
 
-__all__ = ["Method", "METHODS", "build_method", "Track", "no_track", "load_all"]
+__all__ = ["Method", "METHODS", "build_method", "compatible_methods", "Track", "no_track", "load_all"]
 
 
 METHODS: Registry[type["Method"]] = Registry("method")
@@ -48,7 +48,6 @@ class Method:
         if self.accepts(operator):
             return
         from ..operators.base import describe_domain
-        from . import compatible_methods
 
         if self.operators and getattr(type(operator), "kind", "") not in self.operators:
             need = f"a {' or '.join(self.operators)} operator"
@@ -109,3 +108,9 @@ def build_method(spec: dict[str, Any]) -> Method:
     name = spec.pop("name")
     cls = METHODS.get(name)
     return cls(validate_params(cls.Params, spec, f"parameters of method {name!r}"))
+
+
+def compatible_methods(operator) -> list[str]:
+    """Names of the classical methods (``map`` excluded) that accept ``operator``."""
+    load_all()
+    return [n for n, cls in METHODS.items() if cls.accepts(operator) and n != "map"]

@@ -171,5 +171,5 @@ class DiffusionPrior(Prior):
         """Train on images (N, H, W) or a list of (H, W) in [0, 1]: see :func:`invsolve.diffusion.training.train`."""
         from ..diffusion.training import train
 
-        return train(images, val, config, training, steps=steps, seed=seed, checkpoint_every=checkpoint_every,
+        return train(cls, images, val, config, training, steps=steps, seed=seed, checkpoint_every=checkpoint_every,
                      checkpoint_path=checkpoint_path, resume=resume, track=track, callback=callback, dist=dist)

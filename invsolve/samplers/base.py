@@ -20,8 +20,6 @@ a file never runs pickled code.  New samplers register a subclass of
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,31 +28,22 @@ import torch
 from torch import nn
 
 from ..config import Params, canonical, validate_params
-from ..errors import CheckpointError, ConfigError, DataError, InvsolveError, OperatorError, ShapeError
+from ..errors import ConfigError, DataError, InvsolveError, OperatorError, ShapeError
 from ..methods import no_track
 from ..registry import Registry
+from .files import (FORMAT, VERSION, check_complete, checkpoint_path, read_checkpoint,  # noqa: F401
+                    save_training, tensors_digest, training_done, write_atomic)
 from .networks import Standardizer
 
 __all__ = ["SAMPLERS", "Sampler", "TrainedSampler", "FORMAT", "VERSION", "load_sampler", "read_checkpoint",
            "load_all", "write_atomic", "checkpoint_path", "save_training", "training_done"]
 
-FORMAT = "invsolve-sampler"
-VERSION = 1
 SAMPLERS: Registry[type["Sampler"]] = Registry("sampler")
 
 
 def load_all() -> None:
     """Import every sampler module so that its registration runs."""
     from . import cflow, cfm, csnf, mmd_flow  # noqa: F401
-
-
-def tensors_digest(ckpt: dict[str, Any]) -> str:
-    """SHA-256 (hex) of a sampler file's tensors: its ``state_dict`` and operator ``arrays``."""
-    from ..io.digest import state_digest
-
-    named = {f"state_dict.{k}": v for k, v in (ckpt.get("state_dict") or {}).items()}
-    named.update({f"arrays.{k}": v for k, v in (ckpt.get("arrays") or {}).items()})
-    return state_digest(named)
 
 
 class Sampler:
@@ -94,6 +83,8 @@ class Sampler:
     #: True when :meth:`proposals` gives draws with exact log proposal densities (or path weights), so that
     #: ``sample-posterior --importance`` can resample them against the likelihood.
     exact_weights: ClassVar[bool] = False
+    #: The training record of a sampler read from its file (its source, schedule and history); empty until loaded.
+    training_state: dict[str, Any] = {}
 
     def proposals(self, y: torch.Tensor, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """n draws per measurement (B, n, *domain) and their log proposal weights log q (B·n,); only where
@@ -301,88 +292,6 @@ class Sampler:
 TrainedSampler = Sampler
 
 
-def checkpoint_path(output: str | Path) -> Path:
-    """Where the training checkpoints of the sampler file ``output`` go: ``OUTPUT.ckpt``, never the output."""
-    return Path(f"{output}.ckpt")
-
-
-def save_training(sampler: "Sampler", provenance: dict, training: dict, output: str | Path, final: bool) -> Path:
-    """Write a training state: the finished sampler to ``output`` (``training["complete"]`` true, its
-    checkpoint then removed), or a checkpoint to :func:`checkpoint_path` while training goes on."""
-    training = {**training, "complete": bool(final)}
-    path = Path(output) if final else checkpoint_path(output)
-    write_atomic(sampler.checkpoint(provenance, training), path)
-    if final:
-        checkpoint_path(output).unlink(missing_ok=True)  # the output carries the same state for a later --resume
-    return path
-
-
-def write_atomic(obj: dict, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename over it."""
-    import io
-
-    from ..io.atomic import atomic_bytes
-
-    buf = io.BytesIO()  # in memory first: a full disk is then one clean error, never a torn zip archive
-    torch.save(obj, buf)
-    return atomic_bytes(path, buf.getvalue())
-
-
-def read_checkpoint(path: str | Path, device="cpu") -> dict[str, Any]:
-    """Load a sampler file safely (``weights_only``) and check its format; DataError otherwise."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"sampler file not found: {p} (train one with `invsolve train-sampler`)")
-    unreadable = (f"{p} is not a readable sampler file (damaged, truncated or another format); "
-                  "train one with `invsolve train-sampler`")
-    if not zipfile.is_zipfile(p):  # torch.save writes zip archives; a truncated one fails here too
-        raise CheckpointError(unreadable)
-    try:
-        ckpt = torch.load(p, weights_only=True, map_location=device)
-    except pickle.UnpicklingError:
-        raise CheckpointError(f"{p} is not a readable sampler file: it holds Python objects other than tensors "
-                              "and plain data, which are never loaded; train one with `invsolve train-sampler`") from None
-    except Exception:  # a damaged archive: torch's text spans lines
-        raise CheckpointError(unreadable) from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise DataError(f"{p} is not an invsolve sampler file; train one with `invsolve train-sampler`")
-    if ckpt.get("version") != VERSION:
-        raise DataError(f"{p} has sampler-file version {ckpt.get('version')}; this invsolve reads version {VERSION} "
-                        "(retrain the sampler or upgrade invsolve)")
-    missing = [k for k in ("sampler", "config", "operator", "noise", "state_dict") if k not in ckpt]
-    if missing:
-        raise DataError(f"{p} lacks {', '.join(missing)}; the sampler file is incomplete, retrain it")
-    digest = ckpt.get("sha256")
-    if digest is not None and digest != tensors_digest(ckpt):
-        raise CheckpointError(f"{p} is damaged (checksum mismatch of its weights); retrain it with "
-                              "`invsolve train-sampler` or restore a copy")
-    return ckpt
-
-
-def training_done(ckpt: dict[str, Any]) -> tuple[int | None, int | None]:
-    """(steps trained, steps asked) of a sampler file's training state; (None, None) without one."""
-    tr = ckpt.get("training") or {}
-    steps = (tr.get("settings") or {}).get("steps") if isinstance(tr.get("settings"), dict) else None
-    step = tr.get("step")
-    return (int(step) if isinstance(step, int) else None), (int(steps) if isinstance(steps, int) else None)
-
-
-def _check_complete(ckpt: dict[str, Any], path, allow_partial: bool) -> None:
-    """Refuse (or, with ``allow_partial``, warn about) a sampler whose training stopped before its steps."""
-    step, steps = training_done(ckpt)
-    complete = (ckpt.get("training") or {}).get("complete")
-    if complete is True or step is None or steps is None or (complete is None and step >= steps):
-        return
-    if not allow_partial:
-        raise CheckpointError(f"{path} holds a sampler trained for {step} of its {steps} steps (a checkpoint of an "
-                              "unfinished run); finish it with `invsolve train-sampler ... --resume`, or pass "
-                              "--allow-partial to use it anyway")
-    import warnings
-
-    warnings.warn(f"{path} holds a sampler trained for {step} of its {steps} steps; used as it stands "
-                  "(--allow-partial)", UserWarning, stacklevel=3)
-
-
 def load_sampler(path: str | Path, device="cpu", allow_partial: bool = False) -> Sampler:
     """Load a trained sampler for :meth:`Sampler.sample`; never runs pickled code.  A file whose training
     did not complete (a checkpoint) is refused, or with ``allow_partial`` used with a warning."""
@@ -390,7 +299,7 @@ def load_sampler(path: str | Path, device="cpu", allow_partial: bool = False) ->
 
     dev = resolve_device(device)
     ckpt = read_checkpoint(path, dev)
-    _check_complete(ckpt, path, allow_partial)
+    check_complete(ckpt, path, allow_partial)
     load_all()
     try:
         cls = SAMPLERS.get(ckpt["sampler"])

@@ -100,10 +100,9 @@ def importance_weigher(smp, measurement, importance: int, dev):
     """``weigh(y, n, generator) -> (samples, ess)`` for ``sample-posterior --importance``: a vector cflow's
     proposals resampled against the likelihood of ``measurement`` (an :class:`invsolve.api.Measurement`) and the
     sampler's training prior (else the operator's own box)."""
-    from ..api_samplers import training_prior
     from ..mcmc import resolve_prior_spec
     from ..noise import build_noise
-    from .priors import build_prior
+    from .priors import build_prior, training_prior
 
     if importance < 1:
         raise OperatorError(f"--importance takes the proposals per kept sample (at least 1), got {importance}")

@@ -14,7 +14,7 @@ from pydantic import Field
 from ..config import Params, validate_params
 from ..errors import ConfigError
 
-__all__ = ["VectorPrior", "UniformPrior", "GaussianPrior", "MixturePrior", "PRIORS", "build_prior"]
+__all__ = ["VectorPrior", "UniformPrior", "GaussianPrior", "MixturePrior", "PRIORS", "build_prior", "training_prior"]
 
 
 class VectorPrior:
@@ -177,3 +177,13 @@ def build_prior(spec: dict[str, Any]) -> VectorPrior:
         raise ConfigError(f"prior {name!r} needs the dimension: give --dim d (got {dim!r})")
     cls = PRIORS[name]
     return cls(validate_params(cls.Params, spec, f"parameters of prior {name!r}"), dim)
+
+
+def training_prior(sampler) -> VectorPrior | None:
+    """The vector prior a loaded trained sampler was trained with (None for image samplers).
+
+    Arguments:
+        sampler: A :class:`invsolve.samplers.base.TrainedSampler` read from its file.
+    """
+    src = (sampler.training_state or {}).get("source", {})
+    return build_prior(src["prior"]) if src.get("kind") == "prior" else None

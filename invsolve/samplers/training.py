@@ -20,7 +20,7 @@ import torch
 from pydantic import Field
 
 from ..config import Params
-from .base import save_training
+from .files import save_training
 
 __all__ = ["TrainSettings", "fit", "Progress"]
 

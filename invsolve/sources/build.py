@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, ShapeError
+from ..errors import ConfigError, DataError
 from .inputs import InputSpec, hdf5_datasets, read_raw
-from .measured import MeasurementReading, check_shape, digest_ident
+from .reading import MeasurementReading, build_checked, check_shape, digest_ident, make_measurement
 
 __all__ = ["foreign_measurement"]
 
@@ -73,54 +72,6 @@ def foreign_measurement(spec: InputSpec, reading: MeasurementReading):
     return _image_measurement(spec, reading, name)
 
 
-def build_checked(name: str, params: dict[str, Any], range_shape: tuple[int, ...], reading: MeasurementReading,
-                  where: str):
-    """The operator ``name`` whose measurements have ``range_shape``: the image shape from ``--image-size``
-    or from the operator; a shape that does not fit is one line naming both."""
-    from ..config import validate_params
-    from ..operators import build_operator, operator_entry
-
-    entry = operator_entry(name)
-    p = validate_params(entry.cls.Params, {**entry.defaults, **params}, f"parameters of operator {name!r}")
-    shape = _image_size(reading) or entry.cls.image_shape_for(p, range_shape)
-    if shape is None:
-        raise ConfigError(f"operator {name!r} does not determine the image size from {where}; give --image-size H,W")
-    op = build_operator(name, params, shape)
-    if tuple(op.range_shape) != tuple(range_shape) and len(range_shape) == 1:
-        raise ShapeError(f"{where} holds vectors of {range_shape[0]} values, and operator {name!r} produces "
-                         f"{op.range_shape[0]}; give the measured vectors (N, {op.range_shape[0]}) or the operator's "
-                         "-P parameters they were measured with")
-    if tuple(op.range_shape) != tuple(range_shape):
-        raise ShapeError(f"{where} holds measurements of shape {tuple(range_shape)}, and operator {name!r} on "
-                         f"{'x'.join(map(str, shape))} gives {tuple(op.range_shape)}; give the -P parameters "
-                         "(or --image-size) it was measured with")
-    return op
-
-
-def _image_size(reading: MeasurementReading) -> tuple[int, ...] | None:
-    s = reading.image_size
-    if s is None:
-        return None
-    if len(s) == 1:
-        s = [s[0], s[0]]
-    if len(s) != 2 or min(s) < 1:
-        raise ConfigError(f"--image-size takes H,W (or one side), positive; got {s}")
-    return tuple(int(v) for v in s)
-
-
-def make_measurement(y: np.ndarray, op, reading: MeasurementReading, name: str, ident: dict, single: bool,
-                     noise: dict | None = None):
-    from ..api import Measurement, resolve_noise
-
-    from ..io.images import check_finite
-
-    check_finite(y, ident["file"] + (f":{ident['dataset']}" if ident.get("dataset") else ""))
-    spec = noise if noise is not None else resolve_noise(name, reading.noise, reading.noise_params)
-    return Measurement(measurement=np.ascontiguousarray(y, dtype=np.float32), operator=op.spec(), noise=spec,
-                       arrays=op.arrays(), single=single, source=ident["file"], seed=None, device="cpu",
-                       provenance=ident), ident
-
-
 def _image_measurement(spec: InputSpec, reading: MeasurementReading, name: str):
     """An observed image or stack (a micrograph, a masked or blurred image), scaled as input images are."""
     from ..io.images import read_images
@@ -166,7 +117,7 @@ def _vector_measurement(spec: InputSpec, reading: MeasurementReading, name: str)
 
 def _scan_noise(name: str, reading: MeasurementReading, sigma, spec: InputSpec) -> dict | None:
     """Per-point standard deviations of a scan as the Gaussian noise model's sigma (unless -N sigma is given)."""
-    from ..api import resolve_noise
+    from ..operators.noise_preset import resolve_noise
 
     if sigma is None:
         return None

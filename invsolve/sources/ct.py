@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, ShapeError
 from .inputs import InputSpec, read_raw
-from .measured import MeasurementReading, check_shape, digest_ident
+from .reading import MeasurementReading, build_checked, check_shape, digest_ident, make_measurement
 
 __all__ = ["ct_measurement"]
 
@@ -153,8 +153,6 @@ def _fit_counts(params: dict, name: str, n_angles: int, n_det: int, where: str) 
 
 def ct_measurement(spec: InputSpec, reading: MeasurementReading, name: str, raw_projections: bool):
     """A CT measurement: sinogram(s) or raw projections, with the described geometry."""
-    from .build import build_checked, make_measurement
-
     params = dict(reading.operator_params)
     if raw_projections:
         y, from_file, info = _projections(spec, reading)
@@ -189,8 +187,6 @@ def _estimate_center(y: np.ndarray, params: dict, name: str, reading: Measuremen
                      ident: dict) -> float:
     """The rotation axis from the middle sinograms of the stack; reported on stderr and in the provenance."""
     from ..functional.rotation_center import find_center
-    from .build import build_checked
-
     probe = build_checked(name, {**params, "center": None}, y.shape[1:], reading, spec.where())
     mid = len(y) // 2
     sino = y[max(0, mid - 2): mid + 3].mean(axis=0)

@@ -19,44 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from pydantic import Field, field_validator
-
-from ..config import Params
-from ..errors import ConfigError, DataError, ShapeError
-from .inputs import InputSpec, array_digest, is_invsolve_file, parse_input
+from ..errors import ConfigError, DataError
+from .inputs import InputSpec, is_invsolve_file, parse_input
+from .reading import MeasurementReading
 
 __all__ = ["MeasurementReading", "Source", "open_source"]
-
-
-class MeasurementReading(Params):
-    """How to read a measurement invsolve did not write (config keys of the same names)."""
-
-    operator: str | None = Field(None, description="operator that produced the data (ct, ct-lowdose, superres, ...)")
-    operator_params: dict[str, Any] = Field(default_factory=dict)
-    noise: str | None = None
-    noise_params: dict[str, Any] = Field(default_factory=dict)
-    image_size: list[int] | None = Field(None, description="image H W (or one side) where the operator leaves it open")
-    flats: str | None = Field(None, description="flat fields (beam, no sample): FILE.h5:/exchange/data_white, ...")
-    darks: str | None = Field(None, description="dark fields (no beam)")
-    rows: str | None = Field(None, description="detector rows START:STOP of a projection stack")
-
-    @field_validator("image_size", mode="before")
-    @classmethod
-    def _size_forms(cls, v):
-        """One side or "H,W" as the flag takes them, besides a list."""
-        if isinstance(v, int) and not isinstance(v, bool):
-            return [v]
-        if isinstance(v, str):
-            try:
-                return [int(s) for s in v.replace("x", ",").split(",") if s.strip()]
-            except ValueError:
-                raise ValueError(f"image_size {v!r} is not H,W or one side (e.g. 362 or 256,320)") from None
-        return v
-
-    def given(self) -> bool:
-        """Whether anything here describes the data (else an invsolve file is expected)."""
-        return any(v not in (None, {}, []) for v in self.model_dump().values())
 
 
 @dataclass
@@ -93,7 +60,7 @@ class Source:
     def load(self, items: slice | None = None):
         """The measurement of ``items`` (a slice of the first axis; None for all)."""
         if self.measurement is None:
-            from ..api_files import load_measurement
+            from ..results.files import load_measurement
 
             m = load_measurement(self.spec.file, items=items, operator_params=self.given_params)
             if self.noise_override is not None:
@@ -154,7 +121,7 @@ def _invsolve_source(spec: InputSpec, reading: MeasurementReading) -> Source:
         check_stored_paths(stored, meta.groups.get("operator_arrays", {}), str(spec.file), reading.operator_params)
     noise = None
     if reading.noise is not None or reading.noise_params:
-        from ..api import resolve_noise
+        from ..operators.noise_preset import resolve_noise
 
         base = meta.attrs.get("noise") or {}
         if reading.noise in (None, base.get("name")):
@@ -184,18 +151,3 @@ def _check_agrees(spec: InputSpec, stored: dict, reading: MeasurementReading) ->
         if getattr(reading, what) is not None:
             raise ConfigError(f"{spec.file} is an invsolve measurement; --{what.replace('_', '-')} applies to raw "
                               "data only (drop it)")
-
-
-def digest_ident(spec: InputSpec, arr: np.ndarray, reading: MeasurementReading) -> dict[str, Any]:
-    """Provenance of foreign data: where it came from, the SHA-256 of the array as read, the description."""
-    return {"file": str(spec.file), "dataset": spec.dataset,
-            "items": None if spec.items is None else [spec.items.start, spec.items.stop],
-            "sha256": array_digest(arr), "shape": list(arr.shape),
-            "operator_given": {"name": reading.operator, "params": reading.operator_params},
-            "noise_given": {"name": reading.noise, "params": reading.noise_params},
-            **{k: getattr(reading, k) for k in ("flats", "darks", "rows", "image_size") if getattr(reading, k)}}
-
-
-def check_shape(arr: np.ndarray, ndim: tuple[int, ...], where: str, what: str) -> None:
-    if arr.ndim not in ndim:
-        raise ShapeError(f"{where} has shape {arr.shape} ({arr.ndim}-D); expected {what}")

@@ -1,8 +1,61 @@
-"""Result files of the Python API: writing measurements, reconstructions and posteriors with their configs and
-provenance, and reading measurements back (the layout is :mod:`invsolve.io.hdf5`'s).
+"""Result files: the one description of their layout, the writers of every kind, and the reader of
+measurements.
 
-Batch runs (:mod:`invsolve.api_batch`) fill the same datasets and attributes slice by slice, so the attribute
-and dataset builders here serve both.
+Every result is an HDF5 file written atomically by :func:`invsolve.io.hdf5.write_result`.  Batch runs
+(:mod:`invsolve.api_batch`) fill the same datasets and attributes slice by slice, so the attribute and dataset
+builders here serve both.  The layout (``tests/test_layers.py`` checks it against written files)::
+
+    every file, and a measurement (kind = "measurement") has:
+        format               "invsolve"
+        format_version       1
+        kind                 "measurement" | "reconstruction" | "posterior" | "noise_estimate"
+        operator             JSON {"name", "params", "image_shape"}
+        noise                JSON {"name", ...params}
+        measurement_seed     the simulation's seed (results; absent for data invsolve did not simulate)
+        seed                 the run's seed
+        invsolve_version     version that wrote the file
+        created              ISO 8601 UTC
+        device               where the run ran
+        timings              JSON: seconds per stage
+        source               the input it came from
+        single               true when the input was one image or vector, not a stack
+        python               Python version
+        torch_version        torch version
+        input                JSON provenance of data invsolve did not write (file, dataset, SHA-256, reading)
+        /measurement         float32 (N, *range_shape)   the data y
+        /ground_truth        float32 (N, *x_shape)       the clean images (N, H, W) or vectors (N, d), when known
+        /operator_arrays     group: arrays the operator needs (mask, kernel, matrix)
+
+    a reconstruction (kind = "reconstruction") adds:
+        method               JSON {"name", ...settings}; with a prior also "prior", "prior_file", "settings"
+        /reconstruction      float32 (N, *x_shape)       the result
+        /iterations_run      float32 (N,)                iterations run per item (iterative methods)
+        /converged           float32 (N,)                1 where the stopping rule ended the run before its cap
+
+    a posterior (kind = "posterior") adds:
+        sampler              JSON: the sampler's name and settings
+        quantile_levels      JSON list of the Q levels of /quantiles
+        /reconstruction      float32 (N, *x_shape)       the posterior mean (so `evaluate` works)
+        /posterior_mean      float32 (N, *x_shape)
+        /posterior_std       float32 (N, *x_shape)       standard deviation per pixel or parameter
+        /quantiles           float32 (N, Q, *x_shape)    at quantile_levels
+        /samples             float32 (N, S, *x_shape)    only when samples are kept
+        /calibrated_quantiles float32 (N, Q, *x_shape)   conformally calibrated, at the same levels (--calibration)
+
+    a noise estimate (kind = "noise_estimate") adds:
+        method               JSON: the EM settings, the prior, the sampler and its config
+        noise_in_file        JSON: the measurement's own noise (``noise`` is the estimated mixed noise)
+        /estimate            float64 (2,)                final (a, b)
+        /a_trace             float64 (T + 1,)            a after each outer iteration (index 0: the start)
+        /b_trace             float64 (T + 1,)            b likewise
+        /elbo_trace          float64 (T,)                ELBO of the measured data (NaN where not evaluated)
+        /seconds_trace       float64 (T,)                wall time at the end of each iteration
+        /samples             float32 (N, S, d)           posterior samples under the final flow
+        /posterior_mean      float32 (N, d)
+        /posterior_std       float32 (N, d)
+
+A ``simulate`` output is a complete input of ``reconstruct``, and every result keeps the measurement it came
+from, so it is one too.
 """
 
 from __future__ import annotations
@@ -16,48 +69,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ._version import __version__
-from .config import check_seed  # noqa: F401  (the one seed check of the API, re-exported)
-from .errors import ConfigError, DataError, OperatorError
-from .operators import operator_entry
+from .._version import __version__
+from ..config import check_seed  # noqa: F401  (the one seed check of the API, re-exported)
+from ..errors import ConfigError, DataError, OperatorError
+from ..operators import operator_entry
+
+from .types import Measurement, NoiseEstimate, Posterior, Reconstruction, expect
 
 if TYPE_CHECKING:
-    from .api import Measurement, Posterior, Reconstruction
-    from .posterior import PosteriorSummary
+    from ..posterior import PosteriorSummary
 
-__all__ = ["check_path", "check_seed", "expect", "load_measurement", "posterior_attrs", "posterior_datasets",
-           "reconstruction_attrs", "save_measurement", "save_posterior", "save_reconstruction", "write_with_measurement"]
-
-
-#: What each result object is and where one comes from, for the messages of :func:`expect`.
-_ORIGIN = {
-    "Measurement": "api.simulate or api.load_measurement",
-    "Reconstruction": "api.reconstruct",
-    "Posterior": "api.sample_posterior",
-    "NoiseEstimate": "api_metrology.estimate_noise",
-}
-
-
-def expect(obj: Any, cls: type, what: str) -> None:
-    """Raise :class:`DataError` unless ``obj`` is a ``cls`` (an invsolve result object such as ``Measurement``).
-
-    Arguments:
-        obj: The object a caller passed.
-        cls: The class it must be an instance of.
-        what: The argument's name, for the message.
-    """
-    if isinstance(obj, cls):
-        return
-    name = cls.__name__
-    hint = ""
-    if isinstance(obj, np.ndarray) and name == "Measurement":
-        hint = "; wrap data with its operator by api.simulate, or read a file with api.load_measurement"
-    elif name != "Measurement" and type(obj).__name__ == "Measurement":
-        hint = f"; save a Measurement with save_measurement, or {_ORIGIN.get(name, 'the API')} it first"
-    elif isinstance(obj, (str, os.PathLike)) and name == "Measurement":
-        hint = "; read the file with api.load_measurement first"
-    raise DataError(f"{what} must be an invsolve {name} (from {_ORIGIN.get(name, 'the API')}), got "
-                    f"{type(obj).__name__}{hint}")
+__all__ = ["MEASUREMENT_KINDS", "check_path", "check_seed", "expect", "load_measurement", "posterior_attrs", "posterior_datasets",
+           "reconstruction_attrs", "reconstruction_data", "save_measurement", "save_noise_estimate", "save_posterior", "save_reconstruction", "write_with_measurement"]
 
 
 def check_path(path: Any, what: str = "path") -> Path:
@@ -91,9 +114,8 @@ def posterior_attrs(post: Posterior, timings: dict[str, float] | None = None) ->
 
 
 def save_posterior(post: Posterior, path: str | Path, overwrite: bool = False) -> Path:
-    """Write a posterior file (layout in :mod:`invsolve.posterior`)."""
-    from .api import Posterior
-
+    """Write a posterior file (the layout in this module's docstring) atomically; an existing ``path`` needs
+    ``overwrite``.  Returns the path."""
     expect(post, Posterior, "save_posterior's post")
     return write_with_measurement(path, post.measurement, posterior_datasets(post.summary), posterior_attrs(post),
                                   overwrite)
@@ -122,7 +144,7 @@ def write_with_measurement(path: str | Path, m: Measurement, data: dict[str, np.
                            overwrite: bool = False) -> Path:
     """:func:`invsolve.io.hdf5.write_result` of ``data`` plus the measurement's own datasets (``measurement``,
     ``ground_truth`` when known) and its ``operator_arrays``: what every result file carries."""
-    from .io.hdf5 import write_result
+    from ..io.hdf5 import write_result
 
     data = {**data, "measurement": m.measurement}
     if m.ground_truth is not None:
@@ -133,8 +155,6 @@ def write_with_measurement(path: str | Path, m: Measurement, data: dict[str, np.
 def save_measurement(m: Measurement, path: str | Path, overwrite: bool = False) -> Path:
     """Write a measurement (data, ground truth when known, operator arrays, configs, provenance) atomically
     to HDF5; an existing ``path`` needs ``overwrite``.  Returns the path."""
-    from .api import Measurement
-
     expect(m, Measurement, "save_measurement's m")
     attrs = {"kind": "measurement", "operator": m.operator, "noise": m.noise,
              **_provenance(m.seed, m.device, m.timings, m.source, m.single), **_input(m)}
@@ -153,8 +173,6 @@ def reconstruction_attrs(r: Reconstruction, timings: dict[str, float] | None = N
 def save_reconstruction(r: Reconstruction, path: str | Path, overwrite: bool = False) -> Path:
     """Write a reconstruction with its measurement (a complete input of ``reconstruct`` again) atomically to
     HDF5; an existing ``path`` needs ``overwrite``.  Returns the path."""
-    from .api import Reconstruction
-
     expect(r, Reconstruction, "save_reconstruction's r")
     return write_with_measurement(path, r.measurement, reconstruction_data(r), reconstruction_attrs(r), overwrite)
 
@@ -169,6 +187,25 @@ def reconstruction_data(r: Reconstruction) -> dict[str, np.ndarray]:
     return data
 
 
+def save_noise_estimate(est: NoiseEstimate, path: str | Path, overwrite: bool = False) -> Path:
+    """Write an ``estimate-noise`` output atomically (the layout in this module's docstring); an existing ``path``
+    needs ``overwrite``.  Returns the path."""
+    expect(est, NoiseEstimate, "save_noise_estimate's est")
+    m, r = est.measurement, est.result
+    smp = r.samples.astype(np.float32)
+    data = {"estimate": np.array([est.a, est.b]), "a_trace": r.a_trace, "b_trace": r.b_trace,
+            "elbo_trace": r.elbo_trace, "seconds_trace": r.seconds_trace, "samples": smp,
+            "posterior_mean": smp.mean(1), "posterior_std": smp.std(1, ddof=1) if smp.shape[1] > 1 else 0 * smp[:, 0]}
+    method = {"name": "em-deepgem", **est.settings, "prior": est.prior, "sampler": r.info["sampler"],
+              "sampler_config": r.info["sampler_config"], "best_iteration": r.best_iteration,
+              "iterations_run": r.info["iterations"]}
+    attrs = {"kind": "noise_estimate", "operator": m.operator, "noise": {"name": "mixed", "a": est.a, "b": est.b},
+             "noise_in_file": m.noise, "method": method, "measurement_seed": m.seed,
+             **_provenance(est.seed, est.device, {**m.timings, **est.timings}, m.source, m.single),
+             **({"input": m.provenance} if m.provenance else {})}
+    return write_with_measurement(path, m, data, attrs, overwrite)
+
+
 #: invsolve file kinds that carry a complete measurement (results keep the one they came from)
 MEASUREMENT_KINDS = ("measurement", "reconstruction", "posterior", "noise_estimate")
 
@@ -181,9 +218,8 @@ def load_measurement(path: str | Path, items: slice | None = None,
     (e.g. one batch).  A file path among the stored operator parameters (e.g. ``kernel_file``) whose
     contents the file does not carry is refused unless ``operator_params`` gives that same path.
     """
-    from .api import Measurement
-    from .io.hdf5 import read_result
-    from .io.images import check_finite
+    from ..io.hdf5 import read_result
+    from ..io.images import check_finite
 
     path = check_path(path, "load_measurement's path")
     if items is not None:
@@ -209,7 +245,7 @@ def load_measurement(path: str | Path, items: slice | None = None,
         operator_entry(op["name"])
     except (OperatorError, KeyError, TypeError) as exc:
         raise DataError(f"{path} was written with an operator this version does not know: {exc}") from None
-    from .operators.file_params import check_stored_paths
+    from ..operators.file_params import check_stored_paths
 
     check_stored_paths(op, st.groups.get("operator_arrays", {}), str(path), operator_params)
     shape = op.get("image_shape")
