@@ -100,7 +100,7 @@ def simulate(
                         "(H, W) image, an (N, H, W) stack or (N, d) vectors") from None
     if arr.size == 0:
         raise ShapeError(f"simulate's images are empty (shape {arr.shape}); give at least one image or vector")
-    ndim = getattr(operator_entry(operator).cls, "domain_ndim", 2)
+    ndim = operator_entry(operator).cls.domain_ndim
     if arr.ndim == ndim:
         arr, single = arr[None], True if single is None else single
     if arr.ndim != ndim + 1:
@@ -110,8 +110,7 @@ def simulate(
         raise DataError("images contain NaN or infinite values; clean or fill them first")
     dev = resolve_device(device)
     op = build_operator(operator, operator_params, arr.shape[1:]).to(dev)
-    if hasattr(op, "check_inputs"):  # e.g. gixrf: layer parameters inside their bounds and physical limits
-        op.check_inputs(arr)
+    op.check_inputs(arr)  # e.g. gixrf: layer parameters inside their bounds and physical limits
     nspec = resolve_noise(operator, noise, noise_params)
     nm = build_noise(nspec)
     gen = make_generator(seed, dev)
@@ -216,7 +215,7 @@ def reconstruct(
     if all(runs):  # an iterative method: its iterations and stopping per item
         iters = np.array([i for r in runs for i in r["iterations_run"]], dtype=np.int32)
         conv = np.array([s == "converged" for r in runs for s in r["stopped"]], dtype=bool)
-    if getattr(m, "prior", None) is not None:
+    if m.prior is not None:
         spec.update(prior=m.prior.name, prior_file=prior_file, zero_shot=zero_shot, settings=m.settings(op))
         if zero_shot:  # the flow trained on the observation: its settings and training provenance
             spec["zero_shot_training"] = {k: v for k, v in m.prior.provenance.items()
@@ -375,7 +374,7 @@ def sample_posterior(
         op = measurement.build_operator(dev)
         from .operators.base import describe_domain
 
-        if len(op.domain_shape) != 2 or not getattr(op, "linear", True):
+        if len(op.domain_shape) != 2 or not op.linear:
             raise OperatorError(f"Langevin with a patch prior needs a linear image operator, not {op.name!r} "
                                 f"({describe_domain(op.domain_shape)}); use --sampler mcmc for "
                                 "parameter vectors")

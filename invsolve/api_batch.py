@@ -35,7 +35,7 @@ import numpy as np
 from .errors import ConfigError, DataError, Interrupted
 
 __all__ = ["expand_inputs", "parse_shard", "output_paths", "BatchTask", "ReconstructTask", "PosteriorTask",
-           "SliceDone", "BatchSummary", "run_batches", "graceful_stop"]
+           "SliceDone", "BatchSummary", "StopRequest", "run_batches", "graceful_stop"]
 
 
 def expand_inputs(specs: Sequence[str], stdin: TextIO | None = None) -> list[str]:
@@ -325,14 +325,14 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
                 summary.skipped += sl.stop - sl.start
                 continue
             if should_stop is not None and should_stop():
-                raise _stopped(summary, outs)
+                raise _stopped(summary, outs, _last_signal(should_stop))
             try:
                 m = source.load(sl)
                 results, attrs, seconds = task.compute(m, b)
                 done[fi] = io.write(sl.start, results, source=source.stored(), attrs=attrs,
                                     timings={task.command: seconds})
             except KeyboardInterrupt:
-                sig = _last_signal()
+                sig = _last_signal(should_stop)
                 kept = (f"the slices completed so far are kept in {_names(outs)}; run the same command with --resume "
                         "to finish") if any(d.any() for d in done) else "no slice was complete, so nothing was written"
                 raise Interrupted(f"aborted during a batch on {sig.name}; {kept}", exit_code=128 + int(sig)) from None
@@ -350,7 +350,7 @@ def run_batches(task: BatchTask, inputs: Sequence[str | Path], output: str | Pat
         summary.complete = [bool(d.all()) for d in done]
         summary.seconds = time.perf_counter() - t0
         if should_stop is not None and should_stop():  # asked to stop during the last batch, which is written
-            sig = _last_signal()
+            sig = _last_signal(should_stop)
             raise Interrupted(f"stopped on {sig.name} after the last batch; {_names(outs)} holds every slice "
                               "this run computed", exit_code=128 + int(sig))
         return summary
@@ -360,43 +360,55 @@ def _names(outs: Sequence[Path]) -> str:
     return str(outs[0]) if len(outs) == 1 else f"{len(outs)} outputs in {outs[0].parent}"
 
 
-def _last_signal() -> signal.Signals:
-    """The signal that stopped the run (SIGINT for a plain KeyboardInterrupt, e.g. outside ``graceful_stop``)."""
-    return signal.Signals(getattr(graceful_stop, "signal", signal.SIGINT))
+def _last_signal(should_stop) -> signal.Signals:
+    """The signal that stopped the run: the one a :class:`StopRequest` received, else SIGINT (a plain
+    KeyboardInterrupt, e.g. outside ``graceful_stop``)."""
+    return should_stop.signal if isinstance(should_stop, StopRequest) else signal.SIGINT
 
 
-def _stopped(summary: BatchSummary, outs: Sequence[Path]) -> Interrupted:
-    sig = _last_signal()
+def _stopped(summary: BatchSummary, outs: Sequence[Path], sig: signal.Signals) -> Interrupted:
     return Interrupted(f"stopped after {summary.computed} slice(s) on {sig.name}; "
                        f"{_names(outs)} holds every completed slice; run the same command with --resume to finish",
                        exit_code=128 + int(sig))
 
 
+@dataclass
+class StopRequest:
+    """What :func:`graceful_stop` hands the run: call it to ask whether a signal asked to stop.
+
+    Attributes:
+        stop: A first SIGINT or SIGTERM arrived: finish the current batch, then stop.
+        at_once: Set by the caller when the batch in progress is the whole run: then the first signal aborts.
+        signal: The last signal received (SIGINT until one arrives).
+    """
+
+    stop: bool = False
+    at_once: bool = False
+    signal: signal.Signals = signal.SIGINT
+
+    def __call__(self) -> bool:
+        return self.stop
+
+
 @contextlib.contextmanager
-def graceful_stop() -> Iterator[Callable[[], bool]]:
-    """Handle SIGINT/SIGTERM by finishing the current batch: yields ``should_stop()``; setting its
-    ``at_once`` makes the first signal abort (a run of one batch has no other batch to keep).
+def graceful_stop() -> Iterator[StopRequest]:
+    """Handle SIGINT/SIGTERM by finishing the current batch: yields a :class:`StopRequest`.
 
     A second signal of either kind aborts at once (KeyboardInterrupt): a second
     Ctrl-C, or a second SIGTERM from a scheduler or ``docker stop`` that will not
     wait for a long batch.  Outside the main thread the handlers cannot be
     installed and the signals keep their usual effect.
     """
-    state = {"stop": False}
-    graceful_stop.signal = signal.SIGINT  # what an interrupt without a signal (plain KeyboardInterrupt) reports
+    request = StopRequest()
 
     def handler(signum, frame):
-        graceful_stop.signal = signum
-        if state["stop"] or should_stop.at_once:
+        request.signal = signal.Signals(signum)
+        if request.stop or request.at_once:
             raise KeyboardInterrupt
-        state["stop"] = True
-        print(f"{signal.Signals(signum).name}: finishing the current batch, then stopping "
+        request.stop = True
+        print(f"{request.signal.name}: finishing the current batch, then stopping "
               "(Ctrl-C or SIGTERM again aborts it)", file=sys.stderr, flush=True)
 
-    def should_stop() -> bool:
-        return state["stop"]
-
-    should_stop.at_once = False  # set when the batch in progress is the whole run: nothing to finish first
     old = {}
     try:
         for s in (signal.SIGINT, signal.SIGTERM):
@@ -404,7 +416,7 @@ def graceful_stop() -> Iterator[Callable[[], bool]]:
                 old[s] = signal.signal(s, handler)
             except ValueError:  # not the main thread
                 pass
-        yield should_stop
+        yield request
     finally:
         for s, h in old.items():
             signal.signal(s, h)

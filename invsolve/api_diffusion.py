@@ -109,7 +109,7 @@ def posterior_samples(prior, operator, noise, y: torch.Tensor, sampler: str, par
 
     load_all()
     cls = DIFFUSION_SAMPLERS.get(sampler)
-    if len(operator.domain_shape) != 2 or not getattr(operator, "linear", True):
+    if len(operator.domain_shape) != 2 or not operator.linear:
         raise OperatorError(f"diffusion priors sample images under a linear operator, not {operator.name!r} "
                             f"({describe_domain(operator.domain_shape)}); use --sampler mcmc for parameter vectors")
     p = validate_params(cls.Params, dict(params or {}), f"parameters of sampler {sampler!r}")

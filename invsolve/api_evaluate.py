@@ -16,11 +16,13 @@ __all__ = ["evaluate", "evaluate_vectors", "Estimate", "load_estimate", "coverag
 
 def _as_array(x: Any, what: str, ndims: tuple[int, ...], want: str, dtype=np.float32) -> np.ndarray:
     """``x`` as a finite numeric array of one of the ranks ``ndims``; ShapeError or DataError otherwise."""
-    if x is None or isinstance(x, (str, bytes)) or hasattr(x, "measurement"):
+    from .results import Measurement, NoiseEstimate, Posterior, Reconstruction
+
+    if x is None or isinstance(x, (str, bytes, Measurement, Reconstruction, Posterior, NoiseEstimate)):
         hint = ""
-        if hasattr(x, "images"):
+        if isinstance(x, Reconstruction):
             hint = "; pass its .images"
-        elif hasattr(x, "summary"):
+        elif isinstance(x, Posterior):
             hint = "; pass its .summary.mean"
         elif isinstance(x, (str, bytes)):
             hint = "; read files with load_estimate(spec).images or numpy.load"

@@ -116,7 +116,7 @@ def train_sampler(
     if crop is not None and (isinstance(crop, bool) or not isinstance(crop, numbers.Integral) or crop < 4):
         raise ConfigError(f"--crop must be an integer >= 4 that fits the training images, got {crop!r}; "
                           "e.g. --crop 64")
-    vector_op = getattr(operator_entry(operator).cls, "domain_ndim", 2) == 1
+    vector_op = operator_entry(operator).cls.domain_ndim == 1
     if vector_op and images is not None:
         raise ConfigError(f"operator {operator!r} acts on vectors; give --prior and --dim instead of --images")
     if vector_op and crop is not None:

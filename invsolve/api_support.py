@@ -52,9 +52,9 @@ def default_method(operator) -> str:
         OperatorError: for nonlinear parameter vectors (gixrf, surrogate), which have no classical
             reconstruction; their parameters come from ``sample-posterior``.
     """
-    kind = getattr(type(operator), "kind", "")
+    kind = operator.kind
     if len(operator.domain_shape) != 2:
-        if getattr(operator, "linear", True):
+        if operator.linear:
             return "tikhonov"
         raise OperatorError(f"operator {operator.name!r} is nonlinear in a {operator.domain_shape[0]}-parameter "
                             "vector and has no classical reconstruction; estimate its parameters with "
@@ -74,7 +74,7 @@ def _resolve_prior(prior, prior_file, zero_shot, measurement, op, prior_params, 
         PRIORS.get(prior)  # unknown: the error lists the valid names
 
     if zero_shot:
-        if getattr(type(op), "kind", "") != "superres":
+        if op.kind != "superres":
             raise OperatorError(f"--zero-shot needs a superres measurement, not {op.name!r}")
         if prior not in (None, "patchnr"):
             raise OperatorError("--zero-shot trains a patchnr prior; use --prior patchnr")

@@ -102,7 +102,7 @@ def langevin_sample(y, operator, noise, prior, params: LangevinParams, map_setti
 
     check_precision(params.precision, prior, "-S")
     check_patch_fit(operator.domain_shape, prior.patch_size, map_settings["padding"], "-S")
-    if hasattr(prior, "reset") and y.shape[0] > 1:
+    if prior.stateful and y.shape[0] > 1:
         # a stateful prior (WPP's dual potential ψ) starts afresh for each measurement, whose chains share it,
         # so a measurement's result does not depend on the ones sampled before it in the batch
         parts = [_chains(y[i : i + 1], operator, noise, prior, params, map_settings, levels, generator, track)
@@ -123,10 +123,9 @@ def _chains(y, operator, noise, prior, params: LangevinParams, map_settings: dic
     from .methods.patch_map import map_energy
 
     p = params
-    if hasattr(prior, "reset"):
-        prior.reset()
+    prior.reset()
     B, C = y.shape[0], p.chains
-    kind = getattr(type(operator), "kind", "")
+    kind = operator.kind
     tau = p.step_size if p.step_size is not None else PRESET_STEP.get(kind, 1e-6)
     # map_settings comes from resolve_settings(operator, prior, params): the preset with params' overrides applied
     lam, n_patches, padding = map_settings["lam"], map_settings["n_patches"], map_settings["padding"]

@@ -234,7 +234,7 @@ def resolve_prior_spec(operator, spec: dict | str | None) -> dict:
     if isinstance(spec, str):
         spec = {"name": spec}
     if spec is None:
-        spec = operator.prior_spec() if hasattr(operator, "prior_spec") else None
+        spec = operator.prior_spec()
         if spec is None:
             raise ConfigError(f"operator {operator.name!r} has no default prior; give one, e.g. "
                               "prior={\"name\": \"uniform\", \"low\": [...], \"high\": [...]}")

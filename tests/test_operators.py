@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from invsolve.errors import ConfigError, DataError, OperatorError, ShapeError
-from invsolve.operators import OPERATORS, build_operator, load_all
+from invsolve.operators import OPERATORS, LinearOperator, build_operator, load_all
 
 load_all()
 NAMES = OPERATORS.names()
@@ -29,6 +29,7 @@ def test_registry_has_the_issue_operators():
 @pytest.mark.parametrize("name", NAMES)
 def test_adjointness(name):
     op = make(name)
+    assert op.linear == isinstance(op, LinearOperator) == hasattr(op, "adjoint")
     if not op.linear:
         pytest.skip(f"{name} is nonlinear: no adjoint")
     g = torch.Generator().manual_seed(0)

@@ -32,7 +32,7 @@ def apply_scale(scale: int | None, operator: str | None, op_params: dict[str, An
     from ..errors import ConfigError
     from ..operators import operator_entry
 
-    if operator is not None and getattr(operator_entry(operator).cls, "kind", "") != "superres":
+    if operator is not None and operator_entry(operator).cls.kind != "superres":
         raise ConfigError(f"--scale applies to the superres operator, not {operator!r}; drop it")
     if op_params.get("factor", scale) != scale:
         raise ConfigError(f"--scale {scale} and -P factor={op_params['factor']} disagree; give one of them")

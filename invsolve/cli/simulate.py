@@ -57,7 +57,7 @@ def simulate(
     inputs = [run.input] if isinstance(run.input, str) else run.input
     source = ", ".join(inputs)
     check_not_input(run.output, inputs)
-    vector = getattr(operator_entry(run.operator).cls, "domain_ndim", 2) == 1
+    vector = operator_entry(run.operator).cls.domain_ndim == 1
     if run.preview:
         from ..io.preview import check_preview
 

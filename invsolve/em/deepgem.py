@@ -91,8 +91,7 @@ class EMResult:
 
 
 def _box(prior):
-    lo, hi = getattr(prior, "low", None), getattr(prior, "high", None)
-    return (lo, hi) if lo is not None else (None, None)
+    return prior.box() or (None, None)
 
 
 def _log_prior(prior, x: torch.Tensor, lam: float) -> torch.Tensor:

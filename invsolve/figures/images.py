@@ -21,7 +21,7 @@ def operator_kind(op: dict[str, Any]) -> str:
     from ..operators import operator_entry
 
     try:
-        return str(getattr(operator_entry(op.get("name", "")).cls, "kind", op.get("name", "")))
+        return str(operator_entry(op.get("name", "")).cls.kind or op.get("name", ""))
     except InvsolveError:
         return str(op.get("name", ""))
 
@@ -41,7 +41,7 @@ def draw_measurement(target, ax, s: Shown, name: str = "measurement") -> None:
     label = _measurement_label(kind, s.config("noise"))
     if kind == "ct" and y.ndim == 2:
         op = s.build_operator()
-        angles = getattr(op, "angles_deg", None) if op is not None else None
+        angles = op.angles_deg if op is not None else None
         sinogram_panel(target, ax, y, f"measurement: sinogram\n{y.shape[0]} angles × {y.shape[1]} detectors",
                        None if angles is None else np.asarray(angles, np.float64), label, name=name)
     else:

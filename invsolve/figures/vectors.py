@@ -26,7 +26,7 @@ def _axis(s: Shown, op, m: int) -> tuple[np.ndarray, str, str, list[tuple[slice,
     """x values, x label, y label and the labelled segments of a measured vector of length ``m``."""
     name = s.operator.get("name")
     params = s.operator.get("params") or {}
-    angles = getattr(op, "angles_deg", None) if op is not None else None
+    angles = op.angles_deg if op is not None else None
     if name == "gixrf" and angles is not None and m % len(angles) == 0:
         n = len(angles)
         labels = list(params.get("lines") or [])

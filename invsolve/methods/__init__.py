@@ -10,9 +10,13 @@ def initial_guess(y, operator, noise):
     for superresolution, the adjoint applied to y otherwise (the observation
     itself for inpainting and blur).  Shapes: (B, *range) -> (B, H, W)."""
     load_all()
-    kind = getattr(type(operator), "kind", "")
+    kind = operator.kind
     if kind == "ct":
         return METHODS.get("fbp")(METHODS.get("fbp").Params()).run(y, operator, noise)
     if kind == "superres":
         return METHODS.get("bicubic")(METHODS.get("bicubic").Params()).run(y, operator, noise)
+    if not operator.linear:
+        from ..errors import OperatorError
+
+        raise OperatorError(f"operator {operator.name!r} is nonlinear: it has no adjoint to start from")
     return operator.adjoint(y)

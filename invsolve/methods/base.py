@@ -30,15 +30,17 @@ class Method:
     name: ClassVar[str] = ""
     operators: ClassVar[tuple[str, ...]] = ()
     images_only: ClassVar[bool] = False
+    #: the learned prior of a MAP method (None for the classical ones)
+    prior: Any = None
     linear_only: ClassVar[bool] = False
 
     @classmethod
     def accepts(cls, operator) -> bool:
         """Whether the method can reconstruct measurements of ``operator`` (kind, domain and linearity)."""
-        kind = getattr(type(operator), "kind", "")
+        kind = operator.kind
         return ((not cls.operators or kind in cls.operators)
                 and (not cls.images_only or len(operator.domain_shape) == 2)
-                and (not cls.linear_only or bool(getattr(operator, "linear", True))))
+                and (not cls.linear_only or operator.linear))
 
     def __init__(self, params: Params):
         self.params = params
@@ -49,7 +51,7 @@ class Method:
             return
         from ..operators.base import describe_domain
 
-        if self.operators and getattr(type(operator), "kind", "") not in self.operators:
+        if self.operators and operator.kind not in self.operators:
             need = f"a {' or '.join(self.operators)} operator"
         elif self.images_only and len(operator.domain_shape) != 2:
             need = "an image operator"

@@ -132,7 +132,7 @@ def size_scaled(settings: dict, operator, zero_shot: bool = False) -> dict:
     The result records the factors as ``lam_factor`` and ``patch_factor``.
     """
     ref = REFERENCE_SIZES.get("superres" if zero_shot else operator.name,
-                              REFERENCE_SIZES.get(getattr(type(operator), "kind", "")))
+                              REFERENCE_SIZES.get(operator.kind))
     out = dict(settings)
     if ref is None:
         return out
@@ -147,7 +147,7 @@ def size_scaled(settings: dict, operator, zero_shot: bool = False) -> dict:
 def resolve_settings(operator, prior_name: str, params, zero_shot: bool = False) -> dict:
     """Preset (size-scaled unless ``params.size_scaling`` is off) overridden by the explicit ``params``
     (MAP's or Langevin's: their lam, n_patches, padding, ... where set)."""
-    s = preset_for(operator.name, getattr(type(operator), "kind", ""), prior_name, zero_shot)
+    s = preset_for(operator.name, operator.kind, prior_name, zero_shot)
     if params.size_scaling:
         s = size_scaled(s, operator, zero_shot)
     if "average" in type(params).model_fields:
@@ -258,7 +258,7 @@ class PatchMAP(Method):
         Returns the last iterate, or with ``average`` > 0 the mean of the last
         round(average · iterations) iterates (of the last window when the stopping rule ends the run early).
         """
-        if hasattr(self.prior, "reset") and y.shape[0] > 1:
+        if self.prior.stateful and y.shape[0] > 1:
             # a stateful prior (WPP's dual potential) is warm-started per image
             parts, records = [], []
             for i in range(y.shape[0]):
@@ -268,8 +268,7 @@ class PatchMAP(Method):
             if info is not None:
                 info.update(merge_records(records))
             return torch.cat(parts)
-        if hasattr(self.prior, "reset"):
-            self.prior.reset()
+        self.prior.reset()
         s = self.settings(operator)
         check_patch_fit(operator.domain_shape, self.prior.patch_size, s["padding"], "-M")
         x, rule = self._iterate(y, operator, noise, s, self._start(y, operator, noise, s["init"]), generator,

@@ -21,19 +21,6 @@ class TikhonovParams(Params):
     tol: float = Field(1e-6, gt=0, description="relative residual at which CG stops")
 
 
-def operator_norm_sq(operator, shape, dtype, device, iterations: int = 20, seed: int = 0) -> float:
-    """||A||_2^2 by power iteration on A^T A (deterministic start)."""
-    g = torch.Generator().manual_seed(seed)
-    v = torch.rand((1, *shape), generator=g, dtype=dtype).to(device)
-    v /= v.norm()
-    s = 1.0
-    for _ in range(iterations):
-        w = operator.adjoint(operator(v))
-        s = float(w.norm())
-        v = w / s
-    return s
-
-
 def conjugate_gradient(apply, b: torch.Tensor, x0: torch.Tensor, iterations: int, tol: float, track=no_track):
     """Batched CG for a symmetric positive definite ``apply``; (B, ...) tensors, per-item step sizes."""
     dims = tuple(range(1, b.dim()))
@@ -89,7 +76,7 @@ class Tikhonov(Method):
     def run(self, y, operator, noise, *, generator=None, track=no_track, info=None):
         p = self.params
         with torch.no_grad():
-            a = p.alpha * operator_norm_sq(operator, operator.domain_shape, y.dtype, y.device)
+            a = p.alpha * operator.norm_squared(y.dtype, y.device)
             if self.regularizer(operator, p.reg) == "identity":
                 def apply(x):
                     return operator.adjoint(operator(x)) + a * x

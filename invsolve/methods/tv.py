@@ -38,7 +38,7 @@ PRESET_TOL = {"ct-limited": 2e-4}
 
 def _preset(table: dict, operator, default: float) -> float:
     """The operator's entry in a preset table, by its name, then by its kind, else ``default``."""
-    return table.get(operator.name, table.get(getattr(type(operator), "kind", ""), default))
+    return table.get(operator.name, table.get(operator.kind, default))
 
 
 class TVParams(Params):

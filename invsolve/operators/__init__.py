@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import validate_params
-from .base import OPERATORS, Operator, OperatorEntry
+from .base import OPERATORS, LinearOperator, Operator, OperatorEntry
 
-__all__ = ["OPERATORS", "Operator", "OperatorEntry", "build_operator", "operator_entry", "load_all"]
+__all__ = ["OPERATORS", "LinearOperator", "Operator", "OperatorEntry", "build_operator", "operator_entry", "load_all"]
 
 _loaded = False
 

@@ -1,10 +1,11 @@
-"""Linear forward operators: the common interface.
+"""Forward operators: the common interface.
 
-An operator maps images of ``domain_shape`` (H, W) to measurements of
-``range_shape``; both ``forward`` and ``adjoint`` accept a single item or a
-batch (B, *shape) and return the same layout.  Operators are immutable: a
-parameter change builds a new operator.  ``A.T`` is the cached adjoint
-operator, and ``A.T.T is A``.
+An :class:`Operator` maps images of ``domain_shape`` (H, W), or parameter vectors (d,), to measurements of
+``range_shape``; ``forward`` accepts a single item or a batch (B, *shape) and returns the same layout.  A
+:class:`LinearOperator` adds ``adjoint``, the cached adjoint operator ``A.T`` (``A.T.T is A``) and an
+operator-norm estimate; a nonlinear operator (gixrf, surrogate) has no adjoint at all.  What an operator can do
+is declared on its class (``kind``, ``linear``, ``domain_ndim``, ``file_params``), never probed.  Operators are
+immutable: a parameter change builds a new operator.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..config import Params
 from ..errors import ShapeError
 from ..registry import Registry
 
-__all__ = ["Operator", "OperatorEntry", "OPERATORS", "check_batch", "describe_domain", "FileModeParams"]
+__all__ = ["Operator", "LinearOperator", "OperatorEntry", "OPERATORS", "check_batch", "describe_domain", "FileModeParams"]
 
 
 class FileModeParams(Params):
@@ -63,10 +64,10 @@ def check_batch(t: torch.Tensor, shape: tuple[int, ...], what: str) -> tuple[tor
 
 
 class Operator(torch.nn.Module):
-    """Base class of linear operators.
+    """Base class of forward operators, linear or not.
 
-    Subclasses set ``Params`` and implement ``_forward`` and ``_adjoint`` on
-    batches (B, *domain_shape) -> (B, *range_shape) and back.
+    Subclasses set ``Params`` and implement ``_forward`` on batches (B, *domain_shape) -> (B, *range_shape);
+    linear ones derive from :class:`LinearOperator` instead.
 
     Arguments:
         params: The validated parameter model of the operator.
@@ -76,16 +77,22 @@ class Operator(torch.nn.Module):
 
     Params: ClassVar[type[Params]] = Params
     name: str = ""
-    linear: bool = True  # nonlinear operators (gixrf, surrogate) set False and have no adjoint
+    #: the family presets and classical methods are chosen by ("ct", "superres", "inpaint", "blur", ...)
+    kind: ClassVar[str] = ""
+    #: whether the operator is linear, with an adjoint (True exactly for :class:`LinearOperator`)
+    linear: ClassVar[bool] = False
+    #: rank of the domain: image operators act on (H, W), vector operators on (d,)
+    domain_ndim: ClassVar[int] = 2
     #: parameters naming a file the operator reads -> the names of its arrays that carry that file's contents
     #: (a trailing "." matches a prefix); see :mod:`invsolve.operators.file_params`
     file_params: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: the scan angles (degrees) of an angle-resolved operator (CT, GIXRF), for figures; None for the others
+    angles_deg: np.ndarray | None = None
 
     def __init__(self, params: Params, image_shape: tuple[int, ...], arrays: dict | None = None):
         super().__init__()
         self.params = params
         self.image_shape = tuple(int(s) for s in image_shape)
-        self._T: _Adjoint | None = None
 
     # -- shapes ---------------------------------------------------------------
     @property
@@ -98,16 +105,18 @@ class Operator(torch.nn.Module):
 
     # -- application ----------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D401
-        """Apply the operator to (H, W) or (B, H, W)."""
+        """Apply the operator to (*domain_shape) or (B, *domain_shape)."""
         xb, single = check_batch(x, self.domain_shape, f"input of operator {self.name!r}")
         y = self._forward(xb)
         return y[0] if single else y
 
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        """Apply the adjoint to (*range_shape) or (B, *range_shape)."""
-        yb, single = check_batch(y, self.range_shape, f"input of the adjoint of {self.name!r}")
-        x = self._adjoint(yb)
-        return x[0] if single else x
+    def check_inputs(self, x) -> None:
+        """Refuse simulation inputs (N, *domain_shape) the operator cannot take (none by default; gixrf checks
+        its layer parameters against their bounds)."""
+
+    def prior_spec(self) -> dict[str, Any] | None:
+        """The operator's own prior box for its parameter vectors, as a vector-prior spec; None without one."""
+        return None
 
     @classmethod
     def image_shape_for(cls, params: Params, range_shape: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -124,15 +133,6 @@ class Operator(torch.nn.Module):
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
-
-    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    @property
-    def T(self) -> "_Adjoint":
-        if self._T is None:
-            self._T = _Adjoint(self)
-        return self._T
 
     # -- persistence ----------------------------------------------------------
     def spec(self) -> dict[str, Any]:
@@ -151,10 +151,66 @@ class Operator(torch.nn.Module):
         return f"{self.domain_shape} -> {self.range_shape}, {self.params!r}"
 
 
-class _Adjoint(torch.nn.Module):
-    """The adjoint of an operator, as an operator-like module (``A.T``)."""
+class LinearOperator(Operator):
+    """Base class of linear operators: ``forward``, ``adjoint`` (exact: ⟨Ax, y⟩ = ⟨x, Aᵀy⟩), the cached
+    adjoint operator ``T`` and :meth:`norm_squared`.
 
-    def __init__(self, op: Operator):
+    Subclasses implement ``_forward`` and ``_adjoint`` on batches (B, *domain_shape) -> (B, *range_shape) and
+    back.
+    """
+
+    linear: ClassVar[bool] = True
+
+    def __init__(self, params: Params, image_shape: tuple[int, ...], arrays: dict | None = None):
+        super().__init__(params, image_shape, arrays)
+        self._T: _Adjoint | None = None
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """Apply the adjoint to (*range_shape) or (B, *range_shape)."""
+        yb, single = check_batch(y, self.range_shape, f"input of the adjoint of {self.name!r}")
+        x = self._adjoint(yb)
+        return x[0] if single else x
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def T(self) -> "_Adjoint":
+        if self._T is None:
+            self._T = _Adjoint(self)
+        return self._T
+
+    def norm_squared(self, dtype=torch.float32, device="cpu", iterations: int = 20, seed: int = 0) -> float:
+        """‖A‖₂² by power iteration on AᵀA from a seeded start (:func:`operator_norm_squared`)."""
+        return operator_norm_squared(self, self.domain_shape, dtype, device, iterations, seed)
+
+
+def operator_norm_squared(operator: LinearOperator, shape: tuple[int, ...], dtype=torch.float32, device="cpu",
+                          iterations: int = 20, seed: int = 0) -> float:
+    """‖A‖₂² of a linear operator by power iteration on AᵀA, from a seeded uniform start of ``shape`` (a pure
+    function of its arguments: the same seed gives the same estimate).
+
+    References:
+        Golub and Van Loan, Matrix Computations, 4th ed. (2013), §8.2 (the power method).
+    """
+    g = torch.Generator().manual_seed(seed)
+    v = torch.rand((1, *shape), generator=g, dtype=dtype).to(device)
+    v /= v.norm()
+    s = 1.0
+    with torch.no_grad():
+        for _ in range(iterations):
+            w = operator.adjoint(operator(v))
+            s = float(w.norm())
+            if s == 0.0:
+                return 0.0
+            v = w / s
+    return s
+
+
+class _Adjoint(torch.nn.Module):
+    """The adjoint of a linear operator, as an operator-like module (``A.T``)."""
+
+    def __init__(self, op: LinearOperator):
         super().__init__()
         object.__setattr__(self, "_op", op)  # not a submodule: avoid a reference cycle in .modules()
 
@@ -167,7 +223,7 @@ class _Adjoint(torch.nn.Module):
         return self._op.domain_shape
 
     @property
-    def T(self) -> Operator:
+    def T(self) -> LinearOperator:
         return self._op
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:

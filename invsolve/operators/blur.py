@@ -11,7 +11,7 @@ from pydantic import Field
 
 from ..errors import ConfigError, ShapeError
 from ..functional.kernels import gaussian_kernel
-from .base import OPERATORS, FileModeParams, Operator, OperatorEntry
+from .base import OPERATORS, FileModeParams, LinearOperator, OperatorEntry
 
 
 class BlurParams(FileModeParams):
@@ -46,7 +46,7 @@ def _fold_circular(x: torch.Tensor, top: int, bottom: int, left: int, right: int
     return core
 
 
-class BlurOperator(Operator):
+class BlurOperator(LinearOperator):
     """y = k * x, 'same' size, with circular or zero boundary.  (B, H, W) -> (B, H, W).
 
     For an even kernel the centre is at index k // 2 - 1 (top-left of the four

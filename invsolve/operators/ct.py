@@ -13,7 +13,7 @@ from ..config import Params
 from ..errors import ConfigError
 from ..noise.poisson import MU_MAX
 from . import _astra
-from .base import OPERATORS, Operator, OperatorEntry
+from .base import OPERATORS, LinearOperator, OperatorEntry
 from .ct_geometry import angle_grid, angle_weights, check_angle_list, covered_range, fan_vectors, parallel_vectors
 
 __all__ = ["CTParams", "CTOperator"]
@@ -102,7 +102,7 @@ class CTParams(Params):
         return self
 
 
-class CTOperator(Operator):
+class CTOperator(LinearOperator):
     """The 2-D ray transform: line integrals of an image along parallel or fan-beam rays.
 
     Shapes: (B, H, W) -> (B, angles, detectors).  The image is centred on the

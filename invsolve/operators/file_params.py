@@ -43,7 +43,7 @@ def followed_paths(spec: dict[str, Any], arrays: dict | None) -> dict[str, str]:
         return {}
     names = [str(n) for n in (arrays or {})]
     out: dict[str, str] = {}
-    for key, carriers in getattr(cls, "file_params", {}).items():
+    for key, carriers in cls.file_params.items():
         value = params.get(key)
         if value in (None, "") or _embedded(names, carriers):
             continue

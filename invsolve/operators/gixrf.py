@@ -160,7 +160,6 @@ class GixrfOperator(Operator):
 
     Params = GixrfParams
     kind = "gixrf"
-    linear = False
     domain_ndim = 1
 
     def __init__(self, params: GixrfParams, image_shape, arrays=None):
@@ -300,8 +299,6 @@ class GixrfOperator(Operator):
             outs.append((R * self.gh_w).sum(-1))
         return torch.cat(outs, dim=1).to(x.dtype)
 
-    def _adjoint(self, y):
-        raise OperatorError("operator 'gixrf' is nonlinear; it has no adjoint (use gradient-based or sampling methods)")
 
 
 OPERATORS.add(

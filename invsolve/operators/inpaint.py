@@ -9,7 +9,7 @@ import torch
 from pydantic import Field
 
 from ..errors import ConfigError, ShapeError
-from .base import OPERATORS, FileModeParams, Operator, OperatorEntry
+from .base import OPERATORS, FileModeParams, LinearOperator, OperatorEntry
 
 
 class InpaintParams(FileModeParams):
@@ -50,7 +50,7 @@ def make_mask(p: InpaintParams, shape: tuple[int, int]) -> torch.Tensor:
     return torch.from_numpy((arr != 0).astype(np.float32))
 
 
-class InpaintOperator(Operator):
+class InpaintOperator(LinearOperator):
     """y = m ⊙ x with a fixed 0/1 mask m; self-adjoint.  (B, H, W) -> (B, H, W)."""
 
     Params = InpaintParams

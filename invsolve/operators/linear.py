@@ -16,9 +16,9 @@ from pydantic import Field, model_validator
 
 from ..config import Params
 from ..errors import ConfigError, ShapeError
-from .base import OPERATORS, Operator, OperatorEntry
+from .base import OPERATORS, LinearOperator, OperatorEntry
 
-__all__ = ["LinearParams", "LinearOperator", "read_matrix"]
+__all__ = ["LinearParams", "MatrixOperator", "read_matrix"]
 
 
 class LinearParams(Params):
@@ -46,7 +46,7 @@ def read_matrix(spec: str) -> np.ndarray:
     return arr
 
 
-class LinearOperator(Operator):
+class MatrixOperator(LinearOperator):
     """y = M x for vectors: (B, d) -> (B, m); the adjoint is exactly Mᵀ.
 
     ``diagonal=[a_0, ..., a_{d-1}]`` gives M = diag(a) (m = d), e.g. the
@@ -61,7 +61,6 @@ class LinearOperator(Operator):
     Params = LinearParams
     kind = "linear"
     file_params = {"matrix_file": ("matrix",)}
-    #: rank of the domain: vector operators act on (d,), image operators on (H, W).
     domain_ndim: ClassVar[int] = 1
 
     def __init__(self, params, image_shape, arrays=None):
@@ -116,7 +115,7 @@ class LinearOperator(Operator):
 OPERATORS.add(
     "linear",
     OperatorEntry(
-        LinearOperator,
+        MatrixOperator,
         {},
         noise={"name": "gaussian", "sigma": 0.1},
         summary="vectors: y = M x with M from a .npy/.h5 matrix file or a diagonal (closed-form posteriors)",

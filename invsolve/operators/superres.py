@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 from ..config import Params
 from ..errors import ConfigError
 from ..functional.kernels import fold_periodic, gaussian_kernel, periodic_pad
-from .base import OPERATORS, Operator, OperatorEntry
+from .base import OPERATORS, LinearOperator, OperatorEntry
 
 
 class SuperresParams(Params):
@@ -42,7 +42,7 @@ class SuperresParams(Params):
         return self
 
 
-class SuperresOperator(Operator):
+class SuperresOperator(LinearOperator):
     """y = (k * x)[s i + j0, s j + j0]: blur with a k×k Gaussian, keep every s-th pixel.
 
     Shapes: (B, H, W) -> (B, h, w) with h = H / s (``periodic``; H must be a

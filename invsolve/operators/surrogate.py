@@ -33,7 +33,7 @@ from pydantic import Field
 from torch import nn
 
 from ..config import Params
-from ..errors import ConfigError, DataError, OperatorError, ShapeError
+from ..errors import ConfigError, DataError, ShapeError
 from .base import OPERATORS, Operator, OperatorEntry
 
 __all__ = ["SurrogateParams", "SurrogateOperator", "shared_data_dir", "build_mlp"]
@@ -115,7 +115,6 @@ class SurrogateOperator(Operator):
 
     Params = SurrogateParams
     kind = "surrogate"
-    linear = False
     file_params = {"model": ("torchscript", "state.")}
     domain_ndim = 1
 
@@ -237,8 +236,6 @@ class SurrogateOperator(Operator):
             return cache(x)
         return self.net(x.to(self._dtype)).to(x.dtype)
 
-    def _adjoint(self, y):
-        raise OperatorError("operator 'surrogate' is nonlinear; it has no adjoint (use gradient-based or sampling methods)")
 
     def arrays(self) -> dict[str, np.ndarray]:
         if not self.params.store_weights:

@@ -80,11 +80,17 @@ class Prior(nn.Module):
     kind: ClassVar[str] = "patch"
     #: Whether its training takes checkpoints, ``--resume`` and torchrun (data parallel).
     checkpoints: ClassVar[bool] = False
+    #: Whether it holds per-measurement state (WPP's dual potential) that :meth:`reset` clears: MAP and Langevin
+    #: then run one measurement at a time, each from a fresh state.
+    stateful: ClassVar[bool] = False
 
     def __init__(self, config: Params | None = None):
         super().__init__()
         self.config = config if config is not None else self.Config()
         self.provenance: dict[str, Any] = {}
+
+    def reset(self) -> None:
+        """Clear per-measurement state before a new measurement (nothing for stateless priors)."""
 
     def freeze(self) -> "Prior":
         """Evaluation mode, no gradients for the prior's own parameters (for MAP / sampling)."""

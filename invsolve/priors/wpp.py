@@ -88,6 +88,8 @@ class WPP(PatchPrior):
     def after_load(self) -> None:
         self.reset()
 
+    stateful = True
+
     def reset(self) -> None:
         """Set ψ and its Adam state to zero (the next call starts the dual afresh)."""
         m = self.reference.shape[0]

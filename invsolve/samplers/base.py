@@ -83,6 +83,9 @@ class Sampler:
     #: True when :meth:`proposals` gives draws with exact log proposal densities (or path weights), so that
     #: ``sample-posterior --importance`` can resample them against the likelihood.
     exact_weights: ClassVar[bool] = False
+    #: the arithmetic of the network evaluations when sampling (:meth:`configure` resolves it) and why
+    precision: str = "fp32"
+    precision_reason: str = ""
     #: The training record of a sampler read from its file (its source, schedule and history); empty until loaded.
     training_state: dict[str, Any] = {}
 
@@ -139,7 +142,7 @@ class Sampler:
         """The image x₀(y) (B, H, W) used as condition and residual base; None for vectors."""
         if self.vector:
             return None
-        if getattr(self.config, "condition", "guess") == "adjoint":
+        if self.config.condition == "adjoint":
             return self.operator.adjoint(y)
         from ..methods import initial_guess
 
@@ -149,7 +152,7 @@ class Sampler:
         return self.net["cstd"](y) if self.vector else self.net["cstd"](x0)[:, None]
 
     def _residual(self) -> bool:
-        return not self.vector and bool(getattr(self.config, "residual", True))
+        return not self.vector and bool(self.config.residual)
 
     def to_work(self, x: torch.Tensor, x0: torch.Tensor | None) -> torch.Tensor:
         if self.vector:
@@ -195,7 +198,7 @@ class Sampler:
         c = self.condition(y, x0)
         rows = torch.arange(len(y), device=self.device).repeat_interleave(n)
         out = []
-        bf16 = getattr(self, "precision", "fp32") == "bf16"
+        bf16 = self.precision == "bf16"
         for sl in track(list(torch.split(rows, self.chunk_rows)), f"sampling ({self.name})", hint="--num-samples N"):
             # bf16 covers the network evaluations only; the sampler's state, the
             # standardisation and the initial guess stay float32

@@ -235,7 +235,7 @@ class ConditionalSNF(Sampler):
 
     @classmethod
     def train(cls, sampler, source, settings, output, resume=None, progress=None, provenance=None, dist=None):
-        prior = getattr(source, "prior", None)
+        prior = source.prior
         if prior is None:
             raise ConfigError("csnf trains on vector problems with a prior: give --prior and --dim")
         sampler.vprior = prior

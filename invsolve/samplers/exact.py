@@ -90,13 +90,14 @@ class ExactPosterior:
 def exact_posterior(operator, noise_spec: dict, prior) -> ExactPosterior:
     """The closed-form posterior of a ``linear`` operator, Gaussian noise and a
     Gaussian or Gaussian-mixture prior (:mod:`invsolve.samplers.priors`)."""
-    if getattr(type(operator), "kind", "") != "linear":
+    if operator.kind != "linear":
         raise OperatorError(f"the exact posterior needs the 'linear' operator, not {operator.name!r}")
     if noise_spec.get("name") != "gaussian":
         raise OperatorError(f"the exact posterior needs gaussian noise, not {noise_spec.get('name')!r}")
-    if not hasattr(prior, "as_mixture"):
+    mixture = prior.as_mixture()
+    if mixture is None:
         raise OperatorError(f"the exact posterior needs a gaussian or gmm prior, not {prior.name!r}")
-    w, m, v = prior.as_mixture()
+    w, m, v = mixture
     return ExactPosterior(w, m, v, operator.dense(), noise_spec["sigma"])
 
 

@@ -33,6 +33,11 @@ class VectorPrior:
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def as_mixture(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """(weights (K,), means (K, d), variances (K, d)) of a Gaussian or Gaussian-mixture prior, for closed-form
+        posteriors; None for other priors."""
+        return None
+
     def box(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The (low, high) corners (d,) of a prior whose support is a box, None for priors on all of R^d."""
         return None

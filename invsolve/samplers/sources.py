@@ -50,6 +50,9 @@ class ImageSource:
         files: The source names, for provenance.
     """
 
+    #: image sources have no vector prior (the prior of a :class:`PriorSource` is its ``prior``)
+    prior = None
+
     def __init__(self, images, crop: int, operator, noise, augment: bool = True, files=None):
         if isinstance(crop, bool) or not isinstance(crop, (int, np.integer)) or crop < 4:
             raise ConfigError(f"--crop must be an integer of at least 4, got {crop!r}; e.g. --crop 64")

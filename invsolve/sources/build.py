@@ -67,7 +67,7 @@ def foreign_measurement(spec: InputSpec, reading: MeasurementReading):
         return ct_measurement(spec, reading, name, raw_projections)
     if reading.flats or reading.darks or reading.rows:
         raise ConfigError(f"--flats, --darks and --rows describe raw CT projections; operator {name!r} takes none")
-    if getattr(cls, "domain_ndim", 2) == 1:
+    if cls.domain_ndim == 1:
         return _vector_measurement(spec, reading, name)
     return _image_measurement(spec, reading, name)
 
