@@ -33,7 +33,7 @@ from .operators.noise_preset import resolve_noise
 from .api_evaluate import Estimate, coverage, evaluate, evaluate_vectors, load_estimate  # noqa: F401  (re-exported)
 from .results import (Measurement, Posterior, Reconstruction, expect, load_measurement, save_measurement,  # noqa: F401
                       save_posterior, save_reconstruction)
-from .api_support import _resolve_prior, _sampling_settings, check_result, default_method  # noqa: F401
+from .api_support import _resolve_prior, check_result, default_method  # noqa: F401
 
 __all__ = [
     "Measurement",
@@ -233,57 +233,32 @@ def reconstruct(
 
 
 def sample_posterior(
-    measurement: Measurement,
-    *,
-    sampler: str | None = None,
-    sampler_file: str | None = None,
-    prior: str | None = None,
-    prior_file: str | None = None,
-    sampler_params: dict[str, Any] | None = None,
-    num_samples: int | None = None,
-    chains: int | None = None,
-    levels: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95),
-    keep_samples: bool = False,
-    seed: int = 0,
-    device: str = "auto",
-    batch_size: int = 8,
-    track=no_track,
-    first_batch: int = 0,
-    precision: str = "auto",
-    compile: bool = False,
-    importance: int = 0,
-    allow_partial: bool = False,
-    calibration: str | None = None,
+    measurement: Measurement, *, sampler: str | None = None, sampler_file: str | None = None,
+    prior: str | None = None, prior_file: str | None = None, sampler_params: dict[str, Any] | None = None,
+    num_samples: int | None = None, chains: int | None = None,
+    levels: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95), keep_samples: bool = False, seed: int = 0,
+    device: str = "auto", batch_size: int = 8, track=no_track, first_batch: int = 0, precision: str = "auto",
+    compile: bool = False, importance: int = 0, allow_partial: bool = False, calibration: str | None = None,
 ) -> Posterior:
     """Posterior samples and their summaries for every item of ``measurement``: (N, *range_shape) data ->
     :class:`Posterior` with mean and std (N, *x_shape) (see its attributes).
 
-    Either a trained conditional sampler (``sampler_file``, from ``train-sampler``)
-    draws ``num_samples`` per measurement, or ``sampler="langevin"`` runs Langevin
-    chains on the data term plus a patch prior (``prior``, ``prior_file``).
-    Batches are seeded as in :func:`reconstruct`.  ``precision="bf16"`` and
-    ``compile`` speed up trained samplers on GPUs (see
-    :meth:`invsolve.samplers.base.Sampler.configure`); ``precision="bf16"``
-    also runs Langevin's patchNR subnets in bfloat16 (as ``-S precision=bf16``).
-    ``precision="auto"`` (the default) takes bf16 where the device computes it fast
-    (:mod:`invsolve.precision`); the result records the choice (``precision_used``).
-    ``importance=K`` (vector ``cflow`` and ``csnf`` samplers) draws K·``num_samples`` proposals per measurement and
-    keeps ``num_samples`` of them by importance resampling against the
-    measurement's likelihood and the training prior, removing the amortised
-    flow's approximation error (:mod:`invsolve.samplers.importance`); the
-    effective sample sizes are stored with the sampler settings.
-    ``calibration`` (a file from :func:`invsolve.api_calibrate.calibrate`, made for this sampler, model file,
-    operator and noise) adds ``calibrated_quantiles`` at ``levels`` to the summary: the conformally
-    recalibrated intervals (:mod:`invsolve.calibration.conformal`).
+    The arguments pick one way of sampling (:mod:`invsolve.posteriors`): a trained conditional sampler
+    (``sampler_file``, ``num_samples`` draws each; ``importance=K`` resamples K times as many proposals against the
+    likelihood, ``compile`` compiles it), Langevin chains with a patch prior (``prior``, ``prior_file``), MCMC for
+    vector problems (``sampler="mcmc"``), or a diffusion prior (``sampler`` diffpir, dps or annealed-langevin).
+    Batches are seeded as in :func:`reconstruct`.  ``precision="auto"`` takes bf16 where the device computes it
+    fast (:mod:`invsolve.precision`) and records the choice (``precision_used``).  ``calibration`` (a file from
+    :func:`invsolve.api_calibrate.calibrate` for this sampler, model file, operator and noise) adds the conformally
+    recalibrated ``calibrated_quantiles`` at ``levels`` (:mod:`invsolve.calibration.conformal`).
     """
-    from .posterior import concat_summaries, summarize_samples
-    from .precision import normalize_precision
+    from .posterior import concat_summaries
+    from .posteriors import SampleRequest, choose
 
     t0 = time.perf_counter()
     expect(measurement, Measurement, "sample_posterior's measurement")
     _check_call("sample_posterior", batch_size, sampler_params=sampler_params)
     dev = resolve_device(device)
-    y_all = np.asarray(measurement.measurement, dtype=np.float32)
     from .api_metrology import check_levels
 
     levels = check_levels(levels, allow_empty=True)
@@ -293,114 +268,12 @@ def sample_posterior(
         if not levels:
             raise ConfigError("--calibration calibrates the stored quantiles: give --quantile levels (e.g. 0.05 0.95)")
         cal = load_calibration(calibration)  # a missing or damaged file fails here, before any sampling
-    parts = []
-    from .api_diffusion import SAMPLER_NAMES as DIFFUSION_SAMPLERS
-
-    if sampler in DIFFUSION_SAMPLERS or (prior == "diffusion" and sampler is None and sampler_file is None):
-        spec = _diffusion_posterior(measurement, y_all, sampler or "diffpir", prior, prior_file, sampler_params,
-                                    num_samples, chains, levels, keep_samples, seed, dev, batch_size, track,
-                                    first_batch, allow_partial, parts)
-    elif sampler_file is None and num_samples is not None:
-        raise OperatorError("--num-samples sets the draws of a trained sampler (--sampler-file); Langevin and MCMC "
-                            "keep every thin-th state after burn-in of each chain: set --chains and -S steps=, "
-                            "burn_in=, thin= instead")
-    elif sampler_file is not None:
-        num_samples = _num_samples(num_samples, 64)
-        if prior is not None or prior_file is not None:
-            raise OperatorError("give either --sampler-file (a trained sampler) or --prior (Langevin), not both")
-        if chains is not None:
-            raise OperatorError("--chains sets Langevin and MCMC chains; a trained sampler (--sampler-file) draws "
-                                "--num-samples independent samples: drop it")
-        from .samplers import load_sampler
-        from .samplers.importance import importance_weigher
-
-        smp = load_sampler(sampler_file, dev, allow_partial).configure(precision, compile)
-        if sampler not in (None, smp.name):
-            raise OperatorError(f"{sampler_file} holds a {smp.name!r} sampler, not {sampler!r}")
-        smp.check_measurement(measurement)
-        spec = {"name": smp.name, "file": str(sampler_file), "num_samples": num_samples,
-                "precision": precision, "precision_used": smp.precision, "precision_reason": smp.precision_reason,
-                **_sampling_settings(smp, sampler_params or {}, sampler_file)}
-        weigh = importance_weigher(smp, measurement, importance, dev) if importance else None
-        ess = []
-        for k, sl in enumerate(_batches(len(y_all), batch_size)):
-            y = torch.from_numpy(y_all[sl]).to(dev)
-            gen = batch_generator(seed, first_batch + k, dev)
-            with torch.no_grad():
-                if weigh is None:
-                    xs = smp.sample(y, num_samples, generator=gen, track=track)
-                else:
-                    xs, e = weigh(y, num_samples, gen)
-                    ess += e.tolist()
-                parts.append(summarize_samples(xs, levels, keep=keep_samples))
-        if weigh is not None:
-            spec.update(importance=importance, effective_sample_size=ess)
-    elif compile or importance:
-        flag = "--compile" if compile else "--importance"
-        raise OperatorError(f"{flag} applies to trained samplers (--sampler-file); drop it for Langevin and MCMC")
-    elif normalize_precision(precision) not in ("fp32", "auto") and sampler == "mcmc":
-        raise OperatorError("--precision bf16 applies to trained samplers (--sampler-file) and to Langevin with "
-                            "the patchnr prior; MCMC evaluates likelihoods in float32")
-    elif sampler == "mcmc":
-        from .mcmc import mcmc_posterior
-
-        opts = dict(sampler_params or {})
-        if chains is not None:
-            opts["chains"] = chains
-        if keep_samples:
-            opts["keep_samples"] = True
-        import dataclasses
-
-        mprior = opts.pop("prior", None)
-        for k, sl in enumerate(_batches(len(y_all), batch_size)):
-            gt = measurement.ground_truth
-            sub = dataclasses.replace(measurement, measurement=y_all[sl], ground_truth=None if gt is None else gt[sl])
-            gen = batch_generator(seed, first_batch + k, dev)
-            parts.append(mcmc_posterior(sub, mprior, dict(opts), levels, gen, track))
-        spec = {"name": "mcmc", **parts[0].info}
-    else:
-        if (sampler or "langevin") != "langevin":
-            raise OperatorError(
-                f"sampler {sampler!r} needs --sampler-file (train one with `invsolve train-sampler`); "
-                "without a file the valid samplers are: langevin (with --prior), mcmc (vector problems), "
-                "diffpir, dps, annealed-langevin (with a diffusion --prior-file)"
-            )
-        if prior is None and prior_file is None:
-            raise OperatorError("give --sampler-file FILE, or --prior NAME --prior-file FILE for Langevin sampling")
-        from .config import validate_params
-        from .langevin import LangevinParams, check_mixing, langevin_sample, merge_info
-        from .methods.patch_map import resolve_settings
-
-        op = measurement.build_operator(dev)
-        from .operators.base import describe_domain
-
-        if len(op.domain_shape) != 2 or not op.linear:
-            raise OperatorError(f"Langevin with a patch prior needs a linear image operator, not {op.name!r} "
-                                f"({describe_domain(op.domain_shape)}); use --sampler mcmc for "
-                                "parameter vectors")
-        nm = build_noise(measurement.noise)
-        opts = {**(sampler_params or {})}
-        if chains is not None:
-            opts["chains"] = chains
-        if keep_samples:
-            opts["keep_samples"] = True
-        if "precision" not in opts:
-            opts["precision"] = precision  # the patch flow's subnets in bf16 (auto: where the device is fast)
-        params = validate_params(LangevinParams, opts, "parameters of sampler 'langevin'")
-        pr = _resolve_prior(prior, prior_file, False, measurement, op, None, seed, dev, track, {}, allow_partial)
-        if pr.kind == "score":
-            raise OperatorError(f"{prior_file} holds a diffusion prior; sample with --sampler "
-                                f"{' or '.join(DIFFUSION_SAMPLERS)} (Langevin here takes patch priors)")
-        settings = resolve_settings(op, pr.name, params)
-        spec = {"name": "langevin", "prior": pr.name, "prior_file": str(prior_file), **params.model_dump()}
-        for k, sl in enumerate(_batches(len(y_all), batch_size)):
-            y = torch.from_numpy(y_all[sl]).to(dev)
-            gen = batch_generator(seed, first_batch + k, dev)
-            parts.append(langevin_sample(y, op, nm, pr, params, settings, levels, generator=gen, track=track,
-                                         warn=False))
-        spec.update(merge_info([q.info for q in parts]))
-        check_mixing(spec, stacklevel=2)  # once for all batches
-
+    request = SampleRequest(sampler, sampler_file, prior, prior_file, dict(sampler_params or {}), num_samples, chains,
+                            tuple(levels), keep_samples, seed, precision, compile, importance, allow_partial, track)
+    way = choose(request)(measurement, request, dev)
+    parts = [way.sample(sl, batch_generator(seed, first_batch + k, dev))
+             for k, sl in enumerate(_batches(len(measurement.measurement), batch_size))]
+    spec = way.record(parts)
     summary = concat_summaries(parts)
     summary.info = {}
     fix = ("the sampler file may be damaged or its training diverged: retrain it" if sampler_file is not None else
@@ -412,39 +285,3 @@ def sample_posterior(
         summary.calibrated_quantiles, spec["calibration"] = apply_calibration(
             summary, cal, calibration, spec, measurement, requested_settings(sampler_params, chains))
     return Posterior(summary, spec, measurement, seed, str(dev), {"sample_posterior": time.perf_counter() - t0})
-
-
-def _diffusion_posterior(measurement, y_all, sampler, prior, prior_file, sampler_params, num_samples, chains, levels,
-                         keep_samples, seed, dev, batch_size, track, first_batch, allow_partial, parts) -> dict:
-    """Posterior samples under a diffusion prior, batch by batch into ``parts``; returns the sampler spec."""
-    from .api_diffusion import load_diffusion_prior, posterior_samples
-    from .posterior import summarize_samples
-
-    if prior not in (None, "diffusion"):
-        raise OperatorError(f"--sampler {sampler} samples with a diffusion prior; give --prior diffusion, not "
-                            f"{prior!r}")
-    if prior_file is None:
-        raise OperatorError(f"--sampler {sampler} needs --prior-file FILE (train one with `invsolve train-prior "
-                            "--prior diffusion`)")
-    if chains is not None:
-        raise OperatorError("--chains sets Langevin and MCMC chains; a diffusion sampler draws --num-samples "
-                            "independent samples: drop it")
-    num = _num_samples(num_samples, 16)
-    pr = load_diffusion_prior(prior_file, dev, allow_partial)
-    op = measurement.build_operator(dev)
-    nm = build_noise(measurement.noise)
-    spec: dict = {}
-    for k, sl in enumerate(_batches(len(y_all), batch_size)):
-        y = torch.from_numpy(y_all[sl]).to(dev)
-        gen = batch_generator(seed, first_batch + k, dev)
-        xs, spec = posterior_samples(pr, op, nm, y, sampler, sampler_params, num, gen, track)
-        parts.append(summarize_samples(xs.detach(), levels, keep=keep_samples))
-    return {**spec, "prior": "diffusion", "prior_file": str(prior_file), "num_samples": num}
-
-
-def _num_samples(value, default: int) -> int:
-    """``--num-samples`` of the samplers that draw independent samples: an integer of at least 1."""
-    value = default if value is None else value
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"--num-samples must be an integer of at least 1, got {value!r}")
-    return int(value)

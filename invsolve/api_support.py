@@ -1,38 +1,15 @@
 """Helpers of :mod:`invsolve.api`: the default classical method of an operator, the refusal of non-finite
-results, the prior of a ``--prior``/``--prior-file``/``--zero-shot`` run and the sampling settings of a
-trained sampler."""
+results and the prior of a ``--prior``/``--prior-file``/``--zero-shot`` run."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 
 from .errors import ConfigError, DataError, OperatorError
 
 __all__ = ["default_method", "check_result"]
-
-
-#: settings of a trained sampler that sampling may change (``-S KEY=VALUE``); the rest is fixed by training
-SAMPLING_SETTINGS = {"cfm": ("solver", "ode_steps"), "csnf": ("final_steps", "step_size")}
-
-
-def _sampling_settings(smp, params: dict[str, Any], path) -> dict[str, Any]:
-    """Apply ``-S`` sampling settings to a loaded sampler; return them for the result's provenance."""
-    from .config import validate_params
-
-    allowed = SAMPLING_SETTINGS.get(smp.name, ())
-    for key in params:
-        if key not in allowed:
-            can = f"its sampling settings: {', '.join(allowed)}" if allowed else "it has no sampling settings"
-            raise OperatorError(f"-S {key}=... does not apply to the trained {smp.name} sampler in {path} ({can}); "
-                                "other settings are fixed by `invsolve train-sampler`")
-    if not params:
-        return {}
-    cfg = validate_params(type(smp.config), {**smp.config.model_dump(), **params}, f"-S settings of {smp.name!r}")
-    smp.set_sampling(cfg)
-    return {k: getattr(cfg, k) for k in params}
 
 
 def check_result(arrays, what: str, fix: str) -> None:

@@ -83,6 +83,8 @@ class Sampler:
     #: True when :meth:`proposals` gives draws with exact log proposal densities (or path weights), so that
     #: ``sample-posterior --importance`` can resample them against the likelihood.
     exact_weights: ClassVar[bool] = False
+    #: settings that sampling may change (``sample-posterior -S KEY=VALUE``); the rest is fixed by training
+    sampling_settings: ClassVar[tuple[str, ...]] = ()
     #: the arithmetic of the network evaluations when sampling (:meth:`configure` resolves it) and why
     precision: str = "fp32"
     precision_reason: str = ""
@@ -111,7 +113,7 @@ class Sampler:
 
     def set_sampling(self, config: Params) -> None:
         """Take the sampling settings of ``config`` (a validated ``Config`` that differs from the trained one
-        only in keys of :data:`invsolve.api_support.SAMPLING_SETTINGS`)."""
+        only in keys of :attr:`sampling_settings`)."""
         self.config = config
 
     # -- description -------------------------------------------------------------

@@ -70,6 +70,7 @@ class ConditionalFlowMatching(Sampler):
     """
 
     name = "cfm"
+    sampling_settings = ("solver", "ode_steps")
     Config = CFMConfig
 
     def __init__(self, config, operator, noise):

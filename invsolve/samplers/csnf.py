@@ -74,6 +74,7 @@ class ConditionalSNF(Sampler):
     """
 
     name = "csnf"
+    sampling_settings = ("final_steps", "step_size")
     Config = CSNFConfig
     vprior = None  # the training prior (a VectorPrior), set by ``train`` and ``from_checkpoint``
 
