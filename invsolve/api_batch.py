@@ -32,6 +32,8 @@ from typing import Any, Callable, Iterator, Protocol, Sequence, TextIO
 
 import numpy as np
 
+from .posteriors.base import SampleRequest
+
 from .errors import ConfigError, DataError, Interrupted
 
 __all__ = ["expand_inputs", "parse_shard", "output_paths", "BatchTask", "ReconstructTask", "PosteriorTask",
@@ -177,48 +179,41 @@ class ReconstructTask:
 
 @dataclass
 class PosteriorTask:
-    """``sample-posterior`` on one batch; arguments as :func:`invsolve.api.sample_posterior`."""
+    """``sample-posterior`` on one batch: the run's :class:`invsolve.posteriors.SampleRequest`, and where and in
+    what batches it runs (as :func:`invsolve.api.sample_posterior`)."""
 
-    sampler: str | None = None
-    sampler_file: str | None = None
-    prior: str | None = None
-    prior_file: str | None = None
-    sampler_params: dict[str, Any] = field(default_factory=dict)
-    num_samples: int | None = None
-    chains: int | None = None
-    levels: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
-    keep_samples: bool = False
-    seed: int = 0
+    request: SampleRequest = field(default_factory=SampleRequest)
     device: str = "auto"
     batch_size: int = 8
-    track: Any = None
-    precision: str = "auto"
-    compile: bool = False
-    importance: int = 0
-    allow_partial: bool = False
     calibration: str | None = None
     command: str = "sample_posterior"
 
     @property
-    def settings(self) -> dict[str, Any]:
-        return {"sampler": self.sampler, "sampler_file": _file_id(self.sampler_file), "prior": self.prior,
-                "prior_file": _file_id(self.prior_file), "sampler_params": self.sampler_params,
-                "num_samples": self.num_samples, "chains": self.chains, "levels": list(self.levels),
-                "keep_samples": self.keep_samples, "seed": self.seed, "precision": self.precision,
-                "compile": self.compile, "importance": self.importance, "calibration": _file_id(self.calibration)}
-
-    def compute(self, m, first_batch: int):
-        from .api import sample_posterior
-        from .results.files import posterior_attrs, posterior_datasets
+    def track(self):
+        """The run's progress display (None without one)."""
         from .methods import no_track
 
-        post = sample_posterior(m, sampler=self.sampler, sampler_file=self.sampler_file, prior=self.prior,
-                                prior_file=self.prior_file, sampler_params=self.sampler_params,
-                                num_samples=self.num_samples, chains=self.chains, levels=self.levels,
-                                keep_samples=self.keep_samples, seed=self.seed, device=self.device,
-                                batch_size=self.batch_size, track=self.track or no_track, first_batch=first_batch,
-                                precision=self.precision, compile=self.compile, importance=self.importance,
-                                allow_partial=self.allow_partial, calibration=self.calibration)
+        return None if self.request.track is no_track else self.request.track
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        r = self.request
+        return {"sampler": r.sampler, "sampler_file": _file_id(r.sampler_file), "prior": r.prior,
+                "prior_file": _file_id(r.prior_file), "sampler_params": r.sampler_params,
+                "num_samples": r.num_samples, "chains": r.chains, "levels": list(r.levels),
+                "keep_samples": r.keep_samples, "seed": r.seed, "precision": r.precision,
+                "compile": r.compile, "importance": r.importance, "calibration": _file_id(self.calibration)}
+
+    def compute(self, m, first_batch: int):
+        import dataclasses
+
+        from .api import sample_posterior
+        from .methods import no_track
+        from .results.files import posterior_attrs, posterior_datasets
+
+        args = {f.name: getattr(self.request, f.name) for f in dataclasses.fields(self.request)}
+        post = sample_posterior(m, **{**args, "track": args["track"] or no_track}, device=self.device,
+                                batch_size=self.batch_size, first_batch=first_batch, calibration=self.calibration)
         attrs = {**posterior_attrs(post, dict(m.timings)), "command": "sample-posterior",
                  "batch_size": self.batch_size}
         return posterior_datasets(post.summary), attrs, post.timings["sample_posterior"]

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from invsolve import api
+from invsolve.posteriors import SampleRequest
 from invsolve.api_batch import (PosteriorTask, ReconstructTask, expand_inputs, output_paths, parse_shard,
                                 run_batches)
 from invsolve.cli import app
@@ -33,7 +34,7 @@ def vectors(tmp_path):
 
 
 def _task(seed=1):
-    return PosteriorTask(sampler="mcmc", sampler_params=dict(MCMC), seed=seed, device="cpu", batch_size=2)
+    return PosteriorTask(SampleRequest(sampler="mcmc", sampler_params=dict(MCMC), seed=seed), device="cpu", batch_size=2)
 
 
 def _read(path, name="posterior_mean"):

@@ -59,6 +59,7 @@ def sample_posterior(
     invsolve sample-posterior m.h5 --prior patchnr --prior-file prior.pt --sampler langevin --chains 4 --output post.h5
     """
     from ..api_batch import PosteriorTask
+    from ..posteriors import SampleRequest
     from ..config import parse_assignments
     from ._batch import run_batch_cli
     from ._runs import SamplePosteriorRun
@@ -72,10 +73,12 @@ def sample_posterior(
         "batch_size": batch_size, "shard": shard, "resume": resume, "precision": precision, "compile": compile,
         "importance": importance, "calibration": calibration,
     }, "sample-posterior settings")
-    task = PosteriorTask(run.sampler, run.sampler_file, run.prior, run.prior_file, run.sampler_params,
-                         run.num_samples, run.chains, tuple(run.quantiles), run.save_samples, run.seed, run.device,
-                         run.batch_size, track=make_progress(run.progress, run.quiet), precision=run.precision,
-                         compile=run.compile, importance=run.importance, allow_partial=run.allow_partial,
-                         calibration=run.calibration)
+    request = SampleRequest(
+        sampler=run.sampler, sampler_file=run.sampler_file, prior=run.prior, prior_file=run.prior_file,
+        sampler_params=run.sampler_params, num_samples=run.num_samples, chains=run.chains,
+        levels=tuple(run.quantiles), keep_samples=run.save_samples, seed=run.seed, precision=run.precision,
+        compile=run.compile, importance=run.importance, allow_partial=run.allow_partial,
+        track=make_progress(run.progress, run.quiet))
+    task = PosteriorTask(request, run.device, run.batch_size, run.calibration)
 
     run_batch_cli(task, run)

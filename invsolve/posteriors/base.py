@@ -38,7 +38,7 @@ class SampleRequest:
     sampler_params: dict[str, Any] = field(default_factory=dict)
     num_samples: int | None = None
     chains: int | None = None
-    levels: tuple[float, ...] = ()
+    levels: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
     keep_samples: bool = False
     seed: int = 0
     precision: str = "auto"
