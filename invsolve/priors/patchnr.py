@@ -31,17 +31,11 @@ from pydantic import Field
 from torch import nn
 
 from ..config import Params
+from ..flows import soft_clamp
 from ..precision import Precision
 from .base import PRIORS, PatchPrior, PriorConfig
 
 __all__ = ["PatchNR", "PatchNRConfig", "PatchNRTraining", "Coupling", "soft_clamp"]
-
-ATAN_SCALE = 0.636  # ≈ 2/π: c · 0.636 · atan(s/c) saturates just below ±c
-
-
-def soft_clamp(s: torch.Tensor, c: float) -> torch.Tensor:
-    """ŝ = c · 0.636 · atan(s / c); identity-like near 0, |ŝ| < c."""
-    return c * ATAN_SCALE * torch.atan(s / c)
 
 
 def subnet(c_in: int, c_out: int, width: int) -> nn.Sequential:

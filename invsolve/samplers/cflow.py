@@ -23,6 +23,7 @@ from torch import nn
 
 from ..config import Params
 from ..errors import ConfigError
+from ..flows import soft_clamp
 from .base import SAMPLERS, Sampler
 from .networks import MLP
 
@@ -43,10 +44,6 @@ class CFlowConfig(Params):
     residual: bool = Field(True, description="images: model x − x₀(y) instead of x")
 
 
-def _clamp(s: torch.Tensor, c: float) -> torch.Tensor:
-    return 0.636 * c * torch.atan(s / c)
-
-
 class _Coupling(nn.Module):
     """One conditional affine coupling on dim 1 after a fixed permutation of dim 1."""
 
@@ -61,7 +58,7 @@ class _Coupling(nn.Module):
 
     def _st(self, x1, h):
         s, t = self.sub(torch.cat([x1, h], dim=1)).chunk(2, dim=1)
-        return _clamp(s, self.clamp), t
+        return soft_clamp(s, self.clamp), t
 
     def forward(self, x, h):
         """x -> z direction; returns (z, log|det|) with log|det| (B,)."""
