@@ -17,8 +17,6 @@ which the zip archive itself does not (torch does not check its CRCs).
 from __future__ import annotations
 
 import json
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -268,15 +266,10 @@ def read_prior_file(path: str | Path, device: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"prior file not found: {p} ({hint})")
     unreadable = (f"{p} is not a readable invsolve prior file (damaged, truncated or another format); "
                   "train one with `invsolve train-prior` or copy it again")
-    if not zipfile.is_zipfile(p):  # torch.save writes zip archives; a truncated one fails here too
-        raise CheckpointError(unreadable)
-    try:
-        payload = torch.load(p, map_location=device, weights_only=True)
-    except pickle.UnpicklingError:
-        raise CheckpointError(f"{p} holds Python objects other than tensors and plain data; refusing to "
-                              "load it (only files written by `invsolve train-prior` load)") from None
-    except Exception:  # truncated zip, not a torch file, I/O errors: torch's text spans lines
-        raise CheckpointError(unreadable) from None
+    from ..io.torch_files import load_tensors
+
+    payload = load_tensors(p, device, unreadable, f"{p} holds Python objects other than tensors and plain data; "
+                           "refusing to load it (only files written by `invsolve train-prior` load)")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not an invsolve prior file (no format={FORMAT!r} entry); "
                               "give a file written by `invsolve train-prior`")

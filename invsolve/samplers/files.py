@@ -6,14 +6,13 @@ reads it and does not import the samplers themselves.
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import CheckpointError, DataError
+from ..io.torch_files import load_tensors
 
 __all__ = ["FORMAT", "VERSION", "checkpoint_path", "check_complete", "read_checkpoint", "save_training",
            "tensors_digest", "training_done", "write_atomic"]
@@ -65,15 +64,8 @@ def read_checkpoint(path: str | Path, device="cpu") -> dict[str, Any]:
         raise DataError(f"sampler file not found: {p} (train one with `invsolve train-sampler`)")
     unreadable = (f"{p} is not a readable sampler file (damaged, truncated or another format); "
                   "train one with `invsolve train-sampler`")
-    if not zipfile.is_zipfile(p):  # torch.save writes zip archives; a truncated one fails here too
-        raise CheckpointError(unreadable)
-    try:
-        ckpt = torch.load(p, weights_only=True, map_location=device)
-    except pickle.UnpicklingError:
-        raise CheckpointError(f"{p} is not a readable sampler file: it holds Python objects other than tensors "
-                              "and plain data, which are never loaded; train one with `invsolve train-sampler`") from None
-    except Exception:  # a damaged archive: torch's text spans lines
-        raise CheckpointError(unreadable) from None
+    ckpt = load_tensors(p, device, unreadable, f"{p} is not a readable sampler file: it holds Python objects other "
+                        "than tensors and plain data, which are never loaded; train one with `invsolve train-sampler`")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise DataError(f"{p} is not an invsolve sampler file; train one with `invsolve train-sampler`")
     if ckpt.get("version") != VERSION:
